@@ -1,0 +1,117 @@
+"""Encoders behind one interface, built by name through a registry with lazy heavy imports.
+
+Names: `minilm` (default; packaged all-MiniLM-L6-v2), `e5` (multilingual, Chinese included),
+`fake` (deterministic hashing, for tests), `auto` (by script: MiniLM for English, E5 for
+Chinese), or any sentence-transformers directory or hub name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import ConfigError
+from .base import Encoder, Role, normalize
+from .cache import CachedEncoder, EmbeddingCache
+from .fake import FakeEncoder
+from .language import detect_language
+
+__all__ = [
+    "CachedEncoder",
+    "EmbeddingCache",
+    "Encoder",
+    "EncoderSet",
+    "FakeEncoder",
+    "Role",
+    "build_encoder",
+    "build_encoder_set",
+    "detect_language",
+    "normalize",
+]
+
+
+def _minilm(device: str) -> Encoder:
+    from .sentence import packaged_minilm
+
+    return packaged_minilm(device)
+
+
+def _e5(device: str) -> Encoder:
+    from .e5 import E5Encoder
+
+    return E5Encoder()
+
+
+def _fake(device: str) -> Encoder:
+    return FakeEncoder()
+
+
+REGISTRY: dict[str, Callable[[str], Encoder]] = {"minilm": _minilm, "e5": _e5, "fake": _fake}
+_ALIASES = {"default": "minilm", "multilingual": "e5", "all-minilm-l6-v2": "minilm"}
+
+
+def build_encoder(spec: str, *, device: str = "cpu") -> Encoder:
+    """One encoder from a registry name, a local sentence-transformers directory or hub name."""
+    key = _ALIASES.get(spec.lower(), spec.lower())
+    if key in REGISTRY:
+        return REGISTRY[key](device)
+    if key == "auto":
+        raise ConfigError("'auto' chooses per text; use build_encoder_set('auto')")
+    if Path(spec).exists() or "/" in spec:
+        from .sentence import SentenceTransformerEncoder
+
+        return SentenceTransformerEncoder(spec, device=device)
+    raise ConfigError(
+        f"unknown encoder '{spec}'; choose one of {', '.join([*REGISTRY, 'auto'])}, or give a "
+        "sentence-transformers directory"
+    )
+
+
+class EncoderSet:
+    """Chooses an encoder per text language. A single encoder serves every language."""
+
+    def __init__(self, by_language: dict[str, Encoder], fallback: Encoder) -> None:
+        self.by_language = by_language
+        self.fallback = fallback
+
+    def for_language(self, language: str) -> Encoder:
+        return self.by_language.get(language, self.fallback)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted({e.name for e in [*self.by_language.values(), self.fallback]})
+
+
+def build_encoder_set(
+    spec: str, *, device: str = "cpu", cache: EmbeddingCache | None = None
+) -> EncoderSet:
+    """Build the encoders for `spec`; `auto` pairs MiniLM (English) with E5 (Chinese).
+
+    The multilingual encoder is loaded only when a Chinese text is first seen.
+    """
+
+    def wrap(enc: Encoder) -> Encoder:
+        return CachedEncoder(enc, cache) if cache is not None else enc
+
+    if spec.lower() == "auto":
+        return _LazyAutoSet(device, wrap)
+    encoder = wrap(build_encoder(spec, device=device))
+    return EncoderSet({}, encoder)
+
+
+class _LazyAutoSet(EncoderSet):
+    def __init__(self, device: str, wrap: Callable[[Encoder], Encoder]) -> None:
+        self._device = device
+        self._wrap = wrap
+        self._loaded: dict[str, Encoder] = {}
+        super().__init__({}, fallback=None)  # type: ignore[arg-type]
+
+    def for_language(self, language: str) -> Encoder:
+        key = "e5" if language == "zh" else "minilm"
+        if key not in self._loaded:
+            self._loaded[key] = self._wrap(build_encoder(key, device=self._device))
+        return self._loaded[key]
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(e.name for e in self._loaded.values()) or ["auto"]

@@ -1,0 +1,385 @@
+"""Self-contained HTML report for an :class:`~taxonomist.evaluation.EvaluationResult`.
+
+The page has no external references: styles are inline and charts are PNGs rendered with
+matplotlib (Agg) and embedded as base64 data URIs, so the file can be mailed or archived
+as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path as FsPath
+from typing import Any
+
+import numpy as np
+
+from taxonomist.evaluation import OTHER_LABEL, SEPARATOR, EvaluationResult
+
+logger = logging.getLogger(__name__)
+
+MAX_TICK_CHARS = 40
+ANNOTATE_MAX_LABELS = 12
+PER_CLASS_ROWS = 50
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+       color: #222; background: #fafafa; margin: 0; line-height: 1.45; }
+.container { max-width: 1100px; margin: 0 auto; padding: 1.5rem 2rem 3rem; background: #fff; }
+h1 { margin-top: 0; font-size: 1.7rem; }
+h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .3rem; font-size: 1.3rem; }
+h3 { font-size: 1.05rem; margin-top: 1.4rem; }
+table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .9rem; }
+th, td { border: 1px solid #ddd; padding: .3rem .6rem; text-align: left; vertical-align: top; }
+th { background: #f0f2f5; }
+tr:nth-child(even) td { background: #fafbfc; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1rem 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: .85rem; color: #555; }
+.context td:first-child { font-weight: 600; width: 12rem; }
+.muted { color: #666; font-size: .9rem; }
+"""
+
+_METRIC_NAMES = {
+    "accuracy": "Accuracy (exact path)",
+    "precision_macro": "Precision (macro)",
+    "recall_macro": "Recall (macro)",
+    "f1_macro": "F1 (macro)",
+    "precision_weighted": "Precision (weighted)",
+    "recall_weighted": "Recall (weighted)",
+    "f1_weighted": "F1 (weighted)",
+    "hierarchical_precision": "Hierarchical precision",
+    "hierarchical_recall": "Hierarchical recall",
+    "hierarchical_f1": "Hierarchical F1",
+    "ece": "Expected calibration error (15 bins)",
+    "threshold_at_precision": "Confidence threshold reaching that precision",
+}
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _metric_name(key: str, precision_target: float) -> str:
+    if key.startswith("accuracy_level_"):
+        return f"Accuracy at level {key.rsplit('_', 1)[-1]}"
+    if key == "coverage_at_precision":
+        return f"Coverage at precision \u2265 {precision_target:g}"
+    return _METRIC_NAMES.get(key, key)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "\u2013"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.3f}"
+    return str(value)
+
+
+def _table(
+    headers: Sequence[str] | None, rows: Sequence[Sequence[Any]], css_class: str = ""
+) -> str:
+    cls = f' class="{_esc(css_class)}"' if css_class else ""
+    head = (
+        "<thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in headers) + "</tr></thead>"
+        if headers
+        else ""
+    )
+    body = []
+    for row in rows:
+        cells = []
+        for v in row:
+            num = isinstance(v, (int, float, np.integer, np.floating)) or v is None
+            cells.append(f'<td class="num">{_esc(_fmt(v))}</td>' if num else f"<td>{_esc(v)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table{cls}>{head}<tbody>{''.join(body)}</tbody></table>"
+
+
+def _figure(uri: str, alt: str, caption: str = "") -> str:
+    cap = f"<figcaption>{_esc(caption)}</figcaption>" if caption else ""
+    return f'<figure><img src="{uri}" alt="{_esc(alt)}">{cap}</figure>'
+
+
+def shorten_label(label: str, max_chars: int = MAX_TICK_CHARS) -> str:
+    """Shorten a path label for a chart axis: last two segments, then at most ``max_chars``.
+
+    Args:
+        label: A path label joined by ``" > "``.
+        max_chars: Upper bound on the returned length.
+
+    Returns:
+        The shortened label; truncation keeps the end, which names the leaf.
+    """
+    short = SEPARATOR.join(label.split(SEPARATOR)[-2:])
+    if len(short) > max_chars:
+        short = "\u2026" + short[-(max_chars - 1) :]
+    return short
+
+
+def _mpl_text(text: str) -> str:
+    # Matplotlib reads a pair of '$' as mathtext; prices in category names must stay literal.
+    return text.replace("$", r"\$")
+
+
+def _pyplot() -> Any:
+    # Imported here so evaluation-only users never pay for (or configure) matplotlib.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _encode(plt: Any, fig: Any) -> str:
+    try:
+        buf = io.BytesIO()
+        # Dropping the default "Software" tag keeps even the PNG bytes free of URLs.
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _level_chart(plt: Any, per_level: list[dict[str, float]]) -> str:
+    levels = [int(r["level"]) for r in per_level]
+    x = np.arange(len(levels))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * len(levels) + 2.5), 3.4))
+    width = 0.38
+    acc = [r["accuracy"] for r in per_level]
+    f1 = [r["f1_macro"] for r in per_level]
+    ax.bar(x - width / 2, acc, width, label="accuracy", color="#4c72b0")
+    ax.bar(x + width / 2, f1, width, label="macro-F1", color="#dd8452")
+    for xs, vals in ((x - width / 2, acc), (x + width / 2, f1)):
+        for xi, v in zip(xs, vals, strict=True):
+            ax.text(xi, v + 0.01, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, [f"level {d}" for d in levels])
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("score")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8, frameon=False)
+    ax.set_title("Accuracy and macro-F1 by level")
+    return _encode(plt, fig)
+
+
+def _confusion_chart(plt: Any, labels: list[str], matrix: list[list[int]]) -> str:
+    m = np.asarray(matrix, dtype=float)
+    names = [*labels, OTHER_LABEL]
+    # An all-empty "(other)" row and column would only add a blank stripe.
+    if m.shape[0] > 1 and not m[-1, :].any() and not m[:, -1].any():
+        m, names = m[:-1, :-1], names[:-1]
+    totals = m.sum(axis=1, keepdims=True)
+    norm = np.divide(m, totals, out=np.zeros_like(m), where=totals > 0)
+    k = len(names)
+    side = min(14.0, max(5.0, 0.42 * k + 3.0))
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    ticks = [_mpl_text(shorten_label(n)) for n in names]
+    ax.set_xticks(np.arange(k), ticks, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(np.arange(k), ticks, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title("Confusion matrix (row-normalised)")
+    if k <= ANNOTATE_MAX_LABELS:
+        for i in range(k):
+            for j in range(k):
+                if norm[i, j] > 0:
+                    color = "white" if norm[i, j] > 0.5 else "#222"
+                    ax.text(
+                        j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7, color=color
+                    )
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of gold row")
+    return _encode(plt, fig)
+
+
+def _coverage_chart(plt: Any, result: EvaluationResult) -> str:
+    rows = [r for r in result.abstention if r["accuracy"] is not None]
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    ax.plot([r["coverage"] for r in rows], [r["accuracy"] for r in rows], marker="o", ms=3)
+    target = result.precision_target
+    ax.axhline(target, ls="--", lw=1, color="#888", label=f"target {target:g}")
+    cov = result.metrics.get("coverage_at_precision", 0.0)
+    if cov > 0:
+        ax.axvline(cov, ls=":", lw=1, color="#c44e52", label=f"coverage {cov:.2f}")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("coverage (share of items kept)")
+    ax.set_ylabel("accuracy on kept items")
+    ax.set_title("Accuracy vs coverage")
+    ax.legend(loc="lower left", fontsize=8)
+    return _encode(plt, fig)
+
+
+def _reliability_chart(plt: Any, result: EvaluationResult) -> str:
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    filled = [r for r in result.reliability if r["count"]]
+    lower = np.array([r["lower"] for r in filled], dtype=float)
+    upper = np.array([r["upper"] for r in filled], dtype=float)
+    acc = np.array([r["accuracy"] for r in filled], dtype=float)
+    ax.bar(
+        lower,
+        acc,
+        width=upper - lower,
+        align="edge",
+        edgecolor="#333",
+        color="#4c72b0",
+        label="accuracy",
+    )
+    ax.plot([0, 1], [0, 1], ls="--", color="#888", label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Reliability diagram")
+    # Below the axes: bars can reach any height, so no corner inside is reliably free.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
+    return _encode(plt, fig)
+
+
+def _class_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[r["category"], r["support"], r["precision"], r["recall"], r["f1"]] for r in rows]
+
+
+def render_html(
+    result: EvaluationResult,
+    *,
+    title: str = "Taxonomist evaluation",
+    context: dict[str, str] | None = None,
+) -> str:
+    """Render the evaluation as one self-contained HTML page.
+
+    Args:
+        result: What :func:`taxonomist.evaluation.evaluate` returned.
+        title: Page title and top heading.
+        context: Key/value lines shown at the top (input file, taxonomy, model, ...).
+
+    Returns:
+        The HTML document as a string.
+    """
+    plt = _pyplot()
+    target = result.precision_target
+    parts: list[str] = [f"<h1>{_esc(title)}</h1>"]
+    if context:
+        parts.append(_table(None, [[k, v] for k, v in context.items()], "context"))
+    parts.append(f'<p class="muted">{result.n} items evaluated.</p>')
+
+    parts.append("<h2>Headline metrics</h2>")
+    parts.append(
+        _table(
+            ["Metric", "Value"],
+            [[_metric_name(k, target), float(v)] for k, v in result.metrics.items()],
+        )
+    )
+
+    parts.append("<h2>Per level</h2>")
+    level_cols = ["accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted"]
+    parts.append(
+        _table(
+            [
+                "Level",
+                "Items",
+                "Accuracy",
+                "Precision (macro)",
+                "Recall (macro)",
+                "F1 (macro)",
+                "F1 (weighted)",
+            ],
+            [
+                [int(r["level"]), int(r["n"]), *(float(r[c]) for c in level_cols)]
+                for r in result.per_level
+            ],
+        )
+    )
+    parts.append(_figure(_level_chart(plt, result.per_level), "Accuracy and macro-F1 per level"))
+
+    parts.append("<h2>Confusions</h2>")
+    n_labels = len(result.confusion_labels)
+    parts.append(
+        _figure(
+            _confusion_chart(plt, result.confusion_labels, result.confusion_matrix),
+            "Row-normalised confusion matrix",
+            f"The {n_labels} most frequent gold categories (labels show the last two levels); "
+            f"everything else is pooled as {OTHER_LABEL}.",
+        )
+    )
+    parts.append("<h3>Most frequent confusions</h3>")
+    if result.top_confusions:
+        parts.append(
+            _table(
+                ["Gold", "Predicted", "Count"],
+                [[c["gold"], c["predicted"], int(c["count"])] for c in result.top_confusions],
+            )
+        )
+    else:
+        parts.append('<p class="muted">No confusions: every prediction matched its gold path.</p>')
+
+    if result.abstention:
+        parts.append("<h2>Confidence: abstention and calibration</h2>")
+        cov = result.metrics.get("coverage_at_precision", 0.0)
+        thr = result.metrics.get("threshold_at_precision", 1.0)
+        parts.append(
+            _figure(
+                _coverage_chart(plt, result),
+                "Accuracy versus coverage",
+                f"Keeping items with confidence \u2265 {thr:.3f} covers {cov:.1%} of them "
+                f"at accuracy \u2265 {target:g}."
+                if cov > 0
+                else f"No confidence threshold reaches accuracy \u2265 {target:g}.",
+            )
+        )
+        if result.reliability:
+            ece = result.metrics.get("ece")
+            cap = f"Expected calibration error (ECE): {ece:.3f}." if ece is not None else ""
+            parts.append(_figure(_reliability_chart(plt, result), "Reliability diagram", cap))
+        parts.append(
+            _table(
+                ["Threshold", "Coverage", "Accuracy"],
+                [[r["threshold"], r["coverage"], r["accuracy"]] for r in result.abstention],
+            )
+        )
+
+    parts.append("<h2>Per category</h2>")
+    headers = ["Category", "Support", "Precision", "Recall", "F1"]
+    top = result.per_class[:PER_CLASS_ROWS]
+    parts.append(f"<h3>Most frequent {len(top)} of {len(result.per_class)} categories</h3>")
+    parts.append(_table(headers, _class_rows(top)))
+    if len(result.per_class) > PER_CLASS_ROWS:
+        worst = sorted(result.per_class, key=lambda r: (r["f1"], -r["support"], r["category"]))
+        parts.append(f"<h3>Weakest {PER_CLASS_ROWS} categories by F1</h3>")
+        parts.append(_table(headers, _class_rows(worst[:PER_CLASS_ROWS])))
+
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f'<main class="container">\n{chr(10).join(parts)}\n</main>\n</body>\n</html>\n'
+    )
+
+
+def write_html(result: EvaluationResult, path: str | os.PathLike[str], **kw: Any) -> None:
+    """Render the report and write it atomically.
+
+    Args:
+        result: What :func:`taxonomist.evaluation.evaluate` returned.
+        path: Destination file; its directory must exist.
+        **kw: Passed on to :func:`render_html` (``title``, ``context``).
+    """
+    target = FsPath(path)
+    page = render_html(result, **kw)
+    # Same directory so os.replace is a rename on one filesystem: readers never see half a page.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(page)
+        # mkstemp creates 0600; a report is meant to be shared.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        FsPath(tmp).unlink(missing_ok=True)
+        raise
+    logger.info("wrote evaluation report to %s", target)

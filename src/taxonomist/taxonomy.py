@@ -1,0 +1,314 @@
+"""The category tree: ids, multilingual names, parents, full paths, depth, leaves, search.
+
+A :class:`Taxonomy` is immutable once built and is always validated on construction, so code
+that holds one never re-checks for cycles, orphans or empty names. Loaders for the file
+formats live in :mod:`taxonomist.taxonomy_loaders`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import TaxonomyError
+
+PATH_SEPARATOR = " > "
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Node:
+    """A category as a loader reads it, before the tree is linked and checked."""
+
+    id: str
+    parent_id: str | None
+    names: Mapping[str, str]  # language code -> name; "en" is the primary language
+    source: str | None = None  # where it came from ("file.tsv line 12"), for error messages
+
+
+@dataclass(frozen=True)
+class Category:
+    """One validated category of a taxonomy."""
+
+    id: str
+    name: str
+    parent_id: str | None
+    path: tuple[str, ...]
+    depth: int
+    names: Mapping[str, str] = field(default_factory=dict)
+    is_leaf: bool = True
+
+    @property
+    def path_str(self) -> str:
+        return PATH_SEPARATOR.join(self.path)
+
+
+def _norm(text: str) -> str:
+    """Case-, width- and whitespace-insensitive key for matching user-written labels."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class Taxonomy:
+    """A validated forest of categories.
+
+    Args:
+        nodes: the categories; parents may appear after their children.
+        name: a short name for messages and manifests ("shopify", "custom", ...).
+        version: the release of the taxonomy, if known.
+
+    Raises:
+        TaxonomyError: duplicate ids, unknown parents, cycles or empty names, naming the node.
+
+    Example:
+        >>> t = Taxonomy.from_paths([("Apparel", "Shirts"), ("Apparel", "Shoes")])
+        >>> t.by_path("Apparel > Shirts").depth
+        2
+    """
+
+    def __init__(self, nodes: Iterable[Node], *, name: str = "custom", version: str | None = None):
+        self.name = name
+        self.version = version
+        raw: dict[str, Node] = {}
+        for node in nodes:
+            where = f" ({node.source})" if node.source else ""
+            if not node.id:
+                raise TaxonomyError(f"a category has an empty id{where}")
+            if node.id in raw:
+                raise TaxonomyError(f"duplicate category id '{node.id}'{where}")
+            primary = node.names.get("en") or next(iter(node.names.values()), "")
+            if not primary or not primary.strip():
+                raise TaxonomyError(f"category '{node.id}' has an empty name{where}")
+            raw[node.id] = node
+        if not raw:
+            raise TaxonomyError(f"taxonomy '{name}' has no categories")
+        for node in raw.values():
+            if node.parent_id is not None and node.parent_id not in raw:
+                where = f" ({node.source})" if node.source else ""
+                raise TaxonomyError(
+                    f"category '{node.id}' names parent '{node.parent_id}', which is not in the "
+                    f"taxonomy{where}"
+                )
+        self._categories: dict[str, Category] = {}
+        self._children: dict[str | None, list[str]] = {}
+        for node in raw.values():
+            self._children.setdefault(node.parent_id, []).append(node.id)
+        # Walk from the roots: anything not reached is part of a cycle.
+        order: list[str] = []
+        stack = list(reversed(self._children.get(None, [])))
+        while stack:
+            node_id = stack.pop()
+            order.append(node_id)
+            stack.extend(reversed(self._children.get(node_id, [])))
+        if len(order) != len(raw):
+            stuck = sorted(set(raw) - set(order))
+            raise TaxonomyError(
+                f"taxonomy '{name}' has a cycle through {len(stuck)} categories, e.g. "
+                f"'{stuck[0]}' (parent '{raw[stuck[0]].parent_id}'); every chain of parents "
+                "must end at a top-level category"
+            )
+        for node_id in order:
+            node = raw[node_id]
+            primary = (node.names.get("en") or next(iter(node.names.values()))).strip()
+            parent = self._categories.get(node.parent_id) if node.parent_id else None
+            path = (parent.path if parent else ()) + (primary,)
+            self._categories[node_id] = Category(
+                id=node_id,
+                name=primary,
+                parent_id=node.parent_id,
+                path=path,
+                depth=len(path),
+                names={k: v.strip() for k, v in node.names.items() if v and v.strip()},
+                is_leaf=not self._children.get(node_id),
+            )
+        self._order = order
+        self._by_path: dict[str, str] = {}
+        self._by_norm_path: dict[str, str] = {}
+        self._by_norm_name: dict[str, list[str]] = {}
+        for cat in self._categories.values():
+            key = cat.path_str
+            if key in self._by_path:
+                raise TaxonomyError(
+                    f"two categories share the path '{key}' ('{self._by_path[key]}' and "
+                    f"'{cat.id}'); sibling names must be unique"
+                )
+            self._by_path[key] = cat.id
+            self._by_norm_path.setdefault(_norm(key), cat.id)
+            for label in {cat.name, *cat.names.values()}:
+                self._by_norm_name.setdefault(_norm(label), []).append(cat.id)
+
+    # -- construction helpers -------------------------------------------------------------
+    @classmethod
+    def from_paths(
+        cls,
+        paths: Iterable[Sequence[str]],
+        *,
+        name: str = "custom",
+        version: str | None = None,
+    ) -> Taxonomy:
+        """Build a taxonomy whose ids are the full paths; intermediate levels are implied."""
+        nodes: dict[str, Node] = {}
+        for path in paths:
+            parts = [p.strip() for p in path]
+            if not parts or any(not p for p in parts):
+                raise TaxonomyError(f"path {list(path)!r} has an empty level")
+            for depth in range(1, len(parts) + 1):
+                node_id = PATH_SEPARATOR.join(parts[:depth])
+                if node_id not in nodes:
+                    parent = PATH_SEPARATOR.join(parts[: depth - 1]) or None
+                    nodes[node_id] = Node(node_id, parent, {"en": parts[depth - 1]})
+        return cls(nodes.values(), name=name, version=version)
+
+    # -- lookup ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._categories)
+
+    def __iter__(self) -> Iterator[Category]:
+        return (self._categories[i] for i in self._order)
+
+    def __contains__(self, category_id: object) -> bool:
+        return category_id in self._categories
+
+    def get(self, category_id: str) -> Category:
+        try:
+            return self._categories[category_id]
+        except KeyError:
+            raise TaxonomyError(f"no category with id '{category_id}' in '{self.name}'") from None
+
+    def by_path(self, path: str | Sequence[str], separator: str = PATH_SEPARATOR) -> Category:
+        """Find a category by its full path, written with any spacing or letter case."""
+        parts = path.split(separator.strip()) if isinstance(path, str) else list(path)
+        key = PATH_SEPARATOR.join(p.strip() for p in parts)
+        found = self._by_path.get(key) or self._by_norm_path.get(_norm(key))
+        if found is None:
+            raise TaxonomyError(f"no category with path '{key}' in taxonomy '{self.name}'")
+        return self._categories[found]
+
+    def resolve(self, label: str, separator: str = PATH_SEPARATOR) -> Category:
+        """Resolve a label: a full path, a category id, or a name that names exactly one node.
+
+        Raises:
+            TaxonomyError: unknown or ambiguous, with the candidates when ambiguous.
+        """
+        label = label.strip()
+        if not label:
+            raise TaxonomyError("empty category label")
+        sep = separator.strip()
+        if sep and sep in label:
+            return self.by_path(label, separator)
+        if label in self._categories:
+            return self._categories[label]
+        candidates = self._by_norm_name.get(_norm(label), [])
+        if len(candidates) == 1:
+            return self._categories[candidates[0]]
+        if candidates:
+            shown = "; ".join(self._categories[c].path_str for c in candidates[:5])
+            raise TaxonomyError(
+                f"category name '{label}' is ambiguous in '{self.name}' ({len(candidates)} "
+                f"matches: {shown}); give the full path"
+            )
+        raise TaxonomyError(f"unknown category '{label}' in taxonomy '{self.name}'")
+
+    def children(self, category_id: str | None) -> list[Category]:
+        """Direct children; `None` gives the top-level categories."""
+        return [self._categories[c] for c in self._children.get(category_id, [])]
+
+    @property
+    def roots(self) -> list[Category]:
+        return self.children(None)
+
+    @property
+    def leaves(self) -> list[Category]:
+        return [c for c in self if c.is_leaf]
+
+    @property
+    def max_depth(self) -> int:
+        return max(c.depth for c in self._categories.values())
+
+    @property
+    def languages(self) -> list[str]:
+        langs: set[str] = set()
+        for cat in self._categories.values():
+            langs.update(cat.names)
+        return sorted(langs, key=lambda lang: (lang != "en", lang))
+
+    def ancestors(self, category_id: str, *, include_self: bool = True) -> list[Category]:
+        """From the top-level category down to this one."""
+        chain: list[Category] = []
+        cat: Category | None = self.get(category_id)
+        while cat is not None:
+            chain.append(cat)
+            cat = self._categories[cat.parent_id] if cat.parent_id else None
+        chain.reverse()
+        return chain if include_self else chain[:-1]
+
+    def localized_path(self, category_id: str, language: str) -> tuple[str, ...]:
+        """The path in `language`, falling back to the primary name per level."""
+        return tuple(c.names.get(language, c.name) for c in self.ancestors(category_id))
+
+    def search(self, query: str, *, limit: int = 20, language: str | None = None) -> list[Category]:
+        """Categories whose name or path matches every word of `query`, best first.
+
+        Exact name matches rank first, then name-prefix, then name-contains, then path-contains;
+        shallower categories break ties.
+        """
+        words = _norm(query).split()
+        if not words:
+            return []
+        scored: list[tuple[tuple[int, int, int], Category]] = []
+        for pos, cat in enumerate(self):
+            names = [cat.names.get(language, cat.name)] if language else list(cat.names.values())
+            names = names or [cat.name]
+            norm_names = [_norm(n) for n in names]
+            haystack = " ".join(norm_names + [_norm(cat.path_str)])
+            if not all(w in haystack for w in words):
+                continue
+            q = " ".join(words)
+            if q in norm_names:
+                rank = 0
+            elif any(n.startswith(q) for n in norm_names):
+                rank = 1
+            elif any(all(w in n for w in words) for n in norm_names):
+                rank = 2
+            else:
+                rank = 3
+            scored.append(((rank, cat.depth, pos), cat))
+        scored.sort(key=lambda item: item[0])
+        return [cat for _, cat in scored[:limit]]
+
+    # -- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "version": self.version,
+            "categories": [
+                {"id": c.id, "parent_id": c.parent_id, "names": dict(c.names)} for c in self
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Taxonomy:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise TaxonomyError(
+                f"taxonomy JSON has format_version {version!r}; this Taxonomist reads "
+                f"{FORMAT_VERSION}. Upgrade Taxonomist or re-export the taxonomy."
+            )
+        try:
+            nodes = [
+                Node(str(c["id"]), c.get("parent_id"), dict(c["names"])) for c in data["categories"]
+            ]
+        except (KeyError, TypeError) as exc:
+            raise TaxonomyError(f"taxonomy JSON is missing a field: {exc}") from None
+        return cls(nodes, name=data.get("name") or "custom", version=data.get("version"))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    def __repr__(self) -> str:
+        return f"Taxonomy(name={self.name!r}, version={self.version!r}, categories={len(self)})"
