@@ -1,0 +1,266 @@
+"""Command line: parse options, call the service layer, print results, map errors to exit codes.
+
+Heavy libraries (torch, sentence-transformers, scikit-learn) are imported inside commands so
+`taxonomist --help` starts in well under a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .data.readers import BadRow, ColumnSpec
+from .errors import TaxonomistError
+
+app = typer.Typer(
+    help="Sort products into a category taxonomy with pretrained models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+taxonomy_app = typer.Typer(
+    help="Inspect taxonomies: bundled (shopify, google) or files.", no_args_is_help=True
+)
+app.add_typer(taxonomy_app, name="taxonomy")
+
+MAX_BAD_ROWS_SHOWN = 20
+
+TaxonomyOpt = Annotated[
+    str | None,
+    typer.Option("--taxonomy", "-t", help="Bundled name (shopify, google) or a taxonomy FILE."),
+]
+IdColumn = Annotated[str, typer.Option(help="Column with product ids.")]
+TextColumns = Annotated[
+    str, typer.Option(help="Comma-separated text columns; those present are used.")
+]
+ImageColumn = Annotated[str | None, typer.Option(help="Column with image paths (none by default).")]
+LabelColumn = Annotated[str, typer.Option(help="Column with category labels.")]
+LabelSeparator = Annotated[str, typer.Option(help="Separator between levels in a label path.")]
+Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad row.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")]
+
+
+def _columns(
+    id_column: str,
+    text_columns: str,
+    image_column: str | None,
+    label_column: str,
+    label_separator: str,
+) -> ColumnSpec:
+    texts = tuple(c.strip() for c in text_columns.split(",") if c.strip())
+    return ColumnSpec(id_column, texts, image_column, label_column, label_separator)
+
+
+class _BadRowPrinter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, row: BadRow) -> None:
+        self.count += 1
+        if self.count <= MAX_BAD_ROWS_SHOWN:
+            typer.echo(f"skipped: {row}", err=True)
+
+    def finish(self) -> None:
+        if self.count > MAX_BAD_ROWS_SHOWN:
+            typer.echo(f"... and {self.count - MAX_BAD_ROWS_SHOWN} more bad rows", err=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    # library chatter (weight-loading bars, deprecation notices) is not for our users
+    for name in ("sentence_transformers", "transformers", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def classify(
+    input: Annotated[Path, typer.Argument(help="Products: .csv, .tsv, .jsonl or .parquet.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .csv, .jsonl or .parquet.")],
+    taxonomy: TaxonomyOpt = "shopify",
+    encoder: Annotated[
+        str,
+        typer.Option(
+            help="auto (MiniLM for English, multilingual E5 for Chinese), minilm, e5, fake, "
+            "or a sentence-transformers directory."
+        ),
+    ] = "auto",
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50)] = 1,
+    adapt: Annotated[
+        bool,
+        typer.Option(help="Adapt category prototypes to this file's products (no labels used)."),
+    ] = True,
+    batch_size: Annotated[int, typer.Option(min=1, max=65536)] = 512,
+    id_column: IdColumn = "id",
+    text_columns: TextColumns = "title,description",
+    image_column: ImageColumn = None,
+    label_column: LabelColumn = "category",
+    label_separator: LabelSeparator = " > ",
+    strict: Strict = False,
+    verbose: Verbose = False,
+) -> None:
+    """Zero-shot classify products into a taxonomy (no labelled data needed)."""
+    _setup_logging(verbose)
+    from tqdm import tqdm
+
+    from . import service
+
+    printer = _BadRowPrinter()
+    try:
+        columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
+        with tqdm(unit=" products", desc="classifying", disable=not sys.stderr.isatty()) as bar:
+            outcome = service.classify_file(
+                input,
+                out,
+                taxonomy=taxonomy,
+                encoder=encoder,
+                columns=columns,
+                top_k=top_k,
+                strict=strict,
+                adapt=adapt,
+                batch_size=batch_size,
+                progress=bar.update,
+                on_bad_row=printer,
+            )
+    except TaxonomistError as exc:
+        printer.finish()
+        _fail(exc)
+    printer.finish()
+    rate = outcome.written / max(outcome.seconds, 1e-9)
+    typer.echo(
+        f"classified {outcome.written} products into {outcome.taxonomy} -> {outcome.output} "
+        f"({outcome.seconds:.1f} s, {rate:.0f}/s); {len(outcome.report.bad_rows)} bad rows skipped"
+    )
+
+
+@app.command()
+def evaluate(
+    predictions: Annotated[
+        Path, typer.Argument(help="Predictions file (id, category, confidence).")
+    ],
+    gold: Annotated[Path, typer.Option("--gold", "-g", help="Labelled products file.")],
+    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write all metrics as JSON.")
+    ] = None,
+    taxonomy: Annotated[
+        str | None,
+        typer.Option(
+            "--taxonomy",
+            "-t",
+            help="Resolve gold labels in this taxonomy (default: the gold file's own paths).",
+        ),
+    ] = None,
+    id_column: IdColumn = "id",
+    label_column: LabelColumn = "category",
+    label_separator: LabelSeparator = " > ",
+    strict: Strict = False,
+    verbose: Verbose = False,
+) -> None:
+    """Score predictions against gold labels: flat, per-level, hierarchical, calibration."""
+    _setup_logging(verbose)
+    from . import service
+
+    printer = _BadRowPrinter()
+    try:
+        columns = _columns(id_column, label_column, None, label_column, label_separator)
+        outcome = service.evaluate_files(
+            predictions,
+            gold,
+            taxonomy=taxonomy,
+            columns=columns,
+            strict=strict,
+            json_path=json_out,
+            report_path=report,
+            on_bad_row=printer,
+        )
+    except TaxonomistError as exc:
+        printer.finish()
+        _fail(exc)
+    printer.finish()
+    typer.echo(outcome.result.summary())
+    if outcome.missing_predictions:
+        typer.echo(f"gold rows without a prediction: {outcome.missing_predictions}", err=True)
+    for label, path in (("metrics", outcome.json_path), ("report", outcome.report_path)):
+        if path:
+            typer.echo(f"{label}: {path}")
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for predictions and report.")
+    ] = Path("demo-output"),
+    encoder: Annotated[str, typer.Option(help="Encoder, as for classify.")] = "auto",
+    verbose: Verbose = False,
+) -> None:
+    """Classify a bundled sample of real products into the Shopify taxonomy and score it."""
+    _setup_logging(verbose)
+    from . import service
+
+    try:
+        outcome = service.run_demo(out, encoder=encoder)
+    except TaxonomistError as exc:
+        _fail(exc)
+    c, e = outcome.classify, outcome.evaluate
+    typer.echo(
+        f"classified {c.written} bundled products into {c.taxonomy} zero-shot "
+        f"({c.seconds:.1f} s; encoders: {', '.join(c.encoders)})"
+    )
+    typer.echo(e.result.summary())
+    typer.echo(f"predictions: {c.output}\nmetrics: {e.json_path}\nreport: {e.report_path}")
+
+
+@taxonomy_app.command("show")
+def taxonomy_show(
+    category: Annotated[str | None, typer.Argument(help="A category id, path or name.")] = None,
+    taxonomy: TaxonomyOpt = "shopify",
+    depth: Annotated[int, typer.Option(min=0, max=10, help="Levels of children to list.")] = 1,
+) -> None:
+    """Summarise a taxonomy, or one category with its children."""
+    from . import service
+
+    try:
+        lines = service.show_taxonomy(taxonomy, category, depth=depth)
+    except TaxonomistError as exc:
+        _fail(exc)
+    typer.echo("\n".join(lines))
+
+
+@taxonomy_app.command("search")
+def taxonomy_search(
+    query: Annotated[str, typer.Argument(help="Words to find in category names.")],
+    taxonomy: TaxonomyOpt = "shopify",
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+) -> None:
+    """Find categories by name."""
+    from . import service
+
+    try:
+        hits = service.search_taxonomy(taxonomy, query, limit=limit)
+    except TaxonomistError as exc:
+        _fail(exc)
+    if not hits:
+        typer.echo("no matching categories", err=True)
+        raise typer.Exit(code=1)
+    for cid, path in hits:
+        typer.echo(f"{cid}\t{path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,354 @@
+"""Read products from CSV, JSONL or Parquet in bounded batches, validating every row once.
+
+A bad row (empty text, undecodable bytes, unknown label, malformed line) becomes a `BadRow`
+naming file, line and field; the good rows around it are still yielded. `strict=True` turns the
+first bad row into a `DataError` instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, DataError, TaxonomistError
+from ..taxonomy import PATH_SEPARATOR, Category, Taxonomy
+
+logger = logging.getLogger(__name__)
+
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+}
+MAX_TEXT_CHARS = 20_000  # longer texts are cut: encoders see ~256 tokens anyway
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """Which columns hold what. Of `text_columns`, those present in the file are used."""
+
+    id_column: str = "id"
+    text_columns: tuple[str, ...] = ("title", "description")
+    image_column: str | None = None
+    label_column: str = "category"
+    label_separator: str = PATH_SEPARATOR
+
+    def __post_init__(self) -> None:
+        if not self.text_columns or any(not c.strip() for c in self.text_columns):
+            raise ConfigError(f"text columns must be non-empty names, got {self.text_columns!r}")
+        if not self.label_separator.strip():
+            raise ConfigError("label separator must contain a visible character")
+
+
+@dataclass(frozen=True)
+class Product:
+    """One validated product. `line` is where it was read (1-based), for messages."""
+
+    id: str
+    text: str
+    line: int
+    label: Category | None = None
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class BadRow:
+    file: str
+    line: int
+    field: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: line {self.line}"
+        return (
+            f"{where}: field '{self.field}': {self.reason}"
+            if self.field
+            else f"{where}: {self.reason}"
+        )
+
+
+@dataclass
+class ReadReport:
+    """What reading a file found: counts and every bad row."""
+
+    file: str
+    rows: int = 0
+    good: int = 0
+    bad_rows: list[BadRow] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    text_columns: list[str] = field(default_factory=list)
+
+
+def detect_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"unsupported file type '{path.suffix or '(none)'}'; use one of "
+            f"{', '.join(sorted(FORMATS))}",
+            file=path,
+        )
+    return fmt
+
+
+class _Undecodable(Exception):
+    pass
+
+
+def _iter_csv(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+    # surrogateescape keeps undecodable bytes as lone surrogates, so a bad byte is caught
+    # on its row instead of aborting the whole file
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError("the file is empty (no header line)", file=path) from None
+        except csv.Error as exc:
+            raise DataError(f"cannot parse the header: {exc}", file=path, row=1) from None
+        if any(_has_bad_bytes(h) for h in header):
+            raise DataError("header has bytes that are not UTF-8", file=path, row=1)
+        header = [h.strip() for h in header]
+        yield 1, {"__header__": header}
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise DataError(f"malformed CSV: {exc}", file=path, row=reader.line_num) from None
+            line = reader.line_num
+            if not values or all(not v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                yield (
+                    line,
+                    BadRow(
+                        str(path),
+                        line,
+                        None,
+                        f"expected {len(header)} fields, found {len(values)}",
+                    ),
+                )
+                continue
+            yield line, dict(zip(header, values))
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield line_no, BadRow(str(path), line_no, None, f"invalid JSON ({exc.msg})")
+                continue
+            if not isinstance(record, dict):
+                yield line_no, BadRow(str(path), line_no, None, "expected a JSON object")
+                continue
+            yield line_no, record
+
+
+def _iter_parquet(path: Path, batch_size: int) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise DataError(f"not a readable Parquet file ({exc})", file=path) from None
+    yield 0, {"__header__": parquet.schema_arrow.names}
+    row = 0
+    for batch in parquet.iter_batches(batch_size=batch_size):
+        for record in batch.to_pylist():
+            row += 1
+            yield row, record
+
+
+def _has_bad_bytes(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _cell(record: dict[str, Any], column: str) -> str:
+    value = record.get(column)
+    if value is None:
+        return ""
+    if isinstance(value, float) and value != value:  # NaN from Parquet
+        return ""
+    return str(value)
+
+
+def read_products(
+    path: str | Path,
+    columns: ColumnSpec = ColumnSpec(),
+    *,
+    taxonomy: Taxonomy | None = None,
+    require_label: bool = False,
+    strict: bool = False,
+    batch_size: int = 1024,
+    report: ReadReport | None = None,
+    on_bad_row: Callable[[BadRow], None] | None = None,
+) -> Iterator[list[Product]]:
+    """Yield validated products from `path` in lists of at most `batch_size`.
+
+    Args:
+        path: a .csv, .tsv, .jsonl/.ndjson or .parquet file.
+        columns: column names; missing text columns are skipped if at least one is present.
+        taxonomy: resolves labels (full path, id, or unambiguous name) when labels are read.
+        require_label: the label column must exist and every row needs a resolvable label.
+        strict: raise `DataError` at the first bad row instead of reporting it.
+        report: filled with counts and bad rows as reading proceeds.
+        on_bad_row: called for each bad row as it is found.
+
+    Raises:
+        DataError: missing file, unsupported type, missing columns, unreadable file, or any
+            bad row when `strict`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", file=path)
+    if path.is_dir():
+        raise DataError("is a directory, expected a data file", file=path)
+    fmt = detect_format(path)
+    report = report if report is not None else ReadReport(str(path))
+    if fmt == "parquet":
+        rows = _iter_parquet(path, batch_size)
+    elif fmt == "jsonl":
+        rows = _iter_jsonl(path)
+    else:
+        rows = _iter_csv(path, "\t" if fmt == "tsv" else ",")
+
+    text_cols: list[str] | None = None
+    has_id = has_label = False
+    seen_header = fmt == "jsonl"
+    batch: list[Product] = []
+
+    def bad(row: BadRow) -> None:
+        if strict:
+            raise DataError(row.reason, file=row.file, row=row.line, field=row.field)
+        report.bad_rows.append(row)
+        if on_bad_row:
+            on_bad_row(row)
+
+    def resolve_columns(names: list[str]) -> None:
+        nonlocal text_cols, has_id, has_label
+        report.columns = list(names)
+        text_cols = [c for c in columns.text_columns if c in names]
+        if not text_cols:
+            raise DataError(
+                f"none of the text columns {list(columns.text_columns)} is present; found "
+                f"columns {names}. Name yours with --text-columns",
+                file=path,
+                field=",".join(columns.text_columns),
+            )
+        report.text_columns = text_cols
+        has_id = columns.id_column in names
+        if not has_id:
+            logger.warning(
+                "%s: no '%s' column; rows are identified by line number", path, columns.id_column
+            )
+        has_label = columns.label_column in names
+        if require_label and not has_label:
+            raise DataError(
+                f"missing label column '{columns.label_column}'; found columns {names}. "
+                "Name it with --label-column",
+                file=path,
+                field=columns.label_column,
+            )
+        if columns.image_column and columns.image_column not in names:
+            raise DataError(
+                f"missing image column '{columns.image_column}'; found columns {names}",
+                file=path,
+                field=columns.image_column,
+            )
+
+    for line, record in rows:
+        if isinstance(record, dict) and "__header__" in record:
+            resolve_columns(record["__header__"])
+            seen_header = True
+            continue
+        report.rows += 1
+        if isinstance(record, BadRow):
+            bad(record)
+            continue
+        if text_cols is None:  # JSONL: columns come from the first object
+            resolve_columns(list(record))
+        assert text_cols is not None and seen_header
+        product = _validate(
+            path, line, record, text_cols, columns, taxonomy, has_id, has_label, require_label, bad
+        )
+        if product is None:
+            continue
+        report.good += 1
+        batch.append(product)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if text_cols is None and report.rows == 0 and fmt == "jsonl":
+        raise DataError("the file has no records", file=path)
+    if batch:
+        yield batch
+
+
+def _validate(
+    path: Path,
+    line: int,
+    record: dict[str, Any],
+    text_cols: list[str],
+    columns: ColumnSpec,
+    taxonomy: Taxonomy | None,
+    has_id: bool,
+    has_label: bool,
+    require_label: bool,
+    bad: Callable[[BadRow], None],
+) -> Product | None:
+    for column, value in record.items():
+        if isinstance(value, str) and _has_bad_bytes(value):
+            bad(BadRow(str(path), line, str(column), "bytes that are not valid UTF-8"))
+            return None
+    product_id = _cell(record, columns.id_column).strip() if has_id else f"row-{line}"
+    if not product_id:
+        bad(BadRow(str(path), line, columns.id_column, "empty id"))
+        return None
+    parts = [_cell(record, c).strip() for c in text_cols]
+    text = ". ".join(p for p in parts if p)
+    if not text:
+        bad(BadRow(str(path), line, "/".join(text_cols), "empty text"))
+        return None
+    label: Category | None = None
+    raw_label = _cell(record, columns.label_column).strip() if has_label else ""
+    if raw_label and taxonomy is not None:
+        try:
+            label = taxonomy.resolve(raw_label, columns.label_separator)
+        except TaxonomistError as exc:
+            bad(BadRow(str(path), line, columns.label_column, str(exc)))
+            return None
+    elif require_label:
+        bad(BadRow(str(path), line, columns.label_column, "empty label"))
+        return None
+    image = _cell(record, columns.image_column).strip() or None if columns.image_column else None
+    return Product(product_id, text[:MAX_TEXT_CHARS], line, label, image)
+
+
+def read_labels(path: str | Path, columns: ColumnSpec = ColumnSpec()) -> list[str]:
+    """Every non-empty raw label in a file, for building a taxonomy from its paths."""
+    path = Path(path)
+    labels: list[str] = []
+    spec = ColumnSpec(
+        id_column=columns.id_column,
+        text_columns=(columns.label_column,),
+        label_column=columns.label_column,
+        label_separator=columns.label_separator,
+    )
+    for batch in read_products(path, spec, batch_size=4096, report=ReadReport(str(path))):
+        labels.extend(p.text for p in batch)
+    return labels

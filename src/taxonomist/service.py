@@ -1,0 +1,368 @@
+"""What the CLI (and later the API) call. Each function is one user-level job.
+
+No printing and no framework here: results come back as objects, progress through an
+optional callback, problems as `TaxonomistError`s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .data import ColumnSpec, ReadReport, read_products
+from .data.readers import BadRow, detect_format, read_labels
+from .data.writers import PredictionWriter
+from .errors import DataError, TaxonomistError
+from .taxonomy import PATH_SEPARATOR, Taxonomy
+from .taxonomy_loaders import from_labels, load_taxonomy
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class ClassifyOutcome:
+    output: Path
+    written: int
+    report: ReadReport
+    seconds: float
+    taxonomy: str
+    encoders: list[str]
+
+
+@dataclass
+class EvaluateOutcome:
+    result: Any  # evaluation.EvaluationResult, imported lazily (sklearn is slow to import)
+    gold_report: ReadReport
+    missing_predictions: int
+    unmatched_predictions: int
+    bad_rows: list[BadRow] = field(default_factory=list)
+    json_path: Path | None = None
+    report_path: Path | None = None
+
+
+def resolve_taxonomy(
+    spec: str | None, *, label_file: str | Path | None = None, columns: ColumnSpec = ColumnSpec()
+) -> Taxonomy:
+    """A named/bundled taxonomy or file; with `spec=None`, the paths found in `label_file`."""
+    if spec:
+        return load_taxonomy(spec, separator=columns.label_separator)
+    if label_file is None:
+        return load_taxonomy("shopify")
+    return from_labels(
+        read_labels(label_file, columns),
+        separator=columns.label_separator,
+        name=Path(label_file).stem,
+    )
+
+
+def build_zero_shot(
+    taxonomy: Taxonomy, encoder: str = "auto", *, cache_dir: str | Path | None = None, **config: Any
+):
+    """A `ZeroShotClassifier` over `taxonomy` with cached encoders."""
+    from .encoders import EmbeddingCache, build_encoder_set
+    from .zeroshot import ZeroShotClassifier, ZeroShotConfig
+
+    cache = EmbeddingCache(cache_dir) if os.environ.get("TAXONOMIST_NO_CACHE") != "1" else None
+    return ZeroShotClassifier(
+        taxonomy, build_encoder_set(encoder, cache=cache), ZeroShotConfig(**config)
+    )
+
+
+def classify_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    taxonomy: str | None = "shopify",
+    encoder: str = "auto",
+    columns: ColumnSpec = ColumnSpec(),
+    top_k: int = 1,
+    strict: bool = False,
+    adapt: bool = True,
+    batch_size: int = 512,
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    on_bad_row: Callable[[BadRow], None] | None = None,
+) -> ClassifyOutcome:
+    """Zero-shot classify every good row of `input_path` into `output_path`, streaming.
+
+    With `adapt`, a first bounded pass reads up to 20,000 texts to adapt the category
+    prototypes to this catalogue (no labels used); the second pass classifies and writes.
+    Bad rows are reported (and skipped) unless `strict`; good rows are always written.
+    """
+    if top_k < 1:
+        raise DataError(f"top-k must be at least 1, got {top_k}")
+    started = time.perf_counter()
+    input_path, output_path = Path(input_path), Path(output_path)
+    detect_format(input_path)
+    tax = resolve_taxonomy(taxonomy, columns=columns)
+    clf = build_zero_shot(tax, encoder, cache_dir=cache_dir, adapt=adapt)
+    if adapt:
+        sample: list[str] = []
+        limit = clf.config.adapt_sample
+        for batch in read_products(
+            input_path,
+            columns,
+            strict=strict,
+            batch_size=batch_size,
+            report=ReadReport(str(input_path)),
+        ):
+            sample.extend(p.text for p in batch)
+            if len(sample) >= limit:
+                break
+        clf.adapt(sample[:limit])
+    report = ReadReport(str(input_path))
+    with PredictionWriter(output_path, top_k) as writer:
+        for batch in read_products(
+            input_path,
+            columns,
+            strict=strict,
+            batch_size=batch_size,
+            report=report,
+            on_bad_row=on_bad_row,
+        ):
+            preds = clf.predict([p.text for p in batch], [p.id for p in batch], top_k=top_k)
+            writer.write(preds)
+            if progress:
+                progress(len(batch))
+    if report.good == 0:
+        output_path.unlink(missing_ok=True)
+        raise DataError(
+            f"no valid rows to classify ({len(report.bad_rows)} bad rows)", file=input_path
+        )
+    return ClassifyOutcome(
+        output_path,
+        writer.count,
+        report,
+        time.perf_counter() - started,
+        f"{tax.name} {tax.version or ''}".strip(),
+        clf.encoders.names,
+    )
+
+
+def _read_prediction_file(path: Path) -> tuple[dict[str, tuple[str, float | None]], int]:
+    import pandas as pd
+
+    fmt = detect_format(path)
+    if not path.exists():
+        raise DataError("file not found", file=path)
+    try:
+        if fmt == "parquet":
+            frame = pd.read_parquet(path)
+        elif fmt == "jsonl":
+            frame = pd.read_json(path, lines=True, dtype={"id": str})
+        else:
+            frame = pd.read_csv(
+                path,
+                sep="\t" if fmt == "tsv" else ",",
+                dtype={"id": str},
+                keep_default_na=False,
+                encoding="utf-8",
+            )
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"cannot read predictions ({exc})", file=path) from None
+    for column in ("id", "category"):
+        if column not in frame.columns:
+            raise DataError(
+                f"missing column '{column}' in predictions; found {list(frame.columns)}",
+                file=path,
+                field=column,
+            )
+    has_conf = "confidence" in frame.columns
+    out: dict[str, tuple[str, float | None]] = {}
+    for offset, row in enumerate(frame.itertuples(index=False)):
+        rec = row._asdict()
+        conf = rec.get("confidence") if has_conf else None
+        try:
+            conf = float(conf) if conf not in (None, "") else None
+        except (TypeError, ValueError):
+            raise DataError(
+                f"confidence {conf!r} is not a number",
+                file=path,
+                row=offset + 2,
+                field="confidence",
+            ) from None
+        out[str(rec["id"])] = (str(rec["category"] or ""), conf)
+    return out, len(frame)
+
+
+def evaluate_files(
+    predictions_path: str | Path,
+    gold_path: str | Path,
+    *,
+    taxonomy: str | None = None,
+    columns: ColumnSpec = ColumnSpec(),
+    strict: bool = False,
+    json_path: str | Path | None = None,
+    report_path: str | Path | None = None,
+    title: str = "Taxonomist evaluation",
+    on_bad_row: Callable[[BadRow], None] | None = None,
+) -> EvaluateOutcome:
+    """Score a predictions file against a labelled file, matched on id.
+
+    Gold labels are resolved in `taxonomy` (a bad label is a bad row); without one, the
+    taxonomy is the set of paths in the gold file.
+    """
+    from .evaluation import evaluate
+
+    predictions_path, gold_path = Path(predictions_path), Path(gold_path)
+    preds, n_pred = _read_prediction_file(predictions_path)
+    tax = resolve_taxonomy(taxonomy, label_file=None if taxonomy else gold_path, columns=columns)
+    gold_cols = ColumnSpec(
+        id_column=columns.id_column,
+        text_columns=(columns.label_column,),
+        label_column=columns.label_column,
+        label_separator=columns.label_separator,
+    )
+    report = ReadReport(str(gold_path))
+    gold, pred, conf = [], [], []
+    missing = 0
+    matched_ids: set[str] = set()
+    for batch in read_products(
+        gold_path,
+        gold_cols,
+        taxonomy=tax,
+        require_label=True,
+        strict=strict,
+        report=report,
+        on_bad_row=on_bad_row,
+    ):
+        for product in batch:
+            if product.id not in preds:
+                missing += 1
+                continue
+            matched_ids.add(product.id)
+            category, confidence = preds[product.id]
+            assert product.label is not None
+            gold.append(product.label.path)
+            pred.append(
+                tuple(p.strip() for p in category.split(PATH_SEPARATOR.strip()) if p.strip())
+            )
+            conf.append(confidence)
+    if not gold:
+        raise DataError(
+            f"no product ids in common between predictions ({n_pred} rows) and gold labels "
+            f"({report.good} good rows); check --id-column",
+            file=gold_path,
+        )
+    confidences = conf if all(c is not None for c in conf) else None
+    result = evaluate(gold, pred, confidences)
+    outcome = EvaluateOutcome(result, report, missing, n_pred - len(matched_ids), report.bad_rows)
+    context = {
+        "predictions": str(predictions_path),
+        "gold labels": str(gold_path),
+        "taxonomy": f"{tax.name} {tax.version or ''}".strip(),
+        "products evaluated": str(len(gold)),
+        "gold rows without a prediction": str(missing),
+        "bad gold rows": str(len(report.bad_rows)),
+    }
+    if json_path:
+        outcome.json_path = Path(json_path)
+        _atomic_write(
+            outcome.json_path,
+            json.dumps({"context": context, **result.to_dict()}, indent=2, ensure_ascii=False),
+        )
+    if report_path:
+        from .report import write_html
+
+        outcome.report_path = Path(report_path)
+        write_html(result, outcome.report_path, title=title, context=context)
+    return outcome
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    if not path.parent.exists():
+        raise DataError("output folder does not exist", file=path.parent)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def demo_input() -> Path:
+    """The bundled sample of real products with Shopify gold labels."""
+    ref = resources.files("taxonomist") / "resources" / "demo" / "products.csv"
+    return Path(str(ref))
+
+
+@dataclass
+class DemoOutcome:
+    classify: ClassifyOutcome
+    evaluate: EvaluateOutcome
+    out_dir: Path
+
+
+def run_demo(
+    out_dir: str | Path = "demo-output",
+    *,
+    encoder: str = "auto",
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> DemoOutcome:
+    """Classify the bundled sample into the bundled Shopify taxonomy, score it, write a report."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    source = demo_input()
+    classified = classify_file(
+        source,
+        out / "predictions.csv",
+        taxonomy="shopify",
+        encoder=encoder,
+        top_k=3,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    evaluated = evaluate_files(
+        out / "predictions.csv",
+        source,
+        taxonomy="shopify",
+        json_path=out / "metrics.json",
+        report_path=out / "report.html",
+        title="Taxonomist demo: zero-shot into the Shopify taxonomy",
+    )
+    return DemoOutcome(classified, evaluated, out)
+
+
+def show_taxonomy(spec: str | None, category: str | None = None, *, depth: int = 1) -> list[str]:
+    """Lines describing a taxonomy or one category and its children, up to `depth` levels."""
+    tax = resolve_taxonomy(spec)
+    if category:
+        cat = tax.resolve(category)
+        lines = [
+            f"id: {cat.id}",
+            f"path: {cat.path_str}",
+            f"depth: {cat.depth}",
+            *(f"name[{lang}]: {name}" for lang, name in sorted(cat.names.items())),
+            f"children: {len(tax.children(cat.id))}",
+        ]
+        starts = tax.children(cat.id)
+    else:
+        leaves = sum(1 for c in tax if c.is_leaf)
+        lines = [
+            f"taxonomy: {tax.name} {tax.version or ''}".rstrip(),
+            f"categories: {len(tax)} ({leaves} leaves), depth {tax.max_depth}, "
+            f"languages: {', '.join(tax.languages)}",
+        ]
+        starts = tax.roots
+    stack = [(c, 1) for c in reversed(starts)]
+    while stack:
+        cat, level = stack.pop()
+        lines.append(f"{'  ' * level}{cat.name}  [{cat.id}]")
+        if level < depth:
+            stack.extend((c, level + 1) for c in reversed(tax.children(cat.id)))
+    return lines
+
+
+def search_taxonomy(spec: str | None, query: str, *, limit: int = 20) -> list[tuple[str, str]]:
+    """(id, full path) of categories matching `query`."""
+    if not query.strip():
+        raise TaxonomistError("search query is empty")
+    tax = resolve_taxonomy(spec)
+    return [(c.id, c.path_str) for c in tax.search(query, limit=limit)]
