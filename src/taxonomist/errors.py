@@ -53,4 +53,5 @@ class DataError(TaxonomistError):
             where.append(f"line {self.row}")
         if self.field:
             where.append(f"field '{self.field}'")
-        return f"{': '.join([', '.join(where), self.reason]) if where else self.reason}"
+        # same shape as a reported bad row: "file: line 3: field 'title': reason"
+        return ": ".join([*where, self.reason])

@@ -97,6 +97,8 @@ class TreeIndex:
 
     def marginals(self, cand_probs: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         """Probability mass of the candidates under each of `nodes` (batch, k) per row."""
-        cs = np.concatenate([np.zeros((cand_probs.shape[0], 1)), np.cumsum(cand_probs, 1)], 1)
+        # float64: a small mass next to a large one must survive the cumsum difference
+        cs = np.cumsum(cand_probs, axis=1, dtype=np.float64)
+        cs = np.concatenate([np.zeros((cand_probs.shape[0], 1)), cs], axis=1)
         rows = np.arange(cand_probs.shape[0])[:, None]
         return cs[rows, self._cand_hi[nodes]] - cs[rows, self._cand_lo[nodes]]

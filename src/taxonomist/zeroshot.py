@@ -265,7 +265,7 @@ class ZeroShotClassifier:
         self, path_scores: np.ndarray, ids: list[str], top_k: int
     ) -> list[ProductPrediction]:
         tree = self.tree
-        cand = path_scores[:, tree.candidates] / self.config.path_temperature
+        cand = path_scores[:, tree.candidates].astype(np.float64) / self.config.path_temperature
         cand = cand - cand.max(1, keepdims=True)
         probs = np.exp(cand)
         probs /= probs.sum(1, keepdims=True)

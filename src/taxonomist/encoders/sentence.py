@@ -41,7 +41,10 @@ class SentenceTransformerEncoder(Encoder):
         self.name = name or (str(Path(model).resolve()) if Path(model).exists() else self.model_ref)
         self._model: Any = None
         self.languages = frozenset({"en"})
-        self.dim = self._load().get_sentence_embedding_dimension()
+        model = self._load()
+        # renamed in sentence-transformers 6; keep working with older releases
+        dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(dim_of())
 
     def _load(self) -> Any:
         if self._model is None:

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from taxonomist.taxonomy import Taxonomy
+from taxonomist.taxonomy_loaders import from_labels
+
+CORPORA = Path(__file__).parent / "corpora"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    # never touch the user's ~/.cache from tests
+    monkeypatch.setenv("TAXONOMIST_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture
+def tiny_corpus() -> Path:
+    return CORPORA / "fashion_tiny.csv"
+
+
+@pytest.fixture
+def tiny_rows(tiny_corpus: Path) -> list[dict[str, str]]:
+    with open(tiny_corpus, encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def tiny_taxonomy(tiny_rows: list[dict[str, str]]) -> Taxonomy:
+    return from_labels(r["category"] for r in tiny_rows)
