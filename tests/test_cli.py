@@ -39,8 +39,18 @@ def test_help_imports_no_torch() -> None:
 def test_classify_then_evaluate_with_report(tmp_path: Path, tiny_corpus: Path, tiny_rows) -> None:
     tax = _tiny_taxonomy_file(tmp_path, tiny_rows)
     out = tmp_path / "pred.csv"
-    result = _run("classify", tiny_corpus, "--out", out, "--taxonomy", tax, "--encoder", "fake",
-                  "--top-k", "2")
+    result = _run(
+        "classify",
+        tiny_corpus,
+        "--out",
+        out,
+        "--taxonomy",
+        tax,
+        "--encoder",
+        "fake",
+        "--top-k",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     with open(out, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -104,7 +114,9 @@ def test_missing_column_and_missing_file_fail_in_one_line(tmp_path: Path) -> Non
 def test_gold_label_outside_taxonomy_is_named(tmp_path: Path, tiny_corpus, tiny_rows) -> None:
     tax = _tiny_taxonomy_file(tmp_path, tiny_rows)
     out = tmp_path / "pred.csv"
-    assert _run("classify", tiny_corpus, "--out", out, "-t", tax, "--encoder", "fake").exit_code == 0
+    assert (
+        _run("classify", tiny_corpus, "--out", out, "-t", tax, "--encoder", "fake").exit_code == 0
+    )
     gold = tmp_path / "gold.csv"
     lines = tiny_corpus.read_text(encoding="utf-8").splitlines()
     first_id = lines[1].split(",")[0]
@@ -112,7 +124,9 @@ def test_gold_label_outside_taxonomy_is_named(tmp_path: Path, tiny_corpus, tiny_
     gold.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = _run("evaluate", out, "--gold", gold, "-t", tax)
     assert result.exit_code == 0, result.output
-    assert f"{gold}: line 2: field 'category': no category with path 'Garden > Hoses'" in result.output
+    assert (
+        f"{gold}: line 2: field 'category': no category with path 'Garden > Hoses'" in result.output
+    )
     assert "Evaluated 159 items" in result.output
     strict = _run("evaluate", out, "--gold", gold, "-t", tax, "--strict")
     assert strict.exit_code == 1 and "line 2" in strict.output
@@ -128,8 +142,9 @@ def test_gold_label_outside_taxonomy_is_named(tmp_path: Path, tiny_corpus, tiny_
 def test_bad_taxonomy_file_fails_cleanly(tmp_path, tiny_corpus, content, expected) -> None:
     tax = tmp_path / "bad.tsv"
     tax.write_text(content, encoding="utf-8")
-    result = _run("classify", tiny_corpus, "--out", tmp_path / "o.csv", "-t", tax,
-                  "--encoder", "fake")
+    result = _run(
+        "classify", tiny_corpus, "--out", tmp_path / "o.csv", "-t", tax, "--encoder", "fake"
+    )
     assert result.exit_code == 1
     assert expected in result.output and "Traceback" not in result.output
 
@@ -152,7 +167,9 @@ def test_demo_runs_with_fake_encoder(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_chinese_iphone_lands_under_electronics_in_shopify(tmp_path: Path) -> None:
     data = tmp_path / "zh.jsonl"
-    data.write_text('{"id": "p1", "title": "苹果 iPhone 15 Pro Max 256GB 手机"}\n', encoding="utf-8")
+    data.write_text(
+        '{"id": "p1", "title": "苹果 iPhone 15 Pro Max 256GB 手机"}\n', encoding="utf-8"
+    )
     out = tmp_path / "pred.jsonl"
     result = _run("classify", data, "--out", out, "--no-adapt")
     assert result.exit_code == 0, result.output
@@ -164,7 +181,9 @@ def test_chinese_iphone_lands_under_electronics_in_shopify(tmp_path: Path) -> No
 def test_real_encoder_zero_shot_on_tiny_corpus(tmp_path: Path, tiny_corpus, tiny_rows) -> None:
     tax = _tiny_taxonomy_file(tmp_path, tiny_rows)
     out = tmp_path / "pred.csv"
-    assert _run("classify", tiny_corpus, "--out", out, "-t", tax, "--encoder", "minilm").exit_code == 0
+    assert (
+        _run("classify", tiny_corpus, "--out", out, "-t", tax, "--encoder", "minilm").exit_code == 0
+    )
     metrics = tmp_path / "m.json"
     assert _run("evaluate", out, "--gold", tiny_corpus, "--json", metrics).exit_code == 0
     data = json.loads(metrics.read_text(encoding="utf-8"))["metrics"]

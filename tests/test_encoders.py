@@ -40,8 +40,12 @@ def test_cache_avoids_re_encoding(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "lang"),
-    [("苹果 iPhone 15 Pro Max 256GB 手机", "zh"), ("apple iphone 15", "en"), ("1234", "en"),
-     ("男士T恤", "zh")],
+    [
+        ("苹果 iPhone 15 Pro Max 256GB 手机", "zh"),
+        ("apple iphone 15", "en"),
+        ("1234", "en"),
+        ("男士T恤", "zh"),
+    ],
 )
 def test_detect_language(text: str, lang: str) -> None:
     assert detect_language(text) == lang

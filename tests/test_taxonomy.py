@@ -322,10 +322,6 @@ def test_from_dict_missing_field() -> None:
         Taxonomy.from_dict({"format_version": FORMAT_VERSION, "categories": [{"id": "a"}]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: from_dict coerces ids with str() but not parent_id, so numeric JSON ids fail",
-)
 def test_from_dict_numeric_ids() -> None:
     data = {
         "format_version": FORMAT_VERSION,
@@ -337,10 +333,6 @@ def test_from_dict_numeric_ids() -> None:
     assert Taxonomy.from_dict(data).get("2").path == ("A", "B")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: from_dict lets ValueError/AttributeError escape for malformed 'names'",
-)
 @pytest.mark.parametrize("names", [["A"], {"en": 5}])
 def test_from_dict_malformed_names_is_a_taxonomy_error(names: object) -> None:
     data = {"format_version": FORMAT_VERSION, "categories": [{"id": "a", "names": names}]}
@@ -433,10 +425,6 @@ def test_same_name_under_different_parents_is_fine(tax: Taxonomy) -> None:
     assert len(knives) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: from_paths silently merges a level containing ' > ' with a deeper path",
-)
 def test_from_paths_level_containing_separator_is_not_merged() -> None:
     try:
         t = Taxonomy.from_paths([("a > b",), ("a", "b")])

@@ -224,10 +224,6 @@ def test_shopify_tsv_cycle(tmp_path: Path) -> None:
         load_taxonomy(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the cycle error does not include the node's source, so it never names the file",
-)
 def test_shopify_tsv_cycle_names_file(tmp_path: Path) -> None:
     path = _tsv(tmp_path, ["ap\t\tApparel\t\t", "x\ty\tX\t\t", "y\tx\tY\t\t"])
     with pytest.raises(TaxonomyError, match=re.escape(str(path))):
@@ -385,11 +381,6 @@ def test_google_file_detected_after_comment(tmp_path: Path) -> None:
     assert load_taxonomy(path).get("2").path == ("Apparel", "Shoes")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: format detection treats an indented '#' comment as the first data line, so a "
-    "Google file is silently loaded as a plain path list",
-)
 def test_google_file_detected_after_indented_comment(tmp_path: Path) -> None:
     path = _write(tmp_path / "g.txt", "  # note\n1 - Apparel\n2 - Apparel > Shoes\n")
     tax = load_taxonomy(path)

@@ -47,6 +47,14 @@ class Category:
         return PATH_SEPARATOR.join(self.path)
 
 
+def _primary_name(names: Mapping[str, str]) -> str:
+    """The English name, else the first non-empty one."""
+    for value in (names.get("en"), *names.values()):
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
 def _norm(text: str) -> str:
     """Case-, width- and whitespace-insensitive key for matching user-written labels."""
     text = unicodedata.normalize("NFKC", text).casefold()
@@ -80,8 +88,8 @@ class Taxonomy:
                 raise TaxonomyError(f"a category has an empty id{where}")
             if node.id in raw:
                 raise TaxonomyError(f"duplicate category id '{node.id}'{where}")
-            primary = node.names.get("en") or next(iter(node.names.values()), "")
-            if not primary or not primary.strip():
+            primary = _primary_name(node.names)
+            if not primary:
                 raise TaxonomyError(f"category '{node.id}' has an empty name{where}")
             raw[node.id] = node
         if not raw:
@@ -106,14 +114,16 @@ class Taxonomy:
             stack.extend(reversed(self._children.get(node_id, [])))
         if len(order) != len(raw):
             stuck = sorted(set(raw) - set(order))
+            first = raw[stuck[0]]
+            where = f" ({first.source})" if first.source else ""
             raise TaxonomyError(
                 f"taxonomy '{name}' has a cycle through {len(stuck)} categories, e.g. "
-                f"'{stuck[0]}' (parent '{raw[stuck[0]].parent_id}'); every chain of parents "
+                f"'{first.id}' (parent '{first.parent_id}'){where}; every chain of parents "
                 "must end at a top-level category"
             )
         for node_id in order:
             node = raw[node_id]
-            primary = (node.names.get("en") or next(iter(node.names.values()))).strip()
+            primary = _primary_name(node.names)
             parent = self._categories.get(node.parent_id) if node.parent_id else None
             path = (parent.path if parent else ()) + (primary,)
             self._categories[node_id] = Category(
@@ -156,6 +166,11 @@ class Taxonomy:
             parts = [p.strip() for p in path]
             if not parts or any(not p for p in parts):
                 raise TaxonomyError(f"path {list(path)!r} has an empty level")
+            if any(PATH_SEPARATOR.strip() in p for p in parts):
+                raise TaxonomyError(
+                    f"path {list(path)!r} has a level containing '{PATH_SEPARATOR.strip()}', "
+                    "which separates levels; split it or use another label separator"
+                )
             for depth in range(1, len(parts) + 1):
                 node_id = PATH_SEPARATOR.join(parts[:depth])
                 if node_id not in nodes:
@@ -293,17 +308,28 @@ class Taxonomy:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Taxonomy:
+        if not isinstance(data, Mapping):
+            raise TaxonomyError(f"taxonomy JSON must be an object, found {type(data).__name__}")
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise TaxonomyError(
                 f"taxonomy JSON has format_version {version!r}; this Taxonomist reads "
                 f"{FORMAT_VERSION}. Upgrade Taxonomist or re-export the taxonomy."
             )
+        nodes = []
         try:
-            nodes = [
-                Node(str(c["id"]), c.get("parent_id"), dict(c["names"])) for c in data["categories"]
-            ]
-        except (KeyError, TypeError) as exc:
+            for i, c in enumerate(data["categories"]):
+                names = c["names"]
+                if not isinstance(names, Mapping) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in names.items()
+                ):
+                    raise TaxonomyError(
+                        f"taxonomy JSON: categories[{i}].names must map language codes to "
+                        f"names, found {names!r}"
+                    )
+                parent = c.get("parent_id")
+                nodes.append(Node(str(c["id"]), None if parent is None else str(parent), names))
+        except (KeyError, TypeError, AttributeError) as exc:
             raise TaxonomyError(f"taxonomy JSON is missing a field: {exc}") from None
         return cls(nodes, name=data.get("name") or "custom", version=data.get("version"))
 

@@ -213,7 +213,12 @@ def load_taxonomy(spec: str | Path, *, separator: str = PATH_SEPARATOR) -> Taxon
     if suffixes[-1:] == [".tsv"]:
         return load_shopify_tsv(path)
     first = next(
-        (ln for ln in _read_text(path).splitlines() if ln.strip() and not ln.startswith("#")), ""
+        (
+            ln
+            for ln in _read_text(path).splitlines()
+            if ln.strip() and not ln.lstrip().startswith("#")
+        ),
+        "",
     )
     if _GOOGLE_LINE.match(first):
         return load_google(path)

@@ -120,13 +120,14 @@ def _iter_csv(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any] 
         header = [h.strip() for h in header]
         yield 1, {"__header__": header}
         while True:
+            start = reader.line_num + 1  # a quoted field may span lines: report the first
             try:
                 values = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
                 raise DataError(f"malformed CSV: {exc}", file=path, row=reader.line_num) from None
-            line = reader.line_num
+            line = start
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) != len(header):
@@ -332,7 +333,7 @@ def _validate(
         except TaxonomistError as exc:
             bad(BadRow(str(path), line, columns.label_column, str(exc)))
             return None
-    elif require_label:
+    elif require_label and not raw_label:
         bad(BadRow(str(path), line, columns.label_column, "empty label"))
         return None
     image = _cell(record, columns.image_column).strip() or None if columns.image_column else None

@@ -43,7 +43,10 @@ class SentenceTransformerEncoder(Encoder):
         self.languages = frozenset({"en"})
         model = self._load()
         # renamed in sentence-transformers 6; keep working with older releases
-        dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim_of = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
         self.dim = int(dim_of())
 
     def _load(self) -> Any:
