@@ -58,7 +58,7 @@ class ZeroShotConfig:
     other_language_templates: tuple[str, ...] = ("{name}",)
     beam_width: int | None = 20
     level_temperature: float = 0.35
-    path_temperature: float = 0.25
+    path_temperature: float = 2.0
     leaves_only: bool = True
     adapt: bool = True
     adapt_weight: float = 0.3
