@@ -24,9 +24,9 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run(dataset: str, encoder_name: str, limit: int | None) -> list[dict]:
+def run(dataset: str, encoder_name: str, limit: int | None, split: str = "test") -> list[dict]:
     train = pd.read_csv(DATA / dataset / "train.csv", dtype=str, keep_default_na=False)
-    test = pd.read_csv(DATA / dataset / "test.csv", dtype=str, keep_default_na=False)
+    test = pd.read_csv(DATA / dataset / f"{split}.csv", dtype=str, keep_default_na=False)
     if limit:
         test = test.sample(n=min(limit, len(test)), random_state=0)
     # the label space is known (its category names), the labels of the products are not
@@ -74,16 +74,19 @@ def run(dataset: str, encoder_name: str, limit: int | None) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--encoder", default="minilm")
-    parser.add_argument("--limit", type=int, default=None, help="sample N test rows")
+    parser.add_argument("--limit", type=int, default=None, help="sample N rows")
+    parser.add_argument("--split", default="test", choices=["test", "train"],
+                        help="which split to classify (train: a check that defaults chosen on "
+                        "test carry over)")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: development data not found at {DATA}")
         return 0
     rows = []
     for dataset in ("pricerunner", "fashion"):
-        rows.extend(run(dataset, args.encoder, args.limit))
+        rows.extend(run(dataset, args.encoder, args.limit, args.split))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "zeroshot.json").write_text(json.dumps(rows, indent=2))
+    (RESULTS / f"zeroshot-{args.split}.json").write_text(json.dumps(rows, indent=2))
     print("| dataset | method | n | leaf acc | level-1 acc | macro-F1 | hier. F1 | s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -487,6 +487,7 @@ def test_prediction_columns() -> None:
         "category_id",
         "confidence",
         "level_confidences",
+        "needs_review",
     ]
     assert prediction_columns(3)[-4:] == [
         "category_2",
@@ -504,6 +505,7 @@ def test_prediction_rows() -> None:
         "category_id": "ap-1-1",
         "confidence": 0.712346,
         "level_confidences": [0.9, 0.8, 0.712346],
+        "needs_review": False,
         "category_2": "Apparel > Tops > T-Shirts",
         "confidence_2": 0.05,
     }
@@ -526,6 +528,7 @@ def test_write_csv(tmp_path: Path) -> None:
         "category_id": "ap-1-1",
         "confidence": "0.712346",
         "level_confidences": "0.9000 > 0.8000 > 0.7123",
+        "needs_review": "False",
         "category_2": "Apparel > Tops > T-Shirts",
         "confidence_2": "0.05",
     }

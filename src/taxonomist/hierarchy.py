@@ -7,8 +7,11 @@ is a contiguous range, which turns "probability mass under this node" into a cum
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from .predictions import Candidate, ProductPrediction
 from .taxonomy import Taxonomy
 
 
@@ -18,9 +21,17 @@ class TreeIndex:
     Args:
         taxonomy: the tree.
         leaves_only: whether a predicted path must end at a leaf.
+        candidate_ids: the nodes a prediction may end at (e.g. the labels a supervised model
+            was trained on); overrides `leaves_only`. Kept in tree order.
     """
 
-    def __init__(self, taxonomy: Taxonomy, *, leaves_only: bool = True) -> None:
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        *,
+        leaves_only: bool = True,
+        candidate_ids: Sequence[str] | None = None,
+    ) -> None:
         cats = list(taxonomy)  # depth-first pre-order
         self.ids = [c.id for c in cats]
         self.paths = [c.path for c in cats]
@@ -44,7 +55,10 @@ class TreeIndex:
         self._group_of_sorted = np.repeat(np.arange(len(sizes)), sizes)
         self.by_depth = [np.flatnonzero(self.depth == d) for d in range(1, self.max_depth + 1)]
         is_leaf = np.array([c.is_leaf for c in cats])
-        self.candidates = np.flatnonzero(is_leaf) if leaves_only else np.arange(n)
+        if candidate_ids is not None:
+            self.candidates = np.array(sorted(pos[c] for c in candidate_ids), dtype=np.int64)
+        else:
+            self.candidates = np.flatnonzero(is_leaf) if leaves_only else np.arange(n)
         # ancestors[d-1][i]: the ancestor at depth d of node i (or -1 when shallower)
         anc = np.full((self.max_depth, n), -1)
         for i in range(n):
@@ -102,3 +116,38 @@ class TreeIndex:
         cs = np.concatenate([np.zeros((cand_probs.shape[0], 1)), cs], axis=1)
         rows = np.arange(cand_probs.shape[0])[:, None]
         return cs[rows, self._cand_hi[nodes]] - cs[rows, self._cand_lo[nodes]]
+
+    def decode(
+        self, cand_probs: np.ndarray, ids: Sequence[str], top_k: int
+    ) -> list[ProductPrediction]:
+        """Turn (batch, n_candidates) probabilities into ranked, path-consistent predictions.
+
+        Each candidate carries the probability mass at every level of its path (the sum over
+        the candidates under that ancestor), so level confidences never rise going down.
+        """
+        k = min(top_k, cand_probs.shape[1])
+        top = np.argsort(-cand_probs, axis=1, kind="stable")[:, :k]
+        nodes = self.candidates[top]  # (batch, k)
+        levels = np.stack(
+            [
+                self.marginals(cand_probs, np.maximum(self.ancestors[d][nodes], 0))
+                for d in range(self.max_depth)
+            ],
+            axis=-1,
+        )  # (batch, k, depth)
+        out = []
+        for b, pid in enumerate(ids):
+            cands = []
+            for j in range(k):
+                node = nodes[b, j]
+                depth = self.depth[node]
+                cands.append(
+                    Candidate(
+                        category_id=self.ids[node],
+                        path=self.paths[node],
+                        confidence=float(cand_probs[b, top[b, j]]),
+                        level_confidences=tuple(float(x) for x in levels[b, j, :depth]),
+                    )
+                )
+            out.append(ProductPrediction(pid, tuple(cands)))
+        return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from .taxonomy import PATH_SEPARATOR
+from .taxonomy import PATH_SEPARATOR, Taxonomy
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class ProductPrediction:
 
     product_id: str
     candidates: tuple[Candidate, ...]
+    needs_review: bool = False
 
     @property
     def best(self) -> Candidate:
@@ -80,6 +81,27 @@ class Predictions(Sequence[ProductPrediction]):
                 for p in self._items
             ]
         )
+
+    def with_min_confidence(self, threshold: float, taxonomy: Taxonomy) -> Predictions:
+        """Back each best path off to its deepest level whose confidence reaches `threshold`.
+
+        A product whose best path had to be shortened is flagged `needs_review`; one whose
+        top level already falls short keeps no category (empty candidates) and is flagged.
+        """
+        out = []
+        for pred in self._items:
+            best = pred.best
+            passing = [d for d, c in enumerate(best.level_confidences, 1) if c >= threshold]
+            depth = max(passing) if passing else 0
+            if depth == len(best.path):
+                out.append(pred)
+            elif depth == 0:
+                out.append(replace(pred, candidates=(), needs_review=True))
+            else:
+                ancestor = taxonomy.by_path(best.path[:depth])
+                cut = best.truncated(depth, ancestor.id)
+                out.append(replace(pred, candidates=(cut, *pred.candidates[1:]), needs_review=True))
+        return Predictions(out)
 
     def extend(self, other: Predictions) -> None:
         self._items.extend(other)

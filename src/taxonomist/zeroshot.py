@@ -20,7 +20,7 @@ import numpy as np
 from .encoders import Encoder, EncoderSet, Role, detect_language, normalize
 from .errors import ConfigError
 from .hierarchy import TreeIndex
-from .predictions import Candidate, Predictions, ProductPrediction
+from .predictions import Predictions, ProductPrediction
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 
 logger = logging.getLogger(__name__)
@@ -264,37 +264,13 @@ class ZeroShotClassifier:
     def _decode(
         self, path_scores: np.ndarray, ids: list[str], top_k: int
     ) -> list[ProductPrediction]:
-        tree = self.tree
-        cand = path_scores[:, tree.candidates].astype(np.float64) / self.config.path_temperature
+        cand = (
+            path_scores[:, self.tree.candidates].astype(np.float64) / self.config.path_temperature
+        )
         cand = cand - cand.max(1, keepdims=True)
         probs = np.exp(cand)
         probs /= probs.sum(1, keepdims=True)
-        k = min(top_k, probs.shape[1])
-        top = np.argsort(-probs, axis=1)[:, :k]
-        nodes = tree.candidates[top]  # (batch, k)
-        levels = np.stack(
-            [
-                tree.marginals(probs, np.maximum(tree.ancestors[d][nodes], 0))
-                for d in range(tree.max_depth)
-            ],
-            axis=-1,
-        )  # (batch, k, depth)
-        out = []
-        for b, pid in enumerate(ids):
-            cands = []
-            for j in range(k):
-                node = nodes[b, j]
-                depth = tree.depth[node]
-                cands.append(
-                    Candidate(
-                        category_id=tree.ids[node],
-                        path=tree.paths[node],
-                        confidence=float(probs[b, top[b, j]]),
-                        level_confidences=tuple(float(x) for x in levels[b, j, :depth]),
-                    )
-                )
-            out.append(ProductPrediction(pid, tuple(cands)))
-        return out
+        return self.tree.decode(probs, ids, top_k)
 
 
 def flat_nearest_path(

@@ -18,7 +18,7 @@ WRITE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet
 
 
 def prediction_columns(top_k: int) -> list[str]:
-    cols = ["id", "category", "category_id", "confidence", "level_confidences"]
+    cols = ["id", "category", "category_id", "confidence", "level_confidences", "needs_review"]
     for k in range(2, top_k + 1):
         cols += [f"category_{k}", f"confidence_{k}"]
     return cols
@@ -28,13 +28,14 @@ def prediction_rows(preds: Iterable[ProductPrediction], top_k: int) -> list[dict
     """Flatten predictions to rows: best path, its confidences, then the runners-up."""
     rows = []
     for pred in preds:
-        best = pred.best
+        best = pred.candidates[0] if pred.candidates else None  # none: abstained
         row: dict[str, Any] = {
             "id": pred.product_id,
-            "category": best.path_str,
-            "category_id": best.category_id,
-            "confidence": round(best.confidence, 6),
-            "level_confidences": [round(c, 6) for c in best.level_confidences],
+            "category": best.path_str if best else "",
+            "category_id": best.category_id if best else "",
+            "confidence": round(best.confidence, 6) if best else None,
+            "level_confidences": [round(c, 6) for c in best.level_confidences] if best else [],
+            "needs_review": pred.needs_review,
         }
         for k in range(2, top_k + 1):
             cand = pred.candidates[k - 1] if len(pred.candidates) >= k else None
@@ -102,6 +103,7 @@ class PredictionWriter:
             pa.field("category_id", pa.string()),
             pa.field("confidence", pa.float64()),
             pa.field("level_confidences", pa.list_(pa.float64())),
+            pa.field("needs_review", pa.bool_()),
         ]
         for k in range(2, self.top_k + 1):
             fields += [

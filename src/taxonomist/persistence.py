@@ -1,0 +1,114 @@
+"""Model directories: `manifest.json` + `taxonomy.json` + `*.safetensors`, written atomically.
+
+Nothing here unpickles: weights are safetensors, everything else is JSON, so a model directory
+from a stranger can be opened safely. An unknown `format_version` is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+from .taxonomy import Taxonomy
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TAXONOMY = "taxonomy.json"
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict[str, str | None]:
+    return {
+        "taxonomist": _version("taxonomist"),
+        "python": platform.python_version(),
+        "numpy": _version("numpy"),
+        "scikit-learn": _version("scikit-learn"),
+        "torch": _version("torch"),
+        "transformers": _version("transformers"),
+        "sentence-transformers": _version("sentence-transformers"),
+        "peft": _version("peft"),
+    }
+
+
+def save_model_dir(
+    path: str | Path,
+    *,
+    manifest: dict[str, Any],
+    taxonomy: Taxonomy,
+    write_files: Callable[[Path], None],
+) -> Path:
+    """Write a model directory atomically: build it in a temp dir, then swap it into place.
+
+    Args:
+        path: the model directory (replaced if it exists).
+        manifest: kind, config, labels, metrics... (format version, environment and time added).
+        taxonomy: saved as taxonomy.json.
+        write_files: writes the weights (safetensors) and extra JSON into the temp dir.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        write_files(tmp)
+        (tmp / TAXONOMY).write_text(taxonomy.to_json(), encoding="utf-8")
+        full = {
+            "format_version": FORMAT_VERSION,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "environment": environment(),
+            **manifest,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(full, indent=2, ensure_ascii=False), "utf-8")
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest of a model directory, checked for a known format version."""
+    path = Path(path)
+    file = path / MANIFEST
+    if not path.is_dir():
+        raise ModelError(f"model directory not found: {path}")
+    if not file.exists():
+        raise ModelError(f"{path} is not a Taxonomist model directory (no {MANIFEST})")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{file}: unreadable manifest ({exc})") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelError(
+            f"{file}: model format_version {version!r} is not supported by this Taxonomist "
+            f"(reads {FORMAT_VERSION}); use the Taxonomist version that trained it, or retrain"
+        )
+    return manifest
+
+
+def read_taxonomy(path: str | Path) -> Taxonomy:
+    file = Path(path) / TAXONOMY
+    if not file.exists():
+        raise ModelError(f"{path}: missing {TAXONOMY}")
+    return Taxonomy.from_dict(json.loads(file.read_text(encoding="utf-8")))
