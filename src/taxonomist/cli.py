@@ -89,14 +89,27 @@ def classify(
     input: Annotated[Path, typer.Argument(help="Products: .csv, .tsv, .jsonl or .parquet.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .csv, .jsonl or .parquet.")],
     taxonomy: TaxonomyOpt = "shopify",
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="A trained model directory (else zero-shot)."),
+    ] = None,
     encoder: Annotated[
         str,
         typer.Option(
-            help="auto (MiniLM for English, multilingual E5 for Chinese), minilm, e5, fake, "
-            "or a sentence-transformers directory."
+            help="Zero-shot encoder: auto (MiniLM for English, multilingual E5 for Chinese), "
+            "minilm, e5, fake, or a sentence-transformers directory."
         ),
     ] = "auto",
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50)] = 1,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Back off to the deepest level at least this confident; flag such rows "
+            "needs_review.",
+        ),
+    ] = None,
     adapt: Annotated[
         bool,
         typer.Option(help="Adapt category prototypes to this file's products (no labels used)."),
@@ -110,7 +123,7 @@ def classify(
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
-    """Zero-shot classify products into a taxonomy (no labelled data needed)."""
+    """Classify products: zero-shot into a taxonomy, or with a trained --model."""
     _setup_logging(verbose)
     from tqdm import tqdm
 
@@ -124,6 +137,8 @@ def classify(
                 input,
                 out,
                 taxonomy=taxonomy,
+                model=model,
+                min_confidence=min_confidence,
                 encoder=encoder,
                 columns=columns,
                 top_k=top_k,
@@ -142,6 +157,90 @@ def classify(
         f"classified {outcome.written} products into {outcome.taxonomy} -> {outcome.output} "
         f"({outcome.seconds:.1f} s, {rate:.0f}/s); {len(outcome.report.bad_rows)} bad rows skipped"
     )
+
+
+@app.command()
+def train(
+    input: Annotated[Path, typer.Argument(help="Labelled products: .csv, .tsv, .jsonl, .parquet.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    valid: Annotated[
+        Path | None,
+        typer.Option(
+            help="Validation file (default: 10% of INPUT, split by group of identical titles)."
+        ),
+    ] = None,
+    preset: Annotated[str, typer.Option(help="fast | balanced | best.")] = "balanced",
+    kind: Annotated[
+        str | None, typer.Option(help="Override the preset's kind: linear | head | ensemble.")
+    ] = None,
+    taxonomy: Annotated[
+        str | None,
+        typer.Option(
+            "--taxonomy",
+            "-t",
+            help="Labels must be categories of this taxonomy (default: the "
+            "label paths found in the files).",
+        ),
+    ] = None,
+    balance: Annotated[
+        bool,
+        typer.Option("--balance", help="Class-weighted loss for imbalanced/long-tailed labels."),
+    ] = False,
+    encoder: Annotated[
+        str | None, typer.Option(help="Encoder for head members (minilm, e5, or a directory).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the split and initialisation.")] = 13,
+    id_column: IdColumn = "id",
+    text_columns: TextColumns = "title,description",
+    label_column: LabelColumn = "category",
+    label_separator: LabelSeparator = " > ",
+    strict: Strict = False,
+    verbose: Verbose = False,
+) -> None:
+    """Train a model on a labelled catalogue and save it as a model directory."""
+    _setup_logging(verbose)
+    from . import service
+
+    printer = _BadRowPrinter()
+    overrides: dict[str, object] = {"seed": seed}
+    if balance:
+        overrides["balance"] = True
+    if encoder:
+        overrides["encoder"] = encoder
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "epoch":
+            typer.echo(f"  epoch {done}/{total}", err=True)
+
+    try:
+        columns = _columns(id_column, text_columns, None, label_column, label_separator)
+        outcome = service.train_file(
+            input,
+            out,
+            valid_path=valid,
+            preset=preset,
+            kind=kind,
+            taxonomy=taxonomy,
+            columns=columns,
+            overrides=overrides,
+            strict=strict,
+            seed=seed,
+            progress=progress,
+            on_bad_row=printer,
+        )
+    except TaxonomistError as exc:
+        printer.finish()
+        _fail(exc)
+    printer.finish()
+    m = outcome.valid_metrics
+    typer.echo(
+        f"trained {outcome.kind} on {outcome.train_rows} rows in {outcome.seconds:.0f} s; "
+        f"validation ({outcome.valid_rows} rows): accuracy {m.get('accuracy', float('nan')):.4f}, "
+        f"macro-F1 {m.get('f1_macro', float('nan')):.4f}, ECE {m.get('ece', float('nan')):.4f}"
+    )
+    typer.echo(f"model: {outcome.model_dir}")
+    if outcome.curve_path:
+        typer.echo(f"training curve: {outcome.curve_path}")
 
 
 @app.command()

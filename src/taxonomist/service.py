@@ -20,6 +20,7 @@ from .data import ColumnSpec, ReadReport, read_products
 from .data.readers import BadRow, detect_format, read_labels
 from .data.writers import PredictionWriter
 from .errors import DataError, TaxonomistError
+from .predictions import Predictions
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 from .taxonomy_loaders import from_labels, load_taxonomy
 
@@ -82,9 +83,11 @@ def classify_file(
     output_path: str | Path,
     *,
     taxonomy: str | None = "shopify",
+    model: str | Path | None = None,
     encoder: str = "auto",
     columns: ColumnSpec = ColumnSpec(),
     top_k: int = 1,
+    min_confidence: float | None = None,
     strict: bool = False,
     adapt: bool = True,
     batch_size: int = 512,
@@ -92,33 +95,54 @@ def classify_file(
     progress: Progress | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
 ) -> ClassifyOutcome:
-    """Zero-shot classify every good row of `input_path` into `output_path`, streaming.
+    """Classify every good row of `input_path` into `output_path`, streaming.
 
-    With `adapt`, a first bounded pass reads up to 20,000 texts to adapt the category
-    prototypes to this catalogue (no labels used); the second pass classifies and writes.
+    With `model`, a trained model directory does the work (its own taxonomy); otherwise
+    zero-shot into `taxonomy`. Zero-shot with `adapt` first reads up to 20,000 texts to adapt
+    the category prototypes to this catalogue (no labels used). With `min_confidence`, paths
+    back off to their deepest confident level and such rows are flagged `needs_review`.
     Bad rows are reported (and skipped) unless `strict`; good rows are always written.
     """
     if top_k < 1:
         raise DataError(f"top-k must be at least 1, got {top_k}")
+    if min_confidence is not None and not 0 <= min_confidence <= 1:
+        raise DataError(f"min-confidence must be in [0, 1], got {min_confidence}")
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
     detect_format(input_path)
-    tax = resolve_taxonomy(taxonomy, columns=columns)
-    clf = build_zero_shot(tax, encoder, cache_dir=cache_dir, adapt=adapt)
-    if adapt:
-        sample: list[str] = []
-        limit = clf.config.adapt_sample
-        for batch in read_products(
-            input_path,
-            columns,
-            strict=strict,
-            batch_size=batch_size,
-            report=ReadReport(str(input_path)),
-        ):
-            sample.extend(p.text for p in batch)
-            if len(sample) >= limit:
-                break
-        clf.adapt(sample[:limit])
+    if model is not None:
+        from .models import load_model
+
+        trained = load_model(model)
+        tax = trained.taxonomy
+        encoders = [f"trained {trained.kind} model {model}"]
+
+        def predict(texts: list[str], ids: list[str]) -> Predictions:
+            return trained.predict(texts, ids, top_k=top_k, min_confidence=min_confidence)
+
+    else:
+        tax = resolve_taxonomy(taxonomy, columns=columns)
+        clf = build_zero_shot(tax, encoder, cache_dir=cache_dir, adapt=adapt)
+        if adapt:
+            sample: list[str] = []
+            limit = clf.config.adapt_sample
+            for batch in read_products(
+                input_path,
+                columns,
+                strict=strict,
+                batch_size=batch_size,
+                report=ReadReport(str(input_path)),
+            ):
+                sample.extend(p.text for p in batch)
+                if len(sample) >= limit:
+                    break
+            clf.adapt(sample[:limit])
+        encoders = clf.encoders.names
+
+        def predict(texts: list[str], ids: list[str]) -> Predictions:
+            preds = clf.predict(texts, ids, top_k=top_k)
+            return preds.with_min_confidence(min_confidence, tax) if min_confidence else preds
+
     report = ReadReport(str(input_path))
     with PredictionWriter(output_path, top_k) as writer:
         for batch in read_products(
@@ -129,8 +153,7 @@ def classify_file(
             report=report,
             on_bad_row=on_bad_row,
         ):
-            preds = clf.predict([p.text for p in batch], [p.id for p in batch], top_k=top_k)
-            writer.write(preds)
+            writer.write(predict([p.text for p in batch], [p.id for p in batch]))
             if progress:
                 progress(len(batch))
     if report.good == 0:
@@ -144,7 +167,113 @@ def classify_file(
         report,
         time.perf_counter() - started,
         f"{tax.name} {tax.version or ''}".strip(),
-        clf.encoders.names,
+        [str(e) for e in encoders],
+    )
+
+
+@dataclass
+class TrainOutcome:
+    model_dir: Path
+    kind: str
+    train_rows: int
+    valid_rows: int
+    valid_metrics: dict[str, float]
+    seconds: float
+    bad_rows: list[BadRow]
+    curve_path: Path | None
+
+
+def _read_labelled(
+    path: Path,
+    tax: Taxonomy,
+    columns: ColumnSpec,
+    strict: bool,
+    on_bad_row: Callable[[BadRow], None] | None,
+) -> tuple[list[str], list[str], ReadReport]:
+    report = ReadReport(str(path))
+    texts, labels = [], []
+    for batch in read_products(
+        path,
+        columns,
+        taxonomy=tax,
+        require_label=True,
+        strict=strict,
+        report=report,
+        on_bad_row=on_bad_row,
+        batch_size=4096,
+    ):
+        for product in batch:
+            assert product.label is not None
+            texts.append(product.text)
+            labels.append(product.label.id)
+    if not texts:
+        raise DataError(f"no usable labelled rows ({len(report.bad_rows)} bad rows)", file=path)
+    return texts, labels, report
+
+
+def train_file(
+    input_path: str | Path,
+    out_dir: str | Path,
+    *,
+    valid_path: str | Path | None = None,
+    preset: str | None = "balanced",
+    kind: str | None = None,
+    taxonomy: str | None = None,
+    columns: ColumnSpec = ColumnSpec(),
+    overrides: dict[str, Any] | None = None,
+    strict: bool = False,
+    seed: int = 13,
+    progress: Callable[[str, int, int], None] | None = None,
+    on_bad_row: Callable[[BadRow], None] | None = None,
+) -> TrainOutcome:
+    """Train a model on a labelled file and save it to `out_dir`.
+
+    Labels must resolve in `taxonomy` when one is given (others are bad rows); without one,
+    the taxonomy is the set of label paths in the training (and validation) files.
+    """
+    from .training import train_model
+
+    started = time.perf_counter()
+    input_path = Path(input_path)
+    detect_format(input_path)
+    if taxonomy:
+        tax = resolve_taxonomy(taxonomy, columns=columns)
+    else:
+        raw = read_labels(input_path, columns)
+        if valid_path:
+            raw += read_labels(valid_path, columns)
+        tax = from_labels(raw, separator=columns.label_separator, name=input_path.stem)
+    texts, labels, report = _read_labelled(input_path, tax, columns, strict, on_bad_row)
+    valid_texts = valid_labels = None
+    bad = list(report.bad_rows)
+    if valid_path:
+        valid_texts, valid_labels, vreport = _read_labelled(
+            Path(valid_path), tax, columns, strict, on_bad_row
+        )
+        bad += vreport.bad_rows
+    trained = train_model(
+        texts,
+        labels,
+        tax,
+        out_dir,
+        valid_texts=valid_texts,
+        valid_labels=valid_labels,
+        preset=preset,
+        kind=kind,
+        overrides=overrides,
+        seed=seed,
+        progress=progress,
+    )
+    metrics = trained.model.report.valid_metrics if trained.model.report else {}
+    return TrainOutcome(
+        trained.path,
+        trained.model.kind,
+        trained.train_rows,
+        trained.valid_rows,
+        metrics,
+        time.perf_counter() - started,
+        bad,
+        trained.curve_path,
     )
 
 

@@ -1,0 +1,239 @@
+"""The interface every trained model kind implements, and the work they all share.
+
+Template method: public `fit`/`predict` validate input, then call the protected `_fit`,
+`_logits`, `_save` and `_load` a kind implements. Shared here: the label space (any taxonomy
+nodes, internal ones included), temperature calibration on the validation split,
+path-consistent decoding with per-level confidences, and the model directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..calibration import fit_temperature, log_softmax, softmax
+from ..errors import DataError, NotTrainedError
+from ..hierarchy import TreeIndex
+from ..persistence import read_manifest, read_taxonomy, save_model_dir
+from ..predictions import Predictions
+from ..taxonomy import Taxonomy
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class FitReport:
+    """What training produced: per-epoch history and the validation metrics."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    valid_metrics: dict[str, float] = field(default_factory=dict)
+    temperature: float = 1.0
+    seconds: float = 0.0
+
+
+class Model(ABC):
+    """A trained text classifier over the nodes of a taxonomy.
+
+    Args:
+        taxonomy: the tree; every prediction is one of its nodes.
+        config: the kind's frozen config dataclass.
+    """
+
+    kind: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init__(self, taxonomy: Taxonomy, config: Any = None) -> None:
+        self.taxonomy = taxonomy
+        self.config = config if config is not None else self.config_class()
+        self.labels: list[str] = []  # category ids, in tree order
+        self.temperature = 1.0
+        self._tree: TreeIndex | None = None
+        self.report: FitReport | None = None
+
+    # -- training -------------------------------------------------------------------------
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        valid_texts: Sequence[str] | None = None,
+        valid_labels: Sequence[str] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> FitReport:
+        """Train on texts and their category ids; calibrate on the validation split.
+
+        Raises:
+            DataError: mismatched lengths, empty input, fewer than two classes, or a label
+                that is not a node of the taxonomy.
+        """
+        import time
+
+        started = time.perf_counter()
+        if len(texts) != len(labels):
+            raise DataError(f"{len(texts)} texts but {len(labels)} labels")
+        if not texts:
+            raise DataError("no training rows")
+        for label in {*labels, *(valid_labels or ())}:
+            if label not in self.taxonomy:
+                raise DataError(f"label '{label}' is not a category of '{self.taxonomy.name}'")
+        classes = set(labels)
+        if len(classes) < 2:
+            raise DataError(
+                f"training data has a single class ({next(iter(classes))!r}); a classifier "
+                "needs at least two"
+            )
+        self.labels = [c.id for c in self.taxonomy if c.id in classes]
+        self._tree = None
+        index = {cid: i for i, cid in enumerate(self.labels)}
+        y = np.array([index[label] for label in labels])
+        vy = None
+        if valid_texts is not None and valid_labels is not None and len(valid_texts):
+            unseen = sorted({v for v in valid_labels if v not in index})
+            if unseen:
+                logger.warning(
+                    "%d validation labels never occur in training (e.g. %s); those "
+                    "rows are left out of validation",
+                    len(unseen),
+                    unseen[0],
+                )
+            keep = [i for i, v in enumerate(valid_labels) if v in index]
+            valid_texts = [valid_texts[i] for i in keep]
+            vy = np.array([index[valid_labels[i]] for i in keep])
+        else:
+            valid_texts = None
+        history = self._fit(list(texts), y, valid_texts, vy, progress)
+        report = FitReport(history=history)
+        if valid_texts:
+            logits = self._logits(valid_texts)
+            self.temperature = fit_temperature(logits, vy)
+            report.temperature = self.temperature
+            report.valid_metrics = self._metrics(logits, vy)
+        report.seconds = time.perf_counter() - started
+        self.report = report
+        return report
+
+    def _metrics(self, logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        from ..evaluation import evaluate
+
+        probs = softmax(logits, self.temperature)
+        pred = probs.argmax(1)
+        paths = [self.taxonomy.get(self.labels[i]).path for i in pred]
+        gold = [self.taxonomy.get(self.labels[i]).path for i in y]
+        metrics = evaluate(gold, paths, probs.max(1)).metrics
+        metrics["log_loss"] = float(
+            -log_softmax(logits, self.temperature)[np.arange(len(y)), y].mean()
+        )
+        return {k: float(v) for k, v in metrics.items()}
+
+    # -- prediction -----------------------------------------------------------------------
+    def _check_trained(self) -> None:
+        if not self.labels:
+            raise NotTrainedError(f"this {self.kind} model has not been trained or loaded")
+
+    @property
+    def tree(self) -> TreeIndex:
+        if self._tree is None:
+            self._tree = TreeIndex(self.taxonomy, candidate_ids=self.labels)
+        return self._tree
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities over `self.labels` (columns in that order)."""
+        self._check_trained()
+        if not len(texts):
+            return np.zeros((0, len(self.labels)))
+        return softmax(self._logits(list(texts)), self.temperature)
+
+    def predict(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        *,
+        top_k: int = 1,
+        min_confidence: float | None = None,
+    ) -> Predictions:
+        """Ranked category paths per text with per-level confidences.
+
+        With `min_confidence`, each best path backs off to its deepest level whose
+        confidence reaches it, and such rows are flagged `needs_review`.
+        """
+        ids = list(ids) if ids is not None else [str(i) for i in range(len(texts))]
+        probs = self.predict_proba(texts)
+        # the tree orders candidates as it orders nodes, which is how labels are kept
+        preds = Predictions(self.tree.decode(probs, ids, top_k))
+        if min_confidence is not None:
+            preds = preds.with_min_confidence(min_confidence, self.taxonomy)
+        return preds
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """Write the model directory (manifest, taxonomy, safetensors), atomically."""
+        self._check_trained()
+        manifest = {
+            "kind": self.kind,
+            "config": asdict(self.config),
+            "labels": self.labels,
+            "label_count": len(self.labels),
+            "temperature": self.temperature,
+            "taxonomy": {"name": self.taxonomy.name, "version": self.taxonomy.version},
+            "training": {
+                "history": self.report.history if self.report else [],
+                "valid_metrics": self.report.valid_metrics if self.report else {},
+                "seconds": self.report.seconds if self.report else None,
+            },
+            **self._manifest_extra(),
+            **(extra or {}),
+        }
+        return save_model_dir(
+            path, manifest=manifest, taxonomy=self.taxonomy, write_files=self._save
+        )
+
+    @classmethod
+    def from_dir(cls, path: Path, manifest: dict[str, Any]) -> Model:
+        config = cls.config_class.from_dict(manifest.get("config", {}))
+        model = cls(read_taxonomy(path), config)
+        model.labels = list(manifest["labels"])
+        model.temperature = float(manifest.get("temperature", 1.0))
+        model._load(path, manifest)
+        return model
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {}
+
+    # -- what a kind implements -----------------------------------------------------------
+    @abstractmethod
+    def _fit(
+        self,
+        texts: list[str],
+        y: np.ndarray,
+        valid_texts: list[str] | None,
+        valid_y: np.ndarray | None,
+        progress: Progress | None,
+    ) -> list[dict[str, float]]:
+        """Train; return one dict per epoch (train_loss, valid_loss, valid_accuracy...)."""
+
+    @abstractmethod
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        """Uncalibrated scores (n, len(self.labels)); softmax turns them into probabilities."""
+
+    @abstractmethod
+    def _save(self, directory: Path) -> None: ...
+
+    @abstractmethod
+    def _load(self, directory: Path, manifest: dict[str, Any]) -> None: ...
+
+
+def load_model(path: str | Path) -> Model:
+    """Load any model directory, dispatching on the kind in its manifest."""
+    from . import model_class
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    return model_class(manifest.get("kind", "")).from_dir(path, manifest)

@@ -1,0 +1,196 @@
+"""Training orchestration: presets, the validation split, fitting, the training curve.
+
+A model is not its trainer: kinds know how to fit themselves; this module decides which kind,
+with which settings, on which rows, and what to record beside the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, DataError
+from .models import Model, model_class
+
+logger = logging.getLogger(__name__)
+
+MIN_VALID_ROWS = 10
+
+
+class Preset(str, Enum):
+    """Kinds and settings chosen for a speed/accuracy trade-off."""
+
+    FAST = "fast"  # TF-IDF + linear SVM: trains in seconds, thousands of items/s
+    BALANCED = "balanced"  # linear + frozen-encoder MLP head, pooled: hundreds of items/s
+    BEST = "best"  # adds a logistic TF-IDF member and a larger head
+
+    @classmethod
+    def from_str(cls, value: str) -> Preset:
+        try:
+            return cls(value.lower())
+        except ValueError:
+            raise ConfigError(
+                f"unknown preset '{value}'; choose one of {', '.join(p.value for p in cls)}"
+            ) from None
+
+
+PRESETS: dict[Preset, tuple[str, dict[str, Any]]] = {
+    Preset.FAST: ("linear", {}),
+    Preset.BALANCED: ("ensemble", {"members": (("linear", {}), ("head", {}))}),
+    Preset.BEST: (
+        "ensemble",
+        {
+            "members": (
+                ("linear", {}),
+                ("linear", {"classifier": "logreg", "C": 20.0}),
+                ("head", {"hidden": 1024}),
+            )
+        },
+    ),
+}
+
+
+def resolve_kind(
+    preset: str | None, kind: str | None, overrides: dict[str, Any]
+) -> tuple[str, Any]:
+    """The (kind, config) to train: the preset's, replaced by `kind` when given, then updated
+    with `overrides` (e.g. {"balance": True}) wherever the config has such a field."""
+    chosen_kind, config = PRESETS[Preset.from_str(preset or "balanced")]
+    if kind and kind != chosen_kind:
+        chosen_kind, config = kind, ({} if kind != "ensemble" else PRESETS[Preset.BALANCED][1])
+    cls = model_class(chosen_kind)
+    config = dict(config)
+    if chosen_kind == "ensemble":
+        members = []
+        for member_kind, member_config in config.get("members", ()):
+            fields = model_class(member_kind).config_class.__dataclass_fields__
+            merged = {**member_config, **{k: v for k, v in overrides.items() if k in fields}}
+            members.append((member_kind, merged))
+        config["members"] = tuple(members)
+    else:
+        fields = cls.config_class.__dataclass_fields__
+        config.update({k: v for k, v in overrides.items() if k in fields})
+    return chosen_kind, cls.config_class.from_dict(config)
+
+
+def _group_key(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return re.sub(r"\W+", " ", text).strip()
+
+
+def group_split(
+    texts: Sequence[str], fraction: float = 0.1, seed: int = 13
+) -> tuple[list[int], list[int]]:
+    """Row indices (train, valid), with every group of identical titles on one side.
+
+    Identical titles are near-duplicates: letting them straddle the split would make
+    validation scores (and early stopping, calibration) optimistic. Assignment hashes the
+    normalised title with the seed, so it is stable across runs and machines.
+    """
+    if not 0 < fraction < 1:
+        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
+    train, valid = [], []
+    for i, text in enumerate(texts):
+        digest = hashlib.sha1(f"{seed}:{_group_key(text)}".encode()).digest()
+        (valid if int.from_bytes(digest[:8], "big") / 2**64 < fraction else train).append(i)
+    return train, valid
+
+
+@dataclass
+class TrainedModel:
+    model: Model
+    path: Path
+    train_rows: int
+    valid_rows: int
+    curve_path: Path | None
+
+
+def train_model(
+    texts: list[str],
+    labels: list[str],
+    taxonomy,
+    out_dir: str | Path,
+    *,
+    valid_texts: list[str] | None = None,
+    valid_labels: list[str] | None = None,
+    preset: str | None = "balanced",
+    kind: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    valid_fraction: float = 0.1,
+    seed: int = 13,
+    progress=None,
+) -> TrainedModel:
+    """Fit the chosen kind and save it with its manifest and training curve.
+
+    Without a validation set, one is cut from the training rows by group of identical titles.
+    """
+    if not texts:
+        raise DataError("no training rows")
+    if valid_texts is None:
+        train_idx, valid_idx = group_split(texts, valid_fraction, seed)
+        if len(valid_idx) < MIN_VALID_ROWS or len(train_idx) < MIN_VALID_ROWS:
+            raise DataError(
+                f"too few rows for a validation split: {len(texts)} rows gave "
+                f"{len(train_idx)} train / {len(valid_idx)} validation (need at least "
+                f"{MIN_VALID_ROWS} each); add data or pass --valid FILE"
+            )
+        valid_texts = [texts[i] for i in valid_idx]
+        valid_labels = [labels[i] for i in valid_idx]
+        texts = [texts[i] for i in train_idx]
+        labels = [labels[i] for i in train_idx]
+    chosen, config = resolve_kind(preset, kind, dict(overrides or {}))
+    model = model_class(chosen)(taxonomy, config)
+    logger.info("training %s on %d rows, validating on %d", chosen, len(texts), len(valid_texts))
+    model.fit(texts, labels, valid_texts, valid_labels, progress=progress)
+    path = model.save(
+        out_dir,
+        extra={"preset": preset, "train_rows": len(texts), "valid_rows": len(valid_texts or [])},
+    )
+    curve = plot_training_curve(model, Path(path) / "training_curve.png")
+    return TrainedModel(model, Path(path), len(texts), len(valid_texts or []), curve)
+
+
+def plot_training_curve(model: Model, path: Path) -> Path | None:
+    """Train/validation loss and validation accuracy per epoch, when the kind has epochs."""
+    rows = [r for r in (model.report.history if model.report else []) if "train_loss" in r]
+    if model.kind == "ensemble":
+        for member in getattr(model, "members", []):
+            if member.report and any("train_loss" in r for r in member.report.history):
+                rows = [r for r in member.report.history if "train_loss" in r]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, left = plt.subplots(figsize=(6, 3.5))
+    left.plot(epochs, [r["train_loss"] for r in rows], label="train loss")
+    if "valid_loss" in rows[0]:
+        left.plot(epochs, [r["valid_loss"] for r in rows], label="validation loss")
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    if "valid_accuracy" in rows[0]:
+        right = left.twinx()
+        right.plot(
+            epochs,
+            [r["valid_accuracy"] for r in rows],
+            color="tab:green",
+            label="validation accuracy",
+        )
+        right.set_ylabel("accuracy")
+        right.legend(loc="center right")
+    left.legend(loc="upper right")
+    left.set_title("Training curve")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
