@@ -75,9 +75,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--encoder", default="minilm")
     parser.add_argument("--limit", type=int, default=None, help="sample N rows")
-    parser.add_argument("--split", default="test", choices=["test", "train"],
-                        help="which split to classify (train: a check that defaults chosen on "
-                        "test carry over)")
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=["test", "train"],
+        help="which split to classify (train: a check that defaults chosen on test carry over)",
+    )
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: development data not found at {DATA}")

@@ -188,3 +188,73 @@ def test_real_encoder_zero_shot_on_tiny_corpus(tmp_path: Path, tiny_corpus, tiny
     assert _run("evaluate", out, "--gold", tiny_corpus, "--json", metrics).exit_code == 0
     data = json.loads(metrics.read_text(encoding="utf-8"))["metrics"]
     assert data["accuracy_level_1"] > 0.8 and data["accuracy"] > 0.4
+
+
+def test_train_classify_evaluate_with_trained_model(tmp_path: Path, tiny_corpus: Path) -> None:
+    model_dir = tmp_path / "model"
+    result = _run("train", tiny_corpus, "--out", model_dir, "--preset", "fast")
+    assert result.exit_code == 0, result.output
+    assert "trained linear" in result.output and (model_dir / "manifest.json").exists()
+    out = tmp_path / "pred.csv"
+    result = _run(
+        "classify",
+        tiny_corpus,
+        "--model",
+        model_dir,
+        "--out",
+        out,
+        "--min-confidence",
+        "0.5",
+        "--top-k",
+        "2",
+    )
+    assert result.exit_code == 0, result.output
+    with open(out, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"needs_review", "category_2"} <= set(rows[0])
+    result = _run("evaluate", out, "--gold", tiny_corpus)
+    assert result.exit_code == 0 and "accuracy" in result.output
+
+
+def test_train_head_kind_with_fake_encoder(tmp_path: Path, tiny_corpus: Path) -> None:
+    result = _run(
+        "train", tiny_corpus, "--out", tmp_path / "m", "--kind", "head", "--encoder", "fake"
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m" / "head.safetensors").exists()
+    assert (tmp_path / "m" / "training_curve.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("id,title,category\n", "no labelled rows to train on"),
+        (
+            "id,title,category\n1,a shirt,Apparel > Shirts\n2,b shirt,Apparel > Shirts\n",
+            "single class",
+        ),
+        ("id,title\n1,a shirt\n", "missing label column 'category'"),
+    ],
+)
+def test_bad_training_files(tmp_path: Path, content: str, message: str) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text(content, encoding="utf-8")
+    result = _run("train", data, "--out", tmp_path / "m", "--preset", "fast")
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_training_labels_outside_given_taxonomy(tmp_path: Path, tiny_corpus: Path) -> None:
+    result = _run(
+        "train",
+        tiny_corpus,
+        "--out",
+        tmp_path / "m",
+        "--preset",
+        "fast",
+        "--taxonomy",
+        "google",
+        "--strict",
+    )
+    assert result.exit_code == 1
+    assert "line 2: field 'category'" in result.output

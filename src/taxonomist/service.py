@@ -240,6 +240,8 @@ def train_file(
         tax = resolve_taxonomy(taxonomy, columns=columns)
     else:
         raw = read_labels(input_path, columns)
+        if not raw:
+            raise DataError("no labelled rows to train on", file=input_path)
         if valid_path:
             raw += read_labels(valid_path, columns)
         tax = from_labels(raw, separator=columns.label_separator, name=input_path.stem)

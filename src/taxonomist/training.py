@@ -133,6 +133,10 @@ def train_model(
     """
     if not texts:
         raise DataError("no training rows")
+    if len(set(labels)) < 2:
+        raise DataError(
+            f"training data has a single class ({labels[0]!r}); a classifier needs at least two"
+        )
     if valid_texts is None:
         train_idx, valid_idx = group_split(texts, valid_fraction, seed)
         if len(valid_idx) < MIN_VALID_ROWS or len(train_idx) < MIN_VALID_ROWS:

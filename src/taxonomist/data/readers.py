@@ -243,6 +243,14 @@ def read_products(
     def resolve_columns(names: list[str]) -> None:
         nonlocal text_cols, has_id, has_label
         report.columns = list(names)
+        has_label = columns.label_column in names
+        if require_label and not has_label:
+            raise DataError(
+                f"missing label column '{columns.label_column}'; found columns {names}. "
+                "Name it with --label-column",
+                file=path,
+                field=columns.label_column,
+            )
         text_cols = [c for c in columns.text_columns if c in names]
         if not text_cols:
             raise DataError(
@@ -256,14 +264,6 @@ def read_products(
         if not has_id:
             logger.warning(
                 "%s: no '%s' column; rows are identified by line number", path, columns.id_column
-            )
-        has_label = columns.label_column in names
-        if require_label and not has_label:
-            raise DataError(
-                f"missing label column '{columns.label_column}'; found columns {names}. "
-                "Name it with --label-column",
-                file=path,
-                field=columns.label_column,
             )
         if columns.image_column and columns.image_column not in names:
             raise DataError(
@@ -350,6 +350,8 @@ def read_labels(path: str | Path, columns: ColumnSpec = ColumnSpec()) -> list[st
         label_column=columns.label_column,
         label_separator=columns.label_separator,
     )
-    for batch in read_products(path, spec, batch_size=4096, report=ReadReport(str(path))):
+    for batch in read_products(
+        path, spec, batch_size=4096, report=ReadReport(str(path)), require_label=True
+    ):
         labels.extend(p.text for p in batch)
     return labels

@@ -1,0 +1,162 @@
+"""Supervised benchmark: presets vs TF-IDF + LinearSVC and frozen MiniLM + logistic regression,
+same splits, same run.
+
+Usage: .venv/bin/python benchmarks/supervised.py [--datasets pricerunner,fashion]
+       [--presets fast,balanced]
+Writes benchmarks/results/supervised.json and prints a Markdown table. Throughput is measured
+on the test titles with an empty embedding cache (so encoding is counted), batch 512.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def peers(train: pd.DataFrame, test: pd.DataFrame) -> list[dict]:
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    from taxonomist.encoders import build_encoder
+
+    rows = []
+    start = time.perf_counter()
+    word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
+    x = hstack([word.fit_transform(train.title), char.fit_transform(train.title)]).tocsr()
+    svc = LinearSVC(C=0.5).fit(x, train.category)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    pred = svc.predict(hstack([word.transform(test.title), char.transform(test.title)]).tocsr())
+    rows.append(
+        _row("TF-IDF + LinearSVC(C=0.5) (peer)", test, pred, fit_s, time.perf_counter() - start)
+    )
+    encoder = build_encoder("minilm")
+    start = time.perf_counter()
+    lr = LogisticRegression(max_iter=2000, C=10.0).fit(
+        encoder.encode(train.title.tolist(), batch_size=128), train.category
+    )
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    pred = lr.predict(encoder.encode(test.title.tolist(), batch_size=128))
+    rows.append(
+        _row(
+            "frozen MiniLM + LogisticRegression (peer)",
+            test,
+            pred,
+            fit_s,
+            time.perf_counter() - start,
+        )
+    )
+    return rows
+
+
+def _row(method: str, test: pd.DataFrame, pred, fit_s: float, predict_s: float) -> dict:
+    from sklearn.metrics import f1_score
+
+    gold = test.category.to_numpy()
+    pred = np.asarray(pred)
+    return {
+        "method": method,
+        "accuracy": float((pred == gold).mean()),
+        "macro_f1": float(
+            f1_score(gold, pred, average="macro", labels=sorted(set(gold)), zero_division=0)
+        ),
+        "errors": int((pred != gold).sum()),
+        "train_s": round(fit_s, 1),
+        "items_per_s": round(len(test) / predict_s, 1),
+    }
+
+
+def ours(dataset: str, preset: str, test: pd.DataFrame, workdir: Path) -> dict:
+    from taxonomist.models import load_model
+    from taxonomist.service import train_file
+
+    start = time.perf_counter()
+    outcome = train_file(
+        DATA / dataset / "train.csv",
+        workdir / f"{dataset}-{preset}",
+        preset=preset,
+        columns=_columns(),
+    )
+    fit_s = time.perf_counter() - start
+    model = load_model(outcome.model_dir)
+    os.environ["TAXONOMIST_CACHE_DIR"] = tempfile.mkdtemp()  # count encoding in throughput
+    texts = test.title.tolist()
+    start = time.perf_counter()
+    preds = []
+    for i in range(0, len(texts), 512):
+        preds.extend(model.predict(texts[i : i + 512]))
+    predict_s = time.perf_counter() - start
+    os.environ["TAXONOMIST_CACHE_DIR"] = str(workdir / "cache")
+    pred = [" > ".join(p.best.path) for p in preds]
+    row = _row(f"taxonomist preset={preset} ({outcome.kind})", test, pred, fit_s, predict_s)
+    levels = {}
+    gold_paths = [c.split(" > ") for c in test.category]
+    for d in range(1, max(len(g) for g in gold_paths) + 1):
+        levels[f"level_{d}_accuracy"] = float(
+            np.mean([p.best.path[:d] == tuple(g[:d]) for p, g in zip(preds, gold_paths)])
+        )
+    row.update(levels)
+    row["valid_accuracy"] = outcome.valid_metrics.get("accuracy")
+    row["valid_ece"] = outcome.valid_metrics.get("ece")
+    return row
+
+
+def _columns():
+    from taxonomist.data import ColumnSpec
+
+    return ColumnSpec(text_columns=("title",))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--datasets", default="pricerunner,fashion")
+    parser.add_argument("--presets", default="fast,balanced")
+    args = parser.parse_args()
+    if not DATA.exists():
+        print(f"skipped: development data not found at {DATA}")
+        return 0
+    workdir = Path(tempfile.mkdtemp(prefix="taxonomist-bench-"))
+    os.environ["TAXONOMIST_CACHE_DIR"] = str(workdir / "cache")
+    results = []
+    for dataset in args.datasets.split(","):
+        train = pd.read_csv(DATA / dataset / "train.csv", dtype=str, keep_default_na=False)
+        test = pd.read_csv(DATA / dataset / "test.csv", dtype=str, keep_default_na=False)
+        rows = peers(train, test)
+        for preset in args.presets.split(","):
+            rows.append(ours(dataset, preset, test, workdir))
+        svc = rows[0]
+        for row in rows:
+            row["dataset"] = dataset
+            row["errors_vs_svc"] = round(row["errors"] / max(svc["errors"], 1), 3)
+            row["speed_vs_svc"] = round(row["items_per_s"] / svc["items_per_s"], 3)
+        results.extend(rows)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "supervised.json").write_text(json.dumps(results, indent=2))
+        print(json.dumps(rows, indent=1), flush=True)
+    print("| data | method | acc | macro-F1 | errors vs SVC | train s | items/s | speed vs SVC |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['dataset']} | {r['method']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
+            f"{r['errors_vs_svc']} | {r['train_s']} | {r['items_per_s']} | {r['speed_vs_svc']} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

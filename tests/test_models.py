@@ -1,0 +1,135 @@
+"""Every model kind on the tiny corpus: fit, predict, save/load round trip, path consistency."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from taxonomist.errors import ConfigError, DataError, ModelError, NotTrainedError
+from taxonomist.models import load_model, model_class
+from taxonomist.taxonomy import Taxonomy
+
+KIND_CONFIGS = {
+    "linear": {},
+    "head": {"encoder": "fake", "epochs": 20, "hidden": 64, "batch_size": 32},
+    "ensemble": {
+        "members": (("linear", {}), ("head", {"encoder": "fake", "epochs": 5, "batch_size": 32}))
+    },
+}
+
+
+def _data(rows, taxonomy: Taxonomy):
+    texts = [r["title"] for r in rows]
+    labels = [taxonomy.by_path(r["category"]).id for r in rows]
+    return texts[:130], labels[:130], texts[130:], labels[130:]
+
+
+def _fit(kind: str, rows, taxonomy: Taxonomy):
+    cls = model_class(kind)
+    model = cls(taxonomy, cls.config_class.from_dict(KIND_CONFIGS[kind]))
+    texts, labels, vtexts, vlabels = _data(rows, taxonomy)
+    report = model.fit(texts, labels, vtexts, vlabels)
+    return model, report, vtexts, vlabels
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_CONFIGS))
+def test_fit_predict_round_trip(kind, tiny_rows, tiny_taxonomy, tmp_path) -> None:
+    model, report, vtexts, vlabels = _fit(kind, tiny_rows, tiny_taxonomy)
+    assert report.valid_metrics["accuracy"] > 0.4
+    assert 0.05 <= report.temperature <= 20
+    preds = model.predict(vtexts, top_k=3)
+    for pred in preds:
+        for cand in pred.candidates:
+            cat = tiny_taxonomy.get(cand.category_id)
+            assert cat.path == cand.path  # every prediction is a path of the taxonomy
+            levels = cand.level_confidences
+            assert all(a >= b - 1e-9 for a, b in zip(levels, levels[1:]))
+    model.save(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["kind"] == kind and manifest["label_count"] == len(model.labels)
+    assert manifest["format_version"] == 1 and manifest["environment"]["numpy"]
+    assert not list(tmp_path.glob("m/**/*.pkl"))
+    loaded = load_model(tmp_path / "m")
+    assert list(loaded.predict(vtexts, top_k=3)) == list(preds)
+    np.testing.assert_array_equal(loaded.predict_proba(vtexts), model.predict_proba(vtexts))
+
+
+def test_labels_may_stop_at_internal_nodes(tiny_rows, tiny_taxonomy) -> None:
+    texts, labels, _, _ = _data(tiny_rows, tiny_taxonomy)
+    # file half the shirts only at "Apparel > Topwear"
+    topwear = tiny_taxonomy.by_path("Apparel > Topwear").id
+    labels = [topwear if "Topwear" in lab and i % 2 else lab for i, lab in enumerate(labels)]
+    model = model_class("linear")(tiny_taxonomy)
+    model.fit(texts, labels)
+    assert topwear in model.labels
+    best = {p.best.category_id for p in model.predict(texts)}
+    assert best <= set(model.labels)
+
+
+def test_min_confidence_backs_off_and_flags(tiny_rows, tiny_taxonomy) -> None:
+    model, _, vtexts, _ = _fit("linear", tiny_rows, tiny_taxonomy)
+    full = model.predict(vtexts)
+    strict = model.predict(vtexts, min_confidence=0.999)
+    assert any(p.needs_review for p in strict)
+    for a, b in zip(full, strict):
+        if b.candidates:
+            assert a.best.path[: len(b.best.path)] == b.best.path
+            assert b.best.confidence >= 0.999 or not b.needs_review
+        else:
+            assert b.needs_review
+
+
+def test_coverage_falls_as_min_confidence_rises(tiny_rows, tiny_taxonomy) -> None:
+    model, _, vtexts, _ = _fit("linear", tiny_rows, tiny_taxonomy)
+    full_depth = [
+        sum(1 for p in model.predict(vtexts, min_confidence=t) if not p.needs_review)
+        for t in (0.0, 0.3, 0.6, 0.9, 0.99)
+    ]
+    assert full_depth == sorted(full_depth, reverse=True)
+
+
+def test_single_class_is_refused(tiny_taxonomy) -> None:
+    model = model_class("linear")(tiny_taxonomy)
+    leaf = tiny_taxonomy.leaves[0].id
+    with pytest.raises(DataError, match="single class"):
+        model.fit(["a", "b"], [leaf, leaf])
+
+
+def test_label_outside_taxonomy_is_refused(tiny_taxonomy) -> None:
+    model = model_class("linear")(tiny_taxonomy)
+    with pytest.raises(DataError, match="not a category"):
+        model.fit(["a", "b"], [tiny_taxonomy.leaves[0].id, "Garden > Hoses"])
+
+
+def test_predict_before_fit_is_refused(tiny_taxonomy) -> None:
+    with pytest.raises(NotTrainedError):
+        model_class("linear")(tiny_taxonomy).predict(["x"])
+
+
+def test_unknown_kind_and_bad_config() -> None:
+    with pytest.raises(ConfigError, match="linear"):
+        model_class("nope")
+    with pytest.raises(ConfigError, match="unknown LinearConfig option"):
+        model_class("linear").config_class.from_dict({"nope": 1})
+    with pytest.raises(ConfigError):
+        model_class("ensemble").config_class.from_dict({"members": (("linear", {}),)})
+
+
+def test_unknown_format_version_is_refused(tiny_rows, tiny_taxonomy, tmp_path) -> None:
+    model, *_ = _fit("linear", tiny_rows, tiny_taxonomy)
+    model.save(tmp_path / "m")
+    manifest_path = tmp_path / "m" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format_version"] = 99
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="format_version 99"):
+        load_model(tmp_path / "m")
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "absent")
+
+
+def test_ensemble_weights_are_on_the_simplex(tiny_rows, tiny_taxonomy) -> None:
+    model, *_ = _fit("ensemble", tiny_rows, tiny_taxonomy)
+    assert np.isclose(model.weights.sum(), 1.0) and (model.weights >= 0).all()
