@@ -133,3 +133,26 @@ def test_unknown_format_version_is_refused(tiny_rows, tiny_taxonomy, tmp_path) -
 def test_ensemble_weights_are_on_the_simplex(tiny_rows, tiny_taxonomy) -> None:
     model, *_ = _fit("ensemble", tiny_rows, tiny_taxonomy)
     assert np.isclose(model.weights.sum(), 1.0) and (model.weights >= 0).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"epochs": 1, "max_steps": 3, "batch_size": 16},
+        {"epochs": 1, "max_steps": 3, "batch_size": 16, "peft": "lora", "adversarial": "fgm"},
+        {"epochs": 1, "max_steps": 2, "batch_size": 16, "adversarial": "pgd", "balance": True},
+    ],
+)
+def test_finetune_fit_save_load(config, tiny_rows, tiny_taxonomy, tmp_path) -> None:
+    cls = model_class("finetune")
+    model = cls(tiny_taxonomy, cls.config_class.from_dict(config))
+    texts, labels, vtexts, vlabels = _data(tiny_rows, tiny_taxonomy)
+    report = model.fit(texts, labels, vtexts, vlabels)
+    assert report.history and "train_loss" in report.history[0]
+    preds = model.predict(vtexts, top_k=2)
+    assert all(tiny_taxonomy.get(p.best.category_id).path == p.best.path for p in preds)
+    model.save(tmp_path / "ft")
+    assert (tmp_path / "ft" / "transformer" / "model.safetensors").exists()
+    assert not list((tmp_path / "ft").rglob("*.bin"))
+    assert list(load_model(tmp_path / "ft").predict(vtexts, top_k=2)) == list(preds)

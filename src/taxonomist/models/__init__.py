@@ -16,6 +16,7 @@ __all__ = ["KINDS", "FitReport", "Model", "load_model", "model_class"]
 KINDS: dict[str, tuple[str, str, str]] = {
     "linear": ("taxonomist.models.linear", "LinearModel", "core"),
     "head": ("taxonomist.models.head", "HeadModel", "text"),
+    "finetune": ("taxonomist.models.finetune", "FinetuneModel", "text"),
     "ensemble": ("taxonomist.models.ensemble", "EnsembleModel", "core"),
 }
 
