@@ -258,3 +258,15 @@ def test_training_labels_outside_given_taxonomy(tmp_path: Path, tiny_corpus: Pat
     )
     assert result.exit_code == 1
     assert "line 2: field 'category'" in result.output
+
+
+def test_tune_keeps_the_best_trial(tmp_path: Path, tiny_corpus: Path) -> None:
+    result = _run(
+        "tune", tiny_corpus, "--out", tmp_path / "m", "--preset", "fast", "--time-budget", "0.1"
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text(encoding="utf-8"))
+    trials = manifest["tuning"]["trials"]
+    assert trials and trials[0]["trial"] == 1
+    best = max(t["valid_accuracy"] for t in trials)
+    assert manifest["training"]["valid_metrics"]["accuracy"] == best

@@ -171,7 +171,8 @@ def train(
     ] = None,
     preset: Annotated[str, typer.Option(help="fast | balanced | best.")] = "balanced",
     kind: Annotated[
-        str | None, typer.Option(help="Override the preset's kind: linear | head | ensemble.")
+        str | None,
+        typer.Option(help="Override the preset's kind: linear | head | finetune | ensemble."),
     ] = None,
     taxonomy: Annotated[
         str | None,
@@ -189,6 +190,15 @@ def train(
     encoder: Annotated[
         str | None, typer.Option(help="Encoder for head members (minilm, e5, or a directory).")
     ] = None,
+    peft: Annotated[
+        str | None, typer.Option(help="finetune: parameter-efficient method (lora).")
+    ] = None,
+    adversarial: Annotated[
+        str | None, typer.Option(help="finetune: adversarial training on embeddings (fgm, pgd).")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, max=1000, help="Epochs for head/finetune kinds.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split and initialisation.")] = 13,
     id_column: IdColumn = "id",
     text_columns: TextColumns = "title,description",
@@ -205,8 +215,14 @@ def train(
     overrides: dict[str, object] = {"seed": seed}
     if balance:
         overrides["balance"] = True
-    if encoder:
-        overrides["encoder"] = encoder
+    for name, value in (
+        ("encoder", encoder),
+        ("peft", peft),
+        ("adversarial", adversarial),
+        ("epochs", epochs),
+    ):
+        if value is not None:
+            overrides[name] = value
 
     def progress(stage: str, done: int, total: int) -> None:
         if stage == "epoch":
@@ -241,6 +257,64 @@ def train(
     typer.echo(f"model: {outcome.model_dir}")
     if outcome.curve_path:
         typer.echo(f"training curve: {outcome.curve_path}")
+
+
+@app.command()
+def tune(
+    input: Annotated[Path, typer.Argument(help="Labelled products file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory for the best model.")],
+    time_budget: Annotated[float, typer.Option(min=0.1, help="Minutes to spend searching.")] = 10.0,
+    valid: Annotated[Path | None, typer.Option(help="Validation file.")] = None,
+    preset: Annotated[str, typer.Option(help="fast | balanced | best.")] = "balanced",
+    kind: Annotated[str | None, typer.Option(help="Override the preset's kind.")] = None,
+    taxonomy: TaxonomyOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed for the split and the search.")] = 13,
+    id_column: IdColumn = "id",
+    text_columns: TextColumns = "title,description",
+    label_column: LabelColumn = "category",
+    label_separator: LabelSeparator = " > ",
+    strict: Strict = False,
+    verbose: Verbose = False,
+) -> None:
+    """Random-search a preset's hyper-parameters on the validation split; keep the best."""
+    _setup_logging(verbose)
+    from . import service
+
+    printer = _BadRowPrinter()
+
+    def on_trial(row: dict) -> None:
+        typer.echo(
+            f"trial {row['trial']}: validation accuracy {row['valid_accuracy']:.4f}, "
+            f"log-loss {row['valid_log_loss']:.4f} ({row['seconds']} s)",
+            err=True,
+        )
+
+    try:
+        columns = _columns(id_column, text_columns, None, label_column, label_separator)
+        outcome = service.tune_file(
+            input,
+            out,
+            time_budget_minutes=time_budget,
+            valid_path=valid,
+            preset=preset,
+            kind=kind,
+            taxonomy=taxonomy,
+            columns=columns,
+            strict=strict,
+            seed=seed,
+            on_trial=on_trial,
+            on_bad_row=printer,
+        )
+    except TaxonomistError as exc:
+        printer.finish()
+        _fail(exc)
+    printer.finish()
+    m = outcome.valid_metrics
+    typer.echo(
+        f"best of {len(outcome.trials)} trials: {outcome.kind}, validation accuracy "
+        f"{m.get('accuracy', float('nan')):.4f} ({outcome.seconds:.0f} s)"
+    )
+    typer.echo(f"model: {outcome.model_dir}")
 
 
 @app.command()

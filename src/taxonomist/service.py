@@ -211,6 +211,35 @@ def _read_labelled(
     return texts, labels, report
 
 
+def _training_data(
+    input_path: Path,
+    valid_path: str | Path | None,
+    taxonomy: str | None,
+    columns: ColumnSpec,
+    strict: bool,
+    on_bad_row: Callable[[BadRow], None] | None,
+) -> tuple[Taxonomy, list[str], list[str], list[str] | None, list[str] | None, list[BadRow]]:
+    detect_format(input_path)
+    if taxonomy:
+        tax = resolve_taxonomy(taxonomy, columns=columns)
+    else:
+        raw = read_labels(input_path, columns)
+        if not raw:
+            raise DataError("no labelled rows to train on", file=input_path)
+        if valid_path:
+            raw += read_labels(valid_path, columns)
+        tax = from_labels(raw, separator=columns.label_separator, name=input_path.stem)
+    texts, labels, report = _read_labelled(input_path, tax, columns, strict, on_bad_row)
+    valid_texts = valid_labels = None
+    bad = list(report.bad_rows)
+    if valid_path:
+        valid_texts, valid_labels, vreport = _read_labelled(
+            Path(valid_path), tax, columns, strict, on_bad_row
+        )
+        bad += vreport.bad_rows
+    return tax, texts, labels, valid_texts, valid_labels, bad
+
+
 def train_file(
     input_path: str | Path,
     out_dir: str | Path,
@@ -234,25 +263,9 @@ def train_file(
     from .training import train_model
 
     started = time.perf_counter()
-    input_path = Path(input_path)
-    detect_format(input_path)
-    if taxonomy:
-        tax = resolve_taxonomy(taxonomy, columns=columns)
-    else:
-        raw = read_labels(input_path, columns)
-        if not raw:
-            raise DataError("no labelled rows to train on", file=input_path)
-        if valid_path:
-            raw += read_labels(valid_path, columns)
-        tax = from_labels(raw, separator=columns.label_separator, name=input_path.stem)
-    texts, labels, report = _read_labelled(input_path, tax, columns, strict, on_bad_row)
-    valid_texts = valid_labels = None
-    bad = list(report.bad_rows)
-    if valid_path:
-        valid_texts, valid_labels, vreport = _read_labelled(
-            Path(valid_path), tax, columns, strict, on_bad_row
-        )
-        bad += vreport.bad_rows
+    tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
+        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row
+    )
     trained = train_model(
         texts,
         labels,
@@ -497,3 +510,54 @@ def search_taxonomy(spec: str | None, query: str, *, limit: int = 20) -> list[tu
         raise TaxonomistError("search query is empty")
     tax = resolve_taxonomy(spec)
     return [(c.id, c.path_str) for c in tax.search(query, limit=limit)]
+
+
+@dataclass
+class TuneOutcome:
+    model_dir: Path
+    kind: str
+    trials: list[dict[str, Any]]
+    valid_metrics: dict[str, float]
+    seconds: float
+    bad_rows: list[BadRow]
+
+
+def tune_file(
+    input_path: str | Path,
+    out_dir: str | Path,
+    *,
+    time_budget_minutes: float,
+    valid_path: str | Path | None = None,
+    preset: str = "balanced",
+    kind: str | None = None,
+    taxonomy: str | None = None,
+    columns: ColumnSpec = ColumnSpec(),
+    strict: bool = False,
+    seed: int = 13,
+    on_trial: Callable[[dict[str, Any]], None] | None = None,
+    on_bad_row: Callable[[BadRow], None] | None = None,
+) -> TuneOutcome:
+    """Random-search the preset's hyper-parameters within the budget; save the best model."""
+    from .tuning import tune
+
+    started = time.perf_counter()
+    tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
+        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row
+    )
+    result = tune(
+        texts,
+        labels,
+        tax,
+        out_dir,
+        preset=preset,
+        kind=kind,
+        time_budget_s=time_budget_minutes * 60,
+        seed=seed,
+        valid_texts=valid_texts,
+        valid_labels=valid_labels,
+        on_trial=on_trial,
+    )
+    metrics = result.model.report.valid_metrics if result.model.report else {}
+    return TuneOutcome(
+        result.path, result.model.kind, result.trials, metrics, time.perf_counter() - started, bad
+    )

@@ -1,0 +1,148 @@
+"""Random search over a preset's hyper-parameters within a time budget.
+
+Each trial trains on the training split and is scored on the validation split (accuracy,
+then log-loss); the first trial is always the preset's own settings, so tuning never returns
+something worse on validation than not tuning. The winner is saved like any model, with the
+trial log in its manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, DataError
+from .models import Model, model_class
+from .training import MIN_VALID_ROWS, group_split, plot_training_curve, resolve_kind
+
+logger = logging.getLogger(__name__)
+
+Sampler = Callable[[np.random.Generator], Any]
+
+
+def _log_uniform(lo: float, hi: float) -> Sampler:
+    return lambda rng: float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def _choice(*options: Any) -> Sampler:
+    return lambda rng: options[int(rng.integers(len(options)))]
+
+
+SPACES: dict[str, dict[str, Sampler]] = {
+    "linear": {
+        "C": _log_uniform(0.05, 5.0),
+        "classifier": _choice("svm", "logreg"),
+        "char_ngrams": _choice((2, 5), (1, 4), (2, 6), (3, 5)),
+        "min_df": _choice(1, 2),
+        "balance": _choice(False, True),
+    },
+    "head": {
+        "hidden": _choice(0, 256, 512, 1024),
+        "lr": _log_uniform(3e-4, 5e-3),
+        "dropout": _choice(0.1, 0.2, 0.3, 0.4),
+        "weight_decay": _log_uniform(1e-5, 1e-2),
+        "balance": _choice(False, True),
+    },
+    "finetune": {
+        "lr": _log_uniform(2e-5, 1e-4),
+        "epochs": _choice(2, 3, 4),
+        "dropout": _choice(0.1, 0.2),
+        "adversarial": _choice(None, "fgm"),
+    },
+}
+
+
+def _sample(kind: str, base: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    if kind == "linear" and base.get("classifier") == "logreg":
+        base = {k: v for k, v in base.items() if k != "C"}
+    return {**base, **{k: sample(rng) for k, sample in SPACES.get(kind, {}).items()}}
+
+
+@dataclass
+class TuneResult:
+    model: Model
+    path: Path
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+
+def tune(
+    texts: list[str],
+    labels: list[str],
+    taxonomy,
+    out_dir: str | Path,
+    *,
+    preset: str = "balanced",
+    kind: str | None = None,
+    time_budget_s: float = 600.0,
+    max_trials: int = 50,
+    seed: int = 13,
+    valid_texts: list[str] | None = None,
+    valid_labels: list[str] | None = None,
+    on_trial: Callable[[dict[str, Any]], None] | None = None,
+) -> TuneResult:
+    """Search `preset`'s space for `time_budget_s` seconds and save the best model."""
+    if time_budget_s <= 0:
+        raise ConfigError(f"time budget must be positive, got {time_budget_s}")
+    if valid_texts is None:
+        tr, va = group_split(texts, 0.1, seed)
+        if len(va) < MIN_VALID_ROWS or len(tr) < MIN_VALID_ROWS:
+            raise DataError(f"too few rows for a validation split ({len(texts)} rows)")
+        valid_texts, valid_labels = [texts[i] for i in va], [labels[i] for i in va]
+        texts, labels = [texts[i] for i in tr], [labels[i] for i in tr]
+    chosen, base = resolve_kind(preset, kind, {})
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    best: Model | None = None
+    best_key = (-1.0, 0.0)
+    trials: list[dict[str, Any]] = []
+    for trial in range(max_trials):
+        if trial and time.perf_counter() - started > time_budget_s:
+            break
+        cls = model_class(chosen)
+        if trial == 0:
+            config = base
+        elif chosen == "ensemble":
+            members = tuple((k, _sample(k, dict(c), rng)) for k, c in base.members)
+            config = cls.config_class.from_dict({"members": members})
+        else:
+            from dataclasses import asdict
+
+            config = cls.config_class.from_dict(_sample(chosen, asdict(base), rng))
+        model = cls(taxonomy, config)
+        t0 = time.perf_counter()
+        report = model.fit(texts, labels, valid_texts, valid_labels)
+        metrics = report.valid_metrics
+        row = {
+            "trial": trial + 1,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "valid_accuracy": metrics.get("accuracy", 0.0),
+            "valid_log_loss": metrics.get("log_loss", 0.0),
+            "config": _jsonable(getattr(config, "__dict__", {})),
+        }
+        trials.append(row)
+        if on_trial:
+            on_trial(row)
+        key = (row["valid_accuracy"], -row["valid_log_loss"])
+        if key > best_key:
+            best, best_key = model, key
+    assert best is not None
+    path = best.save(
+        out_dir,
+        extra={"preset": preset, "tuning": {"time_budget_s": time_budget_s, "trials": trials}},
+    )
+    plot_training_curve(best, Path(path) / "training_curve.png")
+    return TuneResult(best, Path(path), trials)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
