@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -67,6 +69,19 @@ class _BadRowPrinter:
     def finish(self) -> None:
         if self.count > MAX_BAD_ROWS_SHOWN:
             typer.echo(f"... and {self.count - MAX_BAD_ROWS_SHOWN} more bad rows", err=True)
+
+
+@contextmanager
+def _reported(printer: _BadRowPrinter | None = None) -> Iterator[None]:
+    """Run a service call: bad rows summarised, a domain error as one line and exit 1."""
+    try:
+        yield
+    except TaxonomistError as exc:
+        if printer:
+            printer.finish()
+        _fail(exc)
+    if printer:
+        printer.finish()
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -130,7 +145,7 @@ def classify(
     from . import service
 
     printer = _BadRowPrinter()
-    try:
+    with _reported(printer):
         columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
         with tqdm(unit=" products", desc="classifying", disable=not sys.stderr.isatty()) as bar:
             outcome = service.classify_file(
@@ -148,10 +163,6 @@ def classify(
                 progress=bar.update,
                 on_bad_row=printer,
             )
-    except TaxonomistError as exc:
-        printer.finish()
-        _fail(exc)
-    printer.finish()
     rate = outcome.written / max(outcome.seconds, 1e-9)
     typer.echo(
         f"classified {outcome.written} products into {outcome.taxonomy} -> {outcome.output} "
@@ -228,7 +239,7 @@ def train(
         if stage == "epoch":
             typer.echo(f"  epoch {done}/{total}", err=True)
 
-    try:
+    with _reported(printer):
         columns = _columns(id_column, text_columns, None, label_column, label_separator)
         outcome = service.train_file(
             input,
@@ -244,10 +255,6 @@ def train(
             progress=progress,
             on_bad_row=printer,
         )
-    except TaxonomistError as exc:
-        printer.finish()
-        _fail(exc)
-    printer.finish()
     m = outcome.valid_metrics
     typer.echo(
         f"trained {outcome.kind} on {outcome.train_rows} rows in {outcome.seconds:.0f} s; "
@@ -289,7 +296,7 @@ def tune(
             err=True,
         )
 
-    try:
+    with _reported(printer):
         columns = _columns(id_column, text_columns, None, label_column, label_separator)
         outcome = service.tune_file(
             input,
@@ -305,10 +312,6 @@ def tune(
             on_trial=on_trial,
             on_bad_row=printer,
         )
-    except TaxonomistError as exc:
-        printer.finish()
-        _fail(exc)
-    printer.finish()
     m = outcome.valid_metrics
     typer.echo(
         f"best of {len(outcome.trials)} trials: {outcome.kind}, validation accuracy "
@@ -346,7 +349,7 @@ def evaluate(
     from . import service
 
     printer = _BadRowPrinter()
-    try:
+    with _reported(printer):
         columns = _columns(id_column, label_column, None, label_column, label_separator)
         outcome = service.evaluate_files(
             predictions,
@@ -358,10 +361,6 @@ def evaluate(
             report_path=report,
             on_bad_row=printer,
         )
-    except TaxonomistError as exc:
-        printer.finish()
-        _fail(exc)
-    printer.finish()
     typer.echo(outcome.result.summary())
     if outcome.missing_predictions:
         typer.echo(f"gold rows without a prediction: {outcome.missing_predictions}", err=True)
@@ -382,10 +381,8 @@ def demo(
     _setup_logging(verbose)
     from . import service
 
-    try:
+    with _reported():
         outcome = service.run_demo(out, encoder=encoder)
-    except TaxonomistError as exc:
-        _fail(exc)
     c, e = outcome.classify, outcome.evaluate
     typer.echo(
         f"classified {c.written} bundled products into {c.taxonomy} zero-shot "
@@ -404,10 +401,8 @@ def taxonomy_show(
     """Summarise a taxonomy, or one category with its children."""
     from . import service
 
-    try:
+    with _reported():
         lines = service.show_taxonomy(taxonomy, category, depth=depth)
-    except TaxonomistError as exc:
-        _fail(exc)
     typer.echo("\n".join(lines))
 
 
@@ -420,10 +415,8 @@ def taxonomy_search(
     """Find categories by name."""
     from . import service
 
-    try:
+    with _reported():
         hits = service.search_taxonomy(taxonomy, query, limit=limit)
-    except TaxonomistError as exc:
-        _fail(exc)
     if not hits:
         typer.echo("no matching categories", err=True)
         raise typer.Exit(code=1)
