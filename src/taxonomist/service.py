@@ -397,7 +397,7 @@ def evaluate_files(
             f"({report.good} good rows); check --id-column",
             file=gold_path,
         )
-    confidences = conf if all(c is not None for c in conf) else None
+    confidences = [c for c in conf if c is not None] if None not in conf else None
     result = evaluate(gold, pred, confidences)
     outcome = EvaluateOutcome(result, report, missing, n_pred - len(matched_ids), report.bad_rows)
     context = {

@@ -96,7 +96,8 @@ def group_split(
     """
     if not 0 < fraction < 1:
         raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
-    train, valid = [], []
+    train: list[int] = []
+    valid: list[int] = []
     for i, text in enumerate(texts):
         digest = hashlib.sha1(f"{seed}:{_group_key(text)}".encode()).digest()
         (valid if int.from_bytes(digest[:8], "big") / 2**64 < fraction else train).append(i)

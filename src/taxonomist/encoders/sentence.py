@@ -41,11 +41,11 @@ class SentenceTransformerEncoder(Encoder):
         self.name = name or (str(Path(model).resolve()) if Path(model).exists() else self.model_ref)
         self._model: Any = None
         self.languages = frozenset({"en"})
-        model = self._load()
+        loaded = self._load()
         # renamed in sentence-transformers 6; keep working with older releases
         dim_of = (
-            getattr(model, "get_embedding_dimension", None)
-            or model.get_sentence_embedding_dimension
+            getattr(loaded, "get_embedding_dimension", None)
+            or loaded.get_sentence_embedding_dimension
         )
         self.dim = int(dim_of())
 

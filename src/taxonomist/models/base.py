@@ -48,7 +48,7 @@ class Model(ABC):
     """
 
     kind: ClassVar[str]
-    config_class: ClassVar[type]
+    config_class: ClassVar[Any]  # a frozen dataclass with from_dict()
 
     def __init__(self, taxonomy: Taxonomy, config: Any = None) -> None:
         self.taxonomy = taxonomy
@@ -111,7 +111,7 @@ class Model(ABC):
             valid_texts = None
         history = self._fit(list(texts), y, valid_texts, vy, progress)
         report = FitReport(history=history)
-        if valid_texts:
+        if valid_texts and vy is not None:
             logits = self._logits(valid_texts)
             self.temperature = fit_temperature(logits, vy)
             report.temperature = self.temperature

@@ -133,7 +133,7 @@ class HeadModel(Model):
                 sched.step()
                 total += loss.item() * len(idx)
             row = {"epoch": epoch, "train_loss": total / len(x)}
-            if vx is not None:
+            if vx is not None and vt is not None:
                 self._net.eval()
                 with torch.no_grad():
                     logits = self._net(vx)

@@ -127,6 +127,8 @@ class LinearModel(Model):
     def _save(self, directory: Path) -> None:
         from safetensors.numpy import save_file
 
+        assert self._coef is not None and self._intercept is not None
+
         vocab = {
             "word": {k: int(v) for k, v in self._word.vocabulary_.items()},
             "char": {k: int(v) for k, v in self._char.vocabulary_.items()},
