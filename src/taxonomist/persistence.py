@@ -45,6 +45,21 @@ def environment() -> dict[str, str | None]:
     }
 
 
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a text file so readers never see half of it: a temp file in the same directory
+    (so `os.replace` is a rename on one filesystem), then swapped into place."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def save_model_dir(
     path: str | Path,
     *,

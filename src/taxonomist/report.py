@@ -12,9 +12,7 @@ import html
 import io
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path as FsPath
 from typing import Any
 
 import numpy as np
@@ -369,17 +367,7 @@ def write_html(result: EvaluationResult, path: str | os.PathLike[str], **kw: Any
         path: Destination file; its directory must exist.
         **kw: Passed on to :func:`render_html` (``title``, ``context``).
     """
-    target = FsPath(path)
-    page = render_html(result, **kw)
-    # Same directory so os.replace is a rename on one filesystem: readers never see half a page.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        # mkstemp creates 0600; a report is meant to be shared.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        FsPath(tmp).unlink(missing_ok=True)
-        raise
-    logger.info("wrote evaluation report to %s", target)
+    from .persistence import atomic_write_text
+
+    atomic_write_text(path, render_html(result, **kw))
+    logger.info("wrote evaluation report to %s", path)

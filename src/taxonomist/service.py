@@ -20,6 +20,7 @@ from .data import ColumnSpec, ReadReport, read_products
 from .data.readers import BadRow, detect_format, read_labels
 from .data.writers import PredictionWriter
 from .errors import DataError, TaxonomistError
+from .persistence import atomic_write_text
 from .predictions import Predictions
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 from .taxonomy_loaders import from_labels, load_taxonomy
@@ -425,9 +426,7 @@ def evaluate_files(
 def _atomic_write(path: Path, text: str) -> None:
     if not path.parent.exists():
         raise DataError("output folder does not exist", file=path.parent)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def demo_input() -> Path:
