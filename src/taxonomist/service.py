@@ -361,12 +361,7 @@ def evaluate_files(
     predictions_path, gold_path = Path(predictions_path), Path(gold_path)
     preds, n_pred = _read_prediction_file(predictions_path)
     tax = resolve_taxonomy(taxonomy, label_file=None if taxonomy else gold_path, columns=columns)
-    gold_cols = ColumnSpec(
-        id_column=columns.id_column,
-        text_columns=(columns.label_column,),
-        label_column=columns.label_column,
-        label_separator=columns.label_separator,
-    )
+    gold_cols = columns.labels_only()
     report = ReadReport(str(gold_path))
     gold, pred, conf = [], [], []
     missing = 0

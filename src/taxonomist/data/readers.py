@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,11 @@ class ColumnSpec:
     image_column: str | None = None
     label_column: str = "category"
     label_separator: str = PATH_SEPARATOR
+
+    def labels_only(self) -> ColumnSpec:
+        """The same columns, reading the label column as the text: for gold-label files,
+        where products need an id and a label but no title."""
+        return replace(self, text_columns=(self.label_column,), image_column=None)
 
     def __post_init__(self) -> None:
         if not self.text_columns or any(not c.strip() for c in self.text_columns):
@@ -344,12 +349,7 @@ def read_labels(path: str | Path, columns: ColumnSpec = ColumnSpec()) -> list[st
     """Every non-empty raw label in a file, for building a taxonomy from its paths."""
     path = Path(path)
     labels: list[str] = []
-    spec = ColumnSpec(
-        id_column=columns.id_column,
-        text_columns=(columns.label_column,),
-        label_column=columns.label_column,
-        label_separator=columns.label_separator,
-    )
+    spec = columns.labels_only()
     for batch in read_products(
         path, spec, batch_size=4096, report=ReadReport(str(path)), require_label=True
     ):
