@@ -7,6 +7,7 @@ Heavy libraries (torch, sentence-transformers, scikit-learn) are imported inside
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,6 +93,10 @@ def _setup_logging(verbose: bool) -> None:
     # library chatter (weight-loading bars, deprecation notices) is not for our users
     for name in ("sentence_transformers", "transformers", "httpx"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    if not verbose:
+        # transformers configures its own handler at import; this is the switch it reads
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _fail(exc: Exception) -> None:
@@ -235,8 +240,19 @@ def train(
         if value is not None:
             overrides[name] = value
 
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
     def progress(stage: str, done: int, total: int) -> None:
-        if stage == "epoch":
+        # "step" comes from kinds that train in mini-batches for minutes (finetune)
+        if stage == "step":
+            bar = bars.get("step") or bars.setdefault(
+                "step",
+                tqdm(total=total, unit=" steps", desc="training", disable=not sys.stderr.isatty()),
+            )
+            bar.update(done - bar.n)
+        elif stage == "epoch":
             typer.echo(f"  epoch {done}/{total}", err=True)
 
     with _reported(printer):
@@ -255,6 +271,8 @@ def train(
             progress=progress,
             on_bad_row=printer,
         )
+    for bar in bars.values():
+        bar.close()
     m = outcome.valid_metrics
     typer.echo(
         f"trained {outcome.kind} on {outcome.train_rows} rows in {outcome.seconds:.0f} s; "
