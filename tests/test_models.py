@@ -156,3 +156,16 @@ def test_finetune_fit_save_load(config, tiny_rows, tiny_taxonomy, tmp_path) -> N
     assert (tmp_path / "ft" / "transformer" / "model.safetensors").exists()
     assert not list((tmp_path / "ft").rglob("*.bin"))
     assert list(load_model(tmp_path / "ft").predict(vtexts, top_k=2)) == list(preds)
+
+
+@pytest.mark.parametrize("kind", ["linear", "head"])
+def test_refit_full_keeps_calibration_and_label_space(kind, tiny_rows, tiny_taxonomy) -> None:
+    model, report, vtexts, vlabels = _fit(kind, tiny_rows, tiny_taxonomy)
+    texts, labels, _, _ = _data(tiny_rows, tiny_taxonomy)
+    temperature, label_space = model.temperature, list(model.labels)
+    model.refit_full(texts + vtexts, labels + vlabels)
+    assert model.refitted and model.temperature == temperature
+    assert model.labels == label_space
+    # the validation rows are now training rows: the model should fit them well
+    hits = [p.best.category_id == g for p, g in zip(model.predict(vtexts), vlabels)]
+    assert np.mean(hits) >= report.valid_metrics["accuracy"]

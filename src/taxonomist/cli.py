@@ -216,6 +216,14 @@ def train(
         int | None, typer.Option(min=1, max=1000, help="Epochs for head/finetune kinds.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split and initialisation.")] = 13,
+    refit: Annotated[
+        bool | None,
+        typer.Option(
+            "--refit/--no-refit",
+            help="Retrain on train + validation after validation has chosen epochs, "
+            "calibration and weights (default: yes, except for finetune).",
+        ),
+    ] = None,
     id_column: IdColumn = "id",
     text_columns: TextColumns = "title,description",
     label_column: LabelColumn = "category",
@@ -268,6 +276,7 @@ def train(
             overrides=overrides,
             strict=strict,
             seed=seed,
+            refit=refit,
             progress=progress,
             on_bad_row=printer,
         )

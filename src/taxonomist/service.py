@@ -253,6 +253,7 @@ def train_file(
     overrides: dict[str, Any] | None = None,
     strict: bool = False,
     seed: int = 13,
+    refit: bool | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
 ) -> TrainOutcome:
@@ -278,6 +279,7 @@ def train_file(
         kind=kind,
         overrides=overrides,
         seed=seed,
+        refit=refit,
         progress=progress,
     )
     metrics = trained.model.report.valid_metrics if trained.model.report else {}

@@ -126,11 +126,15 @@ def train_model(
     overrides: dict[str, Any] | None = None,
     valid_fraction: float = 0.1,
     seed: int = 13,
+    refit: bool | None = None,
     progress=None,
 ) -> TrainedModel:
     """Fit the chosen kind and save it with its manifest and training curve.
 
     Without a validation set, one is cut from the training rows by group of identical titles.
+    `refit` retrains on train + validation once validation has chosen epochs, temperature and
+    ensemble weights; by default it does so unless a fine-tuned transformer is involved
+    (there it would double a long training run).
     """
     if not texts:
         raise DataError("no training rows")
@@ -154,6 +158,12 @@ def train_model(
     model = model_class(chosen)(taxonomy, config)
     logger.info("training %s on %d rows, validating on %d", chosen, len(texts), len(valid_texts))
     model.fit(texts, labels, valid_texts, valid_labels, progress=progress)
+    if refit is None:
+        kinds = {chosen, *(k for k, _ in getattr(config, "members", ()))}
+        refit = "finetune" not in kinds
+    if refit:
+        logger.info("refitting on train + validation (%d rows)", len(texts) + len(valid_texts))
+        model.refit_full(texts + valid_texts, labels + list(valid_labels or []), progress=progress)
     path = model.save(
         out_dir,
         extra={"preset": preset, "train_rows": len(texts), "valid_rows": len(valid_texts or [])},

@@ -104,6 +104,11 @@ class EnsembleModel(Model):
         )
         return history
 
+    def _refit(self, texts, y, progress):
+        labels = [self.labels[i] for i in y]
+        for member in self.members:
+            member.refit_full(texts, labels, progress=progress)
+
     def _logits(self, texts):
         return sum(
             w * log_softmax(m._logits(texts), m.temperature)

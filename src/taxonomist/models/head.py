@@ -88,6 +88,8 @@ class HeadModel(Model):
         super().__init__(taxonomy, config)
         self._encoder = encoder
         self._net: Any = None
+        self.best_epoch: int | None = None
+        self._refit_epochs: int | None = None
 
     @property
     def encoder(self) -> Encoder:
@@ -113,13 +115,16 @@ class HeadModel(Model):
         weight = torch.from_numpy(class_weights(y, classes)) if cfg.balance else None
         loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
         opt = torch.optim.AdamW(self._net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        steps = cfg.epochs * ((len(x) + cfg.batch_size - 1) // cfg.batch_size)
+        steps = (self._refit_epochs or cfg.epochs) * (
+            (len(x) + cfg.batch_size - 1) // cfg.batch_size
+        )
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1
         )
         history: list[dict[str, float]] = []
         best_loss, best_state, stale = float("inf"), None, 0
-        for epoch in range(1, cfg.epochs + 1):
+        epochs = self._refit_epochs or cfg.epochs
+        for epoch in range(1, epochs + 1):
             self._net.train()
             order = rng.permutation(len(x))
             total = 0.0
@@ -140,19 +145,27 @@ class HeadModel(Model):
                     row["valid_loss"] = float(torch.nn.functional.cross_entropy(logits, vt))
                     row["valid_accuracy"] = float((logits.argmax(1) == vt).float().mean())
                 if row["valid_loss"] < best_loss - 1e-4:
-                    best_loss, stale = row["valid_loss"], 0
+                    best_loss, stale, self.best_epoch = row["valid_loss"], 0, epoch
                     best_state = {k: v.clone() for k, v in self._net.state_dict().items()}
                 else:
                     stale += 1
             history.append(row)
             if progress:
-                progress("epoch", epoch, cfg.epochs)
+                progress("epoch", epoch, epochs)
             if stale >= cfg.patience:
                 break
         if best_state is not None:
             self._net.load_state_dict(best_state)
         self._net.eval()
         return history
+
+    def _refit(self, texts, y, progress):
+        # as many epochs as validation found best; no early stopping without a validation set
+        self._refit_epochs = self.best_epoch or self.config.epochs
+        try:
+            self._fit(texts, y, None, None, progress)
+        finally:
+            self._refit_epochs = None
 
     def _logits(self, texts):
         import torch
