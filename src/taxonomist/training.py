@@ -104,6 +104,29 @@ def group_split(
     return train, valid
 
 
+def cut_validation(
+    texts: list[str], labels: list[str], fraction: float = 0.1, seed: int = 13
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(train texts, train labels, valid texts, valid labels) by `group_split`.
+
+    Raises:
+        DataError: either side would have fewer than `MIN_VALID_ROWS` rows.
+    """
+    train_idx, valid_idx = group_split(texts, fraction, seed)
+    if len(valid_idx) < MIN_VALID_ROWS or len(train_idx) < MIN_VALID_ROWS:
+        raise DataError(
+            f"too few rows for a validation split: {len(texts)} rows gave "
+            f"{len(train_idx)} train / {len(valid_idx)} validation (need at least "
+            f"{MIN_VALID_ROWS} each); add data or pass --valid FILE"
+        )
+    return (
+        [texts[i] for i in train_idx],
+        [labels[i] for i in train_idx],
+        [texts[i] for i in valid_idx],
+        [labels[i] for i in valid_idx],
+    )
+
+
 @dataclass
 class TrainedModel:
     model: Model
@@ -143,17 +166,9 @@ def train_model(
             f"training data has a single class ({labels[0]!r}); a classifier needs at least two"
         )
     if valid_texts is None:
-        train_idx, valid_idx = group_split(texts, valid_fraction, seed)
-        if len(valid_idx) < MIN_VALID_ROWS or len(train_idx) < MIN_VALID_ROWS:
-            raise DataError(
-                f"too few rows for a validation split: {len(texts)} rows gave "
-                f"{len(train_idx)} train / {len(valid_idx)} validation (need at least "
-                f"{MIN_VALID_ROWS} each); add data or pass --valid FILE"
-            )
-        valid_texts = [texts[i] for i in valid_idx]
-        valid_labels = [labels[i] for i in valid_idx]
-        texts = [texts[i] for i in train_idx]
-        labels = [labels[i] for i in train_idx]
+        texts, labels, valid_texts, valid_labels = cut_validation(
+            texts, labels, valid_fraction, seed
+        )
     chosen, config = resolve_kind(preset, kind, dict(overrides or {}))
     model = model_class(chosen)(taxonomy, config)
     logger.info("training %s on %d rows, validating on %d", chosen, len(texts), len(valid_texts))

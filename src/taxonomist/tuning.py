@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError
 from .models import Model, model_class
-from .training import MIN_VALID_ROWS, group_split, plot_training_curve, resolve_kind
+from .training import cut_validation, plot_training_curve, resolve_kind
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +90,7 @@ def tune(
     if time_budget_s <= 0:
         raise ConfigError(f"time budget must be positive, got {time_budget_s}")
     if valid_texts is None:
-        tr, va = group_split(texts, 0.1, seed)
-        if len(va) < MIN_VALID_ROWS or len(tr) < MIN_VALID_ROWS:
-            raise DataError(f"too few rows for a validation split ({len(texts)} rows)")
-        valid_texts, valid_labels = [texts[i] for i in va], [labels[i] for i in va]
-        texts, labels = [texts[i] for i in tr], [labels[i] for i in tr]
+        texts, labels, valid_texts, valid_labels = cut_validation(texts, labels, 0.1, seed)
     chosen, base = resolve_kind(preset, kind, {})
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
