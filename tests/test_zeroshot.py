@@ -71,6 +71,7 @@ def test_flat_baseline_returns_leaf_paths(tiny_taxonomy: Taxonomy) -> None:
         dict(beam_width=0),
         dict(level_temperature=0),
         dict(adapt_weight=2.0),
+        dict(adapt_iterations=0),
     ],
 )
 def test_config_rejects_bad_values(bad) -> None:

@@ -25,6 +25,8 @@ from .taxonomy import PATH_SEPARATOR, Taxonomy
 
 logger = logging.getLogger(__name__)
 
+_CHUNK = 1024  # products scored at once while adapting
+
 
 @dataclass(frozen=True)
 class ZeroShotConfig:
@@ -83,6 +85,8 @@ class ZeroShotConfig:
         for field_name in ("level_temperature", "path_temperature"):
             if getattr(self, field_name) <= 0:
                 raise ConfigError(f"{field_name} must be > 0, got {getattr(self, field_name)}")
+        if self.adapt_iterations < 1:
+            raise ConfigError(f"adapt_iterations must be >= 1, got {self.adapt_iterations}")
         if not 0 <= self.adapt_weight <= 1:
             raise ConfigError(f"adapt_weight must be in [0, 1], got {self.adapt_weight}")
 
@@ -171,11 +175,39 @@ class ZeroShotClassifier:
             groups.setdefault(detect_language(text), []).append(i)
         return groups
 
+    @staticmethod
+    def _standardized(embeddings: np.ndarray, protos: np.ndarray) -> np.ndarray:
+        sims = embeddings @ protos.T
+        return (sims - sims.mean(1, keepdims=True)) / (sims.std(1, keepdims=True) + 1e-6)
+
+    def _mean_standardized(self, embeddings: np.ndarray, protos: np.ndarray) -> np.ndarray:
+        """Each node's mean standardised similarity over the products (the hubness bias)."""
+        total = np.zeros(len(protos))
+        for start in range(0, len(embeddings), _CHUNK):
+            total += self._standardized(embeddings[start : start + _CHUNK], protos).sum(0)
+        return total / max(len(embeddings), 1)
+
+    def _best_and_margin(
+        self, embeddings: np.ndarray, protos: np.ndarray, bias: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best candidate node per product and its score margin over the runner-up, in chunks
+        so a 20,000-product sample against 10k categories never builds one huge matrix."""
+        best, margin = [], []
+        for start in range(0, len(embeddings), _CHUNK):
+            paths = self._scores(embeddings[start : start + _CHUNK], protos, bias)
+            paths = paths[:, self.tree.candidates]
+            best.append(self.tree.candidates[np.argmax(paths, axis=1)])
+            if paths.shape[1] > 1:
+                top2 = np.partition(paths, paths.shape[1] - 2, axis=1)[:, -2:]
+                margin.append(top2[:, 1] - top2[:, 0])
+            else:
+                margin.append(np.ones(len(paths)))
+        return np.concatenate(best), np.concatenate(margin)
+
     def _scores(
         self, embeddings: np.ndarray, protos: np.ndarray, bias: np.ndarray | None = None
     ) -> np.ndarray:
-        sims = embeddings @ protos.T
-        z = (sims - sims.mean(1, keepdims=True)) / (sims.std(1, keepdims=True) + 1e-6)
+        z = self._standardized(embeddings, protos)
         if bias is not None:
             z = z - bias
         logits = z / self.config.level_temperature
@@ -205,16 +237,8 @@ class ZeroShotClassifier:
             base = self.prototypes(encoder, language)
             protos = base
             for _ in range(cfg.adapt_iterations):
-                sims = emb @ protos.T
-                z = (sims - sims.mean(1, keepdims=True)) / (sims.std(1, keepdims=True) + 1e-6)
-                bias = z.mean(0) if cfg.hubness else None
-                paths = self._scores(emb, protos, bias)[:, self.tree.candidates]
-                best = self.tree.candidates[np.argmax(paths, axis=1)]
-                if paths.shape[1] > 1:
-                    top2 = np.partition(paths, paths.shape[1] - 2, axis=1)[:, -2:]
-                    margin = top2[:, 1] - top2[:, 0]
-                else:
-                    margin = np.ones(len(best))
+                bias = self._mean_standardized(emb, protos) if cfg.hubness else None
+                best, margin = self._best_and_margin(emb, protos, bias)
                 # only the more confident half of the products pulls prototypes
                 keep = margin >= np.median(margin)
                 sums = np.zeros_like(base)
@@ -230,11 +254,9 @@ class ZeroShotClassifier:
                 protos[has] = normalize(
                     (1 - lam)[:, None] * base[has] + lam[:, None] * normalize(sums[has])
                 )
-            sims = emb @ protos.T
-            z = (sims - sims.mean(1, keepdims=True)) / (sims.std(1, keepdims=True) + 1e-6)
             self._adapted[key] = protos
             if cfg.hubness:
-                self._bias[key] = z.mean(0)
+                self._bias[key] = self._mean_standardized(emb, protos)
             logger.info("adapted %d prototypes on %d products (%s)", int(has.sum()), len(idx), key)
 
     def predict(
