@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from taxonomist.data import (
     BadRow,
@@ -48,6 +49,11 @@ def _read_all(path: Path, **kwargs: Any) -> tuple[list[Product], ReadReport]:
     report = ReadReport(str(path))
     products = [p for batch in read_products(path, report=report, **kwargs) for p in batch]
     return products, report
+
+
+def _jpeg(path: Path) -> Path:
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(path, "JPEG")
+    return path
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], delimiter: str = ",") -> Path:
@@ -113,13 +119,14 @@ def test_only_present_text_columns_are_used(tmp_path: Path) -> None:
 
 
 def test_custom_columns_and_image(tmp_path: Path) -> None:
+    _jpeg(tmp_path / "a.jpg")
     path = _write_jsonl(
         tmp_path / "p.jsonl",
         [{"sku": 7, "name": "Mug", "brand": "Acme", "img": "a.jpg"}],
     )
     spec = ColumnSpec(id_column="sku", text_columns=("brand", "name"), image_column="img")
     products, _ = _read_all(path, columns=spec)
-    assert products == [Product("7", "Acme. Mug", 1, None, "a.jpg")]
+    assert products == [Product("7", "Acme. Mug", 1, None, str(tmp_path / "a.jpg"))]
 
 
 def test_missing_image_column(tmp_path: Path) -> None:
@@ -342,6 +349,164 @@ def test_parquet_nulls_are_empty(tmp_path: Path) -> None:
     products, report = _read_all(path)
     assert [(p.id, p.text) for p in products] == [("b", "Mug")]
     assert [(b.line, b.field) for b in report.bad_rows] == [(1, "title/description")]
+
+
+# -- reading: images ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def image_csv(tmp_path: Path) -> Path:
+    """A CSV whose image column points at good, missing, broken and remote pictures."""
+    data = tmp_path / "data"
+    pics = data / "pics"
+    pics.mkdir(parents=True)
+    _jpeg(pics / "good.jpg")
+    elsewhere = _jpeg(tmp_path / "elsewhere.jpg")
+    cut = _jpeg(pics / "whole.jpg").read_bytes()
+    (pics / "cut.jpg").write_bytes(cut[: len(cut) // 2])
+    (pics / "empty.png").write_bytes(b"")
+    (pics / "notes.jpg").write_text("just text")
+    rows = [
+        ("p1", "Red shirt", "pics/good.jpg"),  # 2 good, relative
+        ("p2", "Blue jeans", "pics/missing.jpg"),  # 3 missing
+        ("p3", "Mug", "pics/cut.jpg"),  # 4 truncated
+        ("p4", "Hat", "pics/empty.png"),  # 5 zero bytes
+        ("p5", "Scarf", "pics/notes.jpg"),  # 6 not an image
+        ("p6", "Sock", "https://example.com/sock.jpg"),  # 7 remote, not fetched
+        ("p7", "", "pics/good.jpg"),  # 8 image-only product
+        ("p8", "", "pics/missing.jpg"),  # 9 neither text nor image: bad row
+        ("p9", "", ""),  # 10 neither: bad row
+        ("p10", "Belt", ""),  # 11 no image, no problem
+        ("p11", "Tie", str(elsewhere)),  # 12 absolute path
+    ]
+    return _write_csv(data / "products.csv", [dict(zip(("id", "title", "img"), r)) for r in rows])
+
+
+IMAGE_SPEC = ColumnSpec(text_columns=("title",), image_column="img")
+
+
+def test_image_problems_keep_the_product(image_csv: Path) -> None:
+    seen: list[BadRow] = []
+    products, report = _read_all(image_csv, columns=IMAGE_SPEC, on_image_problem=seen.append)
+    pics = image_csv.parent / "pics"
+    assert [(p.id, p.line, p.text, p.image) for p in products] == [
+        ("p1", 2, "Red shirt", str(pics / "good.jpg")),
+        ("p2", 3, "Blue jeans", None),
+        ("p3", 4, "Mug", None),
+        ("p4", 5, "Hat", None),
+        ("p5", 6, "Scarf", None),
+        ("p6", 7, "Sock", None),
+        ("p7", 8, "", str(pics / "good.jpg")),
+        ("p10", 11, "Belt", None),
+        ("p11", 12, "Tie", str(image_csv.parent.parent / "elsewhere.jpg")),
+    ]
+    assert all(p.image is None or Path(p.image).is_absolute() for p in products)
+    problems = report.image_problems
+    assert seen == problems
+    assert [(b.line, b.field) for b in problems] == [(n, "img") for n in (3, 4, 5, 6, 7)]
+    assert all(b.file == str(image_csv) for b in problems)
+    reasons = [b.reason for b in problems]
+    assert reasons[0] == "file not found"
+    assert reasons[1].startswith("corrupt or truncated image data")
+    assert reasons[2] == "empty file (0 bytes)"
+    assert reasons[3] == "not an image (cannot identify the format)"
+    assert reasons[4] == "remote image URL not fetched; pass --allow-download to fetch it"
+    assert str(problems[0]) == f"{image_csv}: line 3: field 'img': file not found"
+    assert [(b.line, b.field, b.reason) for b in report.bad_rows] == [
+        (9, "title", "empty text and no usable image (file not found)"),
+        (10, "title", "empty text and no usable image"),
+    ]
+    assert str(report.bad_rows[1]) == (
+        f"{image_csv}: line 10: field 'title': empty text and no usable image"
+    )
+    assert (report.rows, report.good) == (11, 9)
+
+
+def test_strict_does_not_raise_for_image_problems(image_csv: Path) -> None:
+    got: list[Product] = []
+    with pytest.raises(DataError) as info:
+        for batch in read_products(image_csv, IMAGE_SPEC, strict=True, batch_size=1):
+            got.extend(batch)
+    # the first error is the row with neither text nor image, after seven usable products
+    assert (info.value.row, info.value.field) == (9, "title")
+    assert [p.id for p in got] == ["p1", "p2", "p3", "p4", "p5", "p6", "p7"]
+
+
+def test_image_rows_in_jsonl_and_parquet(tmp_path: Path) -> None:
+    _jpeg(tmp_path / "a.jpg")
+    rows = [
+        {"id": "x", "title": "Mug", "img": "a.jpg"},
+        {"id": "y", "title": None, "img": "a.jpg"},
+        {"id": "z", "title": "Cup", "img": None},
+    ]
+    for path in (
+        _write_jsonl(tmp_path / "p.jsonl", rows),
+        _write_parquet(tmp_path / "p.parquet", rows),
+    ):
+        products, report = _read_all(path, columns=IMAGE_SPEC)
+        image = str(tmp_path / "a.jpg")
+        assert [(p.id, p.text, p.image) for p in products] == [
+            ("x", "Mug", image),
+            ("y", "", image),
+            ("z", "Cup", None),
+        ]
+        assert report.bad_rows == report.image_problems == []
+
+
+def test_without_image_column_empty_text_is_still_bad(image_csv: Path) -> None:
+    products, report = _read_all(image_csv, columns=ColumnSpec(text_columns=("title",)))
+    assert all(p.image is None and p.text for p in products)
+    assert [(b.line, b.reason) for b in report.bad_rows] == [
+        (8, "empty text"),
+        (9, "empty text"),
+        (10, "empty text"),
+    ]
+    assert report.image_problems == []
+
+
+def test_allow_download_is_passed_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from taxonomist import images
+
+    fetched = _jpeg(tmp_path / "fetched.jpg")
+    calls: list[tuple[str, Path]] = []
+
+    def fake_download(url: str, directory: Path) -> tuple[Path | None, str | None]:
+        calls.append((url, directory))
+        return fetched, None
+
+    monkeypatch.setattr(images, "download_image", fake_download)
+    url = "https://example.com/a.jpg"
+    path = _write_csv(tmp_path / "p.csv", [{"id": "a", "title": "Mug", "img": url}])
+    products, report = _read_all(
+        path, columns=IMAGE_SPEC, allow_download=True, download_dir=tmp_path / "dl"
+    )
+    assert [p.image for p in products] == [str(fetched)]
+    assert calls == [(url, tmp_path / "dl")]
+    assert report.image_problems == []
+
+
+def test_each_distinct_image_is_decoded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taxonomist import images
+
+    checked: list[Path] = []
+    real_check = images.check_image
+
+    def counting_check(path: Path) -> str | None:
+        checked.append(path)
+        return real_check(path)
+
+    monkeypatch.setattr(images, "check_image", counting_check)
+    _jpeg(tmp_path / "placeholder.jpg")
+    rows = [{"id": f"p{i}", "title": "Mug", "img": "placeholder.jpg"} for i in range(5)]
+    products, _ = _read_all(_write_csv(tmp_path / "p.csv", rows), columns=IMAGE_SPEC)
+    assert len(products) == 5 and all(p.image for p in products)
+    assert checked == [tmp_path / "placeholder.jpg"]
+
+
+def test_labels_only_ignores_the_image_column() -> None:
+    assert ColumnSpec(image_column="img").labels_only().image_column is None
 
 
 # -- reading: labels ----------------------------------------------------------------------

@@ -40,7 +40,17 @@ IdColumn = Annotated[str, typer.Option(help="Column with product ids.")]
 TextColumns = Annotated[
     str, typer.Option(help="Comma-separated text columns; those present are used.")
 ]
-ImageColumn = Annotated[str | None, typer.Option(help="Column with image paths (none by default).")]
+ImageColumn = Annotated[
+    str | None,
+    typer.Option(
+        help="Column with product photos: local paths (relative to the data file's folder), "
+        "JPEG/PNG/WebP. None by default."
+    ),
+]
+AllowDownload = Annotated[
+    bool,
+    typer.Option("--allow-download", help="Fetch http(s) image URLs (off: they are reported)."),
+]
 LabelColumn = Annotated[str, typer.Option(help="Column with category labels.")]
 LabelSeparator = Annotated[str, typer.Option(help="Separator between levels in a label path.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad row.")]
@@ -59,17 +69,34 @@ def _columns(
 
 
 class _BadRowPrinter:
+    """Prints the first bad rows (skipped) and image problems (product kept, text only)."""
+
     def __init__(self) -> None:
         self.count = 0
+        self.image_count = 0
 
     def __call__(self, row: BadRow) -> None:
         self.count += 1
         if self.count <= MAX_BAD_ROWS_SHOWN:
             typer.echo(f"skipped: {row}", err=True)
 
+    def image_problem(self, row: BadRow) -> None:
+        self.image_count += 1
+        if self.image_count <= MAX_BAD_ROWS_SHOWN:
+            typer.echo(f"image ignored, text used: {row}", err=True)
+
+    def reading(self, allow_download: bool):
+        from .service import ImageReading
+
+        return ImageReading(allow_download, self.image_problem)
+
     def finish(self) -> None:
         if self.count > MAX_BAD_ROWS_SHOWN:
             typer.echo(f"... and {self.count - MAX_BAD_ROWS_SHOWN} more bad rows", err=True)
+        if self.image_count > MAX_BAD_ROWS_SHOWN:
+            typer.echo(
+                f"... and {self.image_count - MAX_BAD_ROWS_SHOWN} more image problems", err=True
+            )
 
 
 @contextmanager
@@ -138,6 +165,14 @@ def classify(
     id_column: IdColumn = "id",
     text_columns: TextColumns = "title,description",
     image_column: ImageColumn = None,
+    alignment: Annotated[
+        Path | None,
+        typer.Option(
+            help="Zero-shot with photos: an image-text alignment from `taxonomist align` "
+            "(default: the ImageNet bridge)."
+        ),
+    ] = None,
+    allow_download: AllowDownload = False,
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     strict: Strict = False,
@@ -165,13 +200,17 @@ def classify(
                 strict=strict,
                 adapt=adapt,
                 batch_size=batch_size,
+                alignment=alignment,
+                allow_download=allow_download,
                 progress=bar.update,
                 on_bad_row=printer,
+                on_image_problem=printer.image_problem,
             )
     rate = outcome.written / max(outcome.seconds, 1e-9)
     typer.echo(
         f"classified {outcome.written} products into {outcome.taxonomy} -> {outcome.output} "
         f"({outcome.seconds:.1f} s, {rate:.0f}/s); {len(outcome.report.bad_rows)} bad rows skipped"
+        + (f", {len(outcome.report.image_problems)} without a usable image" if image_column else "")
     )
 
 
@@ -188,7 +227,10 @@ def train(
     preset: Annotated[str, typer.Option(help="fast | balanced | best.")] = "balanced",
     kind: Annotated[
         str | None,
-        typer.Option(help="Override the preset's kind: linear | head | finetune | ensemble."),
+        typer.Option(
+            help="Override the preset's kind: linear | head | finetune | ensemble | image | "
+            "fusion (with --image-column, fusion is the default)."
+        ),
     ] = None,
     taxonomy: Annotated[
         str | None,
@@ -226,6 +268,8 @@ def train(
     ] = None,
     id_column: IdColumn = "id",
     text_columns: TextColumns = "title,description",
+    image_column: ImageColumn = None,
+    allow_download: AllowDownload = False,
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     strict: Strict = False,
@@ -264,7 +308,7 @@ def train(
             typer.echo(f"  epoch {done}/{total}", err=True)
 
     with _reported(printer):
-        columns = _columns(id_column, text_columns, None, label_column, label_separator)
+        columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
         outcome = service.train_file(
             input,
             out,
@@ -279,6 +323,7 @@ def train(
             refit=refit,
             progress=progress,
             on_bad_row=printer,
+            reading=printer.reading(allow_download),
         )
     for bar in bars.values():
         bar.close()
@@ -305,6 +350,8 @@ def tune(
     seed: Annotated[int, typer.Option(help="Seed for the split and the search.")] = 13,
     id_column: IdColumn = "id",
     text_columns: TextColumns = "title,description",
+    image_column: ImageColumn = None,
+    allow_download: AllowDownload = False,
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     strict: Strict = False,
@@ -324,7 +371,7 @@ def tune(
         )
 
     with _reported(printer):
-        columns = _columns(id_column, text_columns, None, label_column, label_separator)
+        columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
         outcome = service.tune_file(
             input,
             out,
@@ -338,6 +385,7 @@ def tune(
             seed=seed,
             on_trial=on_trial,
             on_bad_row=printer,
+            reading=printer.reading(allow_download),
         )
     m = outcome.valid_metrics
     typer.echo(
@@ -345,6 +393,44 @@ def tune(
         f"{m.get('accuracy', float('nan')):.4f} ({outcome.seconds:.0f} s)"
     )
     typer.echo(f"model: {outcome.model_dir}")
+
+
+@app.command()
+def align(
+    input: Annotated[Path, typer.Argument(help="Products with photos and titles (no labels).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Alignment directory to write.")],
+    image_column: Annotated[str, typer.Option(help="Column with product photos.")] = "image",
+    epochs: Annotated[int | None, typer.Option(min=1, max=1000)] = None,
+    allow_download: AllowDownload = False,
+    id_column: IdColumn = "id",
+    text_columns: TextColumns = "title,description",
+    strict: Strict = False,
+    verbose: Verbose = False,
+) -> None:
+    """Learn an image-text alignment from photo/title pairs, for zero-shot image classification
+    into any taxonomy (`classify --image-column ... --alignment DIR`)."""
+    _setup_logging(verbose)
+    from . import service
+
+    printer = _BadRowPrinter()
+    with _reported(printer):
+        columns = _columns(id_column, text_columns, image_column, "category", " > ")
+        outcome = service.align_file(
+            input,
+            out,
+            columns=columns,
+            epochs=epochs,
+            strict=strict,
+            on_bad_row=printer,
+            reading=printer.reading(allow_download),
+        )
+    last = outcome.history[-1] if outcome.history else {}
+    retrieval = last.get("valid_retrieval_accuracy")
+    typer.echo(
+        f"aligned {outcome.pairs} photo/text pairs in {outcome.seconds:.0f} s"
+        + (f"; held-out retrieval accuracy {retrieval:.3f}" if retrieval is not None else "")
+    )
+    typer.echo(f"alignment: {outcome.model_dir}")
 
 
 @app.command()

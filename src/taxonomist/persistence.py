@@ -64,7 +64,7 @@ def save_model_dir(
     path: str | Path,
     *,
     manifest: dict[str, Any],
-    taxonomy: Taxonomy,
+    taxonomy: Taxonomy | None,
     write_files: Callable[[Path], None],
 ) -> Path:
     """Write a model directory atomically: build it in a temp dir, then swap it into place.
@@ -72,7 +72,7 @@ def save_model_dir(
     Args:
         path: the model directory (replaced if it exists).
         manifest: kind, config, labels, metrics... (format version, environment and time added).
-        taxonomy: saved as taxonomy.json.
+        taxonomy: saved as taxonomy.json (None for models not tied to one taxonomy).
         write_files: writes the weights (safetensors) and extra JSON into the temp dir.
     """
     path = Path(path)
@@ -80,7 +80,8 @@ def save_model_dir(
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         write_files(tmp)
-        (tmp / TAXONOMY).write_text(taxonomy.to_json(), encoding="utf-8")
+        if taxonomy is not None:
+            (tmp / TAXONOMY).write_text(taxonomy.to_json(), encoding="utf-8")
         full = {
             "format_version": FORMAT_VERSION,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from .data import ColumnSpec, ReadReport, read_products
-from .data.readers import BadRow, detect_format, read_labels
+from .data.readers import BadRow, Product, detect_format, read_labels
 from .data.writers import PredictionWriter
 from .errors import DataError, TaxonomistError
+from .items import Item, ModelInput
 from .persistence import atomic_write_text
 from .predictions import Predictions
 from .taxonomy import PATH_SEPARATOR, Taxonomy
@@ -49,6 +50,34 @@ class EvaluateOutcome:
     bad_rows: list[BadRow] = field(default_factory=list)
     json_path: Path | None = None
     report_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ImageReading:
+    """How photos are read: fetch remote URLs or not, and who hears of a bad image."""
+
+    allow_download: bool = False
+    on_image_problem: Callable[[BadRow], None] | None = None
+
+
+def model_inputs(products: list[Product], columns: ColumnSpec) -> list[ModelInput]:
+    """What a model takes for each product: an `Item` when photos are read, else its text."""
+    if columns.image_column:
+        return [Item(p.text, p.image) for p in products]
+    return [p.text for p in products]
+
+
+def _image_scorer(alignment: str | Path | None, cache_dir: str | Path | None) -> Any:
+    """The zero-shot image scorer: a trained alignment when given, else the ImageNet bridge."""
+    from .zeroshot_images import ImageNetBridge, ImageTextAlignment
+
+    if alignment is not None:
+        return ImageTextAlignment.load(alignment)
+    from .encoders import CachedEncoder, EmbeddingCache, build_encoder
+    from .encoders.image import ImageEncoder
+
+    cache = EmbeddingCache(cache_dir)
+    return ImageNetBridge(CachedEncoder(build_encoder("minilm"), cache), ImageEncoder(cache=cache))
 
 
 def resolve_taxonomy(
@@ -93,8 +122,11 @@ def classify_file(
     adapt: bool = True,
     batch_size: int = 512,
     cache_dir: str | Path | None = None,
+    alignment: str | Path | None = None,
+    allow_download: bool = False,
     progress: Progress | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
+    on_image_problem: Callable[[BadRow], None] | None = None,
 ) -> ClassifyOutcome:
     """Classify every good row of `input_path` into `output_path`, streaming.
 
@@ -103,6 +135,11 @@ def classify_file(
     the category prototypes to this catalogue (no labels used). With `min_confidence`, paths
     back off to their deepest confident level and such rows are flagged `needs_review`.
     Bad rows are reported (and skipped) unless `strict`; good rows are always written.
+
+    With `columns.image_column`, photos count too: a trained model that uses images reads
+    them; zero-shot pools the text scores with image scores from `alignment` (a directory
+    saved by `align_file`) or, without one, from the ImageNet bridge. A bad image is reported
+    through `on_image_problem` and its product is classified from its text.
     """
     if top_k < 1:
         raise DataError(f"top-k must be at least 1, got {top_k}")
@@ -118,8 +155,13 @@ def classify_file(
         tax = trained.taxonomy
         encoders = [f"trained {trained.kind} model {model}"]
 
-        def predict(texts: list[str], ids: list[str]) -> Predictions:
-            return trained.predict(texts, ids, top_k=top_k, min_confidence=min_confidence)
+        def predict(products: list[Product]) -> Predictions:
+            return trained.predict(
+                model_inputs(products, columns),
+                [p.id for p in products],
+                top_k=top_k,
+                min_confidence=min_confidence,
+            )
 
     else:
         tax = resolve_taxonomy(taxonomy, columns=columns)
@@ -133,15 +175,28 @@ def classify_file(
                 strict=strict,
                 batch_size=batch_size,
                 report=ReadReport(str(input_path)),
+                allow_download=allow_download,
             ):
-                sample.extend(p.text for p in batch)
+                sample.extend(p.text for p in batch if p.text)
                 if len(sample) >= limit:
                     break
             clf.adapt(sample[:limit])
         encoders = clf.encoders.names
+        scorer = _image_scorer(alignment, cache_dir) if columns.image_column else None
+        if scorer is not None:
+            category_texts = clf.candidate_texts()
+            encoders = [*encoders, f"images: {scorer.describe}"]
 
-        def predict(texts: list[str], ids: list[str]) -> Predictions:
-            preds = clf.predict(texts, ids, top_k=top_k)
+        def predict(products: list[Product]) -> Predictions:
+            image_logp = None
+            if scorer is not None:
+                image_logp = scorer.log_probs([p.image for p in products], category_texts)
+            preds = clf.predict(
+                [p.text for p in products],
+                [p.id for p in products],
+                top_k=top_k,
+                image_log_probs=image_logp,
+            )
             return preds.with_min_confidence(min_confidence, tax) if min_confidence else preds
 
     report = ReadReport(str(input_path))
@@ -153,8 +208,10 @@ def classify_file(
             batch_size=batch_size,
             report=report,
             on_bad_row=on_bad_row,
+            on_image_problem=on_image_problem,
+            allow_download=allow_download,
         ):
-            writer.write(predict([p.text for p in batch], [p.id for p in batch]))
+            writer.write(predict(batch))
             if progress:
                 progress(len(batch))
     if report.good == 0:
@@ -190,9 +247,11 @@ def _read_labelled(
     columns: ColumnSpec,
     strict: bool,
     on_bad_row: Callable[[BadRow], None] | None,
-) -> tuple[list[str], list[str], ReadReport]:
+    reading: ImageReading,
+) -> tuple[list[ModelInput], list[str], ReadReport]:
     report = ReadReport(str(path))
-    texts, labels = [], []
+    texts: list[ModelInput] = []
+    labels: list[str] = []
     for batch in read_products(
         path,
         columns,
@@ -201,11 +260,13 @@ def _read_labelled(
         strict=strict,
         report=report,
         on_bad_row=on_bad_row,
+        on_image_problem=reading.on_image_problem,
+        allow_download=reading.allow_download,
         batch_size=4096,
     ):
+        texts.extend(model_inputs(batch, columns))
         for product in batch:
             assert product.label is not None
-            texts.append(product.text)
             labels.append(product.label.id)
     if not texts:
         raise DataError(f"no usable labelled rows ({len(report.bad_rows)} bad rows)", file=path)
@@ -219,7 +280,15 @@ def _training_data(
     columns: ColumnSpec,
     strict: bool,
     on_bad_row: Callable[[BadRow], None] | None,
-) -> tuple[Taxonomy, list[str], list[str], list[str] | None, list[str] | None, list[BadRow]]:
+    reading: ImageReading,
+) -> tuple[
+    Taxonomy,
+    list[ModelInput],
+    list[str],
+    list[ModelInput] | None,
+    list[str] | None,
+    list[BadRow],
+]:
     detect_format(input_path)
     if taxonomy:
         tax = resolve_taxonomy(taxonomy, columns=columns)
@@ -230,12 +299,12 @@ def _training_data(
         if valid_path:
             raw += read_labels(valid_path, columns)
         tax = from_labels(raw, separator=columns.label_separator, name=input_path.stem)
-    texts, labels, report = _read_labelled(input_path, tax, columns, strict, on_bad_row)
+    texts, labels, report = _read_labelled(input_path, tax, columns, strict, on_bad_row, reading)
     valid_texts = valid_labels = None
     bad = list(report.bad_rows)
     if valid_path:
         valid_texts, valid_labels, vreport = _read_labelled(
-            Path(valid_path), tax, columns, strict, on_bad_row
+            Path(valid_path), tax, columns, strict, on_bad_row, reading
         )
         bad += vreport.bad_rows
     return tax, texts, labels, valid_texts, valid_labels, bad
@@ -256,18 +325,21 @@ def train_file(
     refit: bool | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
+    reading: ImageReading | None = None,
 ) -> TrainOutcome:
     """Train a model on a labelled file and save it to `out_dir`.
 
     Labels must resolve in `taxonomy` when one is given (others are bad rows); without one,
-    the taxonomy is the set of label paths in the training (and validation) files.
+    the taxonomy is the set of label paths in the training (and validation) files. With
+    `columns.image_column` the photos are read too, and a preset trains a `fusion` model.
     """
     from .training import train_model
 
     started = time.perf_counter()
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
-        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row
-    )
+        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row,
+        reading or ImageReading(),
+    )  # fmt: skip
     trained = train_model(
         texts,
         labels,
@@ -532,14 +604,16 @@ def tune_file(
     seed: int = 13,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
+    reading: ImageReading | None = None,
 ) -> TuneOutcome:
     """Random-search the preset's hyper-parameters within the budget; save the best model."""
     from .tuning import tune
 
     started = time.perf_counter()
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
-        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row
-    )
+        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row,
+        reading or ImageReading(),
+    )  # fmt: skip
     result = tune(
         texts,
         labels,
@@ -557,3 +631,56 @@ def tune_file(
     return TuneOutcome(
         result.path, result.model.kind, result.trials, metrics, time.perf_counter() - started, bad
     )
+
+
+@dataclass
+class AlignOutcome:
+    model_dir: Path
+    pairs: int
+    history: list[dict[str, float]]
+    seconds: float
+    report: ReadReport
+
+
+def align_file(
+    input_path: str | Path,
+    out_dir: str | Path,
+    *,
+    columns: ColumnSpec,
+    epochs: int | None = None,
+    strict: bool = False,
+    on_bad_row: Callable[[BadRow], None] | None = None,
+    reading: ImageReading | None = None,
+) -> AlignOutcome:
+    """Learn an image-text alignment from (photo, title) pairs; no labels are read.
+
+    The result classifies photos zero-shot into any taxonomy: `classify --alignment DIR`.
+    """
+    from .zeroshot_images import AlignmentConfig, ImageTextAlignment
+
+    if not columns.image_column:
+        raise DataError("aligning needs photos: name their column with --image-column")
+    reading = reading or ImageReading()
+    started = time.perf_counter()
+    report = ReadReport(str(input_path))
+    texts: list[str] = []
+    images: list[str | None] = []
+    for batch in read_products(
+        input_path,
+        columns,
+        strict=strict,
+        report=report,
+        on_bad_row=on_bad_row,
+        on_image_problem=reading.on_image_problem,
+        allow_download=reading.allow_download,
+        batch_size=4096,
+    ):
+        for product in batch:
+            if product.text and product.image:
+                texts.append(product.text)
+                images.append(product.image)
+    config = AlignmentConfig(epochs=epochs) if epochs else AlignmentConfig()
+    model = ImageTextAlignment(config)
+    history = model.fit(images, texts)
+    path = model.save(out_dir)
+    return AlignOutcome(path, len(texts), history, time.perf_counter() - started, report)

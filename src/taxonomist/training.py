@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError
+from .items import Item, ModelInput, has_images
 from .models import Model, model_class
 
 logger = logging.getLogger(__name__)
@@ -57,13 +58,24 @@ PRESETS: dict[Preset, tuple[str, dict[str, Any]]] = {
 }
 
 
+# With photos, presets choose how text and image are combined.
+FUSION_PRESETS: dict[Preset, dict[str, Any]] = {
+    Preset.FAST: {"mode": "late"},  # TF-IDF text model + image head
+    Preset.BALANCED: {"mode": "both"},  # + the gated early-fusion network
+    Preset.BEST: {"mode": "both", "hidden": 1024, "image_config": {"hidden": 1024}},
+}
+
+
 def resolve_kind(
     preset: str | None, kind: str | None, overrides: dict[str, Any]
 ) -> tuple[str, Any]:
     """The (kind, config) to train: the preset's, replaced by `kind` when given, then updated
     with `overrides` (e.g. {"balance": True}) wherever the config has such a field."""
-    chosen_kind, config = PRESETS[Preset.from_str(preset or "balanced")]
-    if kind and kind != chosen_kind:
+    preset_key = Preset.from_str(preset or "balanced")
+    chosen_kind, config = PRESETS[preset_key]
+    if kind == "fusion":
+        chosen_kind, config = kind, FUSION_PRESETS[preset_key]
+    elif kind and kind != chosen_kind:
         chosen_kind, config = kind, ({} if kind != "ensemble" else PRESETS[Preset.BALANCED][1])
     cls = model_class(chosen_kind)
     config = dict(config)
@@ -80,13 +92,16 @@ def resolve_kind(
     return chosen_kind, cls.config_class.from_dict(config)
 
 
-def _group_key(text: str) -> str:
+def _group_key(item: ModelInput) -> str:
+    text = item.text if isinstance(item, Item) else item
+    if not text.strip() and isinstance(item, Item):
+        return f"image:{item.image}"  # image-only rows: group by photo, not by empty title
     text = unicodedata.normalize("NFKC", text).casefold()
     return re.sub(r"\W+", " ", text).strip()
 
 
 def group_split(
-    texts: Sequence[str], fraction: float = 0.1, seed: int = 13
+    texts: Sequence[ModelInput], fraction: float = 0.1, seed: int = 13
 ) -> tuple[list[int], list[int]]:
     """Row indices (train, valid), with every group of identical titles on one side.
 
@@ -105,8 +120,8 @@ def group_split(
 
 
 def cut_validation(
-    texts: list[str], labels: list[str], fraction: float = 0.1, seed: int = 13
-) -> tuple[list[str], list[str], list[str], list[str]]:
+    texts: list[ModelInput], labels: list[str], fraction: float = 0.1, seed: int = 13
+) -> tuple[list[ModelInput], list[str], list[ModelInput], list[str]]:
     """(train texts, train labels, valid texts, valid labels) by `group_split`.
 
     Raises:
@@ -137,12 +152,12 @@ class TrainedModel:
 
 
 def train_model(
-    texts: list[str],
+    texts: list[ModelInput],
     labels: list[str],
     taxonomy,
     out_dir: str | Path,
     *,
-    valid_texts: list[str] | None = None,
+    valid_texts: list[ModelInput] | None = None,
     valid_labels: list[str] | None = None,
     preset: str | None = "balanced",
     kind: str | None = None,
@@ -157,7 +172,8 @@ def train_model(
     Without a validation set, one is cut from the training rows by group of identical titles.
     `refit` retrains on train + validation once validation has chosen epochs, temperature and
     ensemble weights; by default it does so unless a fine-tuned transformer is involved
-    (there it would double a long training run).
+    (there it would double a long training run). With photos among the inputs and no
+    `kind`, the preset's `fusion` model is trained.
     """
     if not texts:
         raise DataError("no training rows")
@@ -169,6 +185,8 @@ def train_model(
         texts, labels, valid_texts, valid_labels = cut_validation(
             texts, labels, valid_fraction, seed
         )
+    if kind is None and has_images(texts):
+        kind = "fusion"
     chosen, config = resolve_kind(preset, kind, dict(overrides or {}))
     model = model_class(chosen)(taxonomy, config)
     logger.info("training %s on %d rows, validating on %d", chosen, len(texts), len(valid_texts))
@@ -189,11 +207,15 @@ def train_model(
 
 def plot_training_curve(model: Model, path: Path) -> Path | None:
     """Train/validation loss and validation accuracy per epoch, when the kind has epochs."""
-    rows = [r for r in (model.report.history if model.report else []) if "train_loss" in r]
-    if model.kind == "ensemble":
+
+    def epochs_of(history: list[dict[str, float]]) -> list[dict[str, float]]:
+        return [r for r in history if "train_loss" in r and "epoch" in r]
+
+    rows = epochs_of(model.report.history if model.report else [])
+    if model.kind in ("ensemble", "fusion"):
         for member in getattr(model, "members", []):
-            if member.report and any("train_loss" in r for r in member.report.history):
-                rows = [r for r in member.report.history if "train_loss" in r]
+            if member.report and epochs_of(member.report.history):
+                rows = epochs_of(member.report.history)
     if not rows:
         return None
     import matplotlib

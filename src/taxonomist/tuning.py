@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .items import ModelInput, has_images
 from .models import Model, model_class
 from .training import cut_validation, plot_training_curve, resolve_kind
 
@@ -72,7 +73,7 @@ class TuneResult:
 
 
 def tune(
-    texts: list[str],
+    texts: list[ModelInput],
     labels: list[str],
     taxonomy,
     out_dir: str | Path,
@@ -82,7 +83,7 @@ def tune(
     time_budget_s: float = 600.0,
     max_trials: int = 50,
     seed: int = 13,
-    valid_texts: list[str] | None = None,
+    valid_texts: list[ModelInput] | None = None,
     valid_labels: list[str] | None = None,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
 ) -> TuneResult:
@@ -91,6 +92,8 @@ def tune(
         raise ConfigError(f"time budget must be positive, got {time_budget_s}")
     if valid_texts is None:
         texts, labels, valid_texts, valid_labels = cut_validation(texts, labels, 0.1, seed)
+    if kind is None and has_images(texts):
+        kind = "fusion"
     chosen, base = resolve_kind(preset, kind, {})
     rng = np.random.default_rng(seed)
     started = time.perf_counter()

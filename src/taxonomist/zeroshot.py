@@ -20,7 +20,7 @@ import numpy as np
 from .encoders import Encoder, EncoderSet, Role, detect_language, normalize
 from .errors import ConfigError
 from .hierarchy import TreeIndex
-from .predictions import Predictions, ProductPrediction
+from .predictions import Predictions
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 
 logger = logging.getLogger(__name__)
@@ -259,40 +259,64 @@ class ZeroShotClassifier:
                 self._bias[key] = self._mean_standardized(emb, protos)
             logger.info("adapted %d prototypes on %d products (%s)", int(has.sum()), len(idx), key)
 
+    def candidate_log_probs(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, candidates) log-probabilities of each text's category, candidates in tree
+        order (`self.tree.candidates`). An empty text gets a uniform row."""
+        out = np.full((len(texts), len(self.tree.candidates)), -np.log(len(self.tree.candidates)))
+        nonempty = [i for i, t in enumerate(texts) if t.strip()]
+        groups = self._groups([texts[i] for i in nonempty])
+        for language, local in groups.items():
+            idx = [nonempty[i] for i in local]
+            encoder = self.encoders.for_language(language)
+            emb = encoder.encode([texts[i] for i in idx], role=Role.PRODUCT)
+            key = (encoder.name, self._category_language(encoder, language))
+            scores = self._scores(emb, self.prototypes(encoder, language), self._bias.get(key))
+            cand = scores[:, self.tree.candidates].astype(np.float64) / self.config.path_temperature
+            out[idx] = cand - logsumexp(cand)
+        return out
+
     def predict(
-        self, texts: Sequence[str], ids: Sequence[str] | None = None, *, top_k: int = 1
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        *,
+        top_k: int = 1,
+        image_log_probs: tuple[np.ndarray, np.ndarray] | None = None,
+        image_weight: float = 0.5,
     ) -> Predictions:
         """Rank category paths for each text.
 
         Args:
-            texts: product texts (title, description...); must be non-empty strings.
+            texts: product texts (title, description...); empty only for image-only rows.
             ids: product ids, defaulting to positions.
             top_k: candidates kept per product.
+            image_log_probs: optional (log-probabilities over `self.tree.candidates`, has-image
+                mask) from an image scorer (`zeroshot_images`); pooled log-linearly with
+                the text's, the image weighing `image_weight`, where a row has both.
 
         Returns:
             Predictions, best candidate first, each with per-level confidences.
         """
         ids = list(ids) if ids is not None else [str(i) for i in range(len(texts))]
-        results: list[ProductPrediction | None] = [None] * len(texts)
-        for language, idx in self._groups(texts).items():
-            encoder = self.encoders.for_language(language)
-            emb = encoder.encode([texts[i] for i in idx], role=Role.PRODUCT)
-            key = (encoder.name, self._category_language(encoder, language))
-            scores = self._scores(emb, self.prototypes(encoder, language), self._bias.get(key))
-            for row, pred in zip(idx, self._decode(scores, [ids[i] for i in idx], top_k)):
-                results[row] = pred
-        return Predictions([r for r in results if r is not None])
+        logp = self.candidate_log_probs(texts)
+        if image_log_probs is not None:
+            image_logp, has_image = image_log_probs
+            has_text = np.array([bool(t.strip()) for t in texts])
+            w = np.where(has_image, np.where(has_text, image_weight, 1.0), 0.0)[:, None]
+            logp = (1 - w) * logp + w * np.where(has_image[:, None], image_logp, 0.0)
+            logp = logp - logsumexp(logp)
+        return Predictions(self.tree.decode(np.exp(logp), ids, top_k))
 
-    def _decode(
-        self, path_scores: np.ndarray, ids: list[str], top_k: int
-    ) -> list[ProductPrediction]:
-        cand = (
-            path_scores[:, self.tree.candidates].astype(np.float64) / self.config.path_temperature
-        )
-        cand = cand - cand.max(1, keepdims=True)
-        probs = np.exp(cand)
-        probs /= probs.sum(1, keepdims=True)
-        return self.tree.decode(probs, ids, top_k)
+    def candidate_texts(self, language: str = "en") -> list[list[str]]:
+        """`category_texts` restricted to the candidates: what an image scorer matches."""
+        return [
+            [column[i] for i in self.tree.candidates] for column in self.category_texts(language)
+        ]
+
+
+def logsumexp(x: np.ndarray) -> np.ndarray:
+    top = x.max(1, keepdims=True)
+    return top + np.log(np.exp(x - top).sum(1, keepdims=True))
 
 
 def flat_nearest_path(

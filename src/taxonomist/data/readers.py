@@ -3,6 +3,11 @@
 A bad row (empty text, undecodable bytes, unknown label, malformed line) becomes a `BadRow`
 naming file, line and field; the good rows around it are still yielded. `strict=True` turns the
 first bad row into a `DataError` instead.
+
+With an image column, each image is found and fully decoded once. A bad image (missing,
+corrupt, not an image, remote and not fetched) is an image problem, listed like a bad row, but
+its product is kept without the image: its text still classifies. Only a row with neither text
+nor a usable image is a bad row.
 """
 
 from __future__ import annotations
@@ -84,12 +89,16 @@ class BadRow:
 
 @dataclass
 class ReadReport:
-    """What reading a file found: counts and every bad row."""
+    """What reading a file found: counts, every bad row, and every image problem.
+
+    An image problem's product is counted in `good` (it was yielded, without its image).
+    """
 
     file: str
     rows: int = 0
     good: int = 0
     bad_rows: list[BadRow] = field(default_factory=list)
+    image_problems: list[BadRow] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
     text_columns: list[str] = field(default_factory=list)
 
@@ -180,6 +189,47 @@ def _iter_parquet(path: Path, batch_size: int) -> Iterator[tuple[int, dict[str, 
             yield row, record
 
 
+class _ImageChecker:
+    """Turns an image cell into (absolute path, None) or (None, reason), decoding once.
+
+    Remembers answers by cell, so a placeholder picture shared by many rows (or one URL) is
+    checked once per file.
+    """
+
+    _MEMO_LIMIT = 10_000
+
+    def __init__(
+        self, column: str, base_dir: Path, allow_download: bool, download_dir: Path | None
+    ) -> None:
+        # imported here so reading text-only files never loads PIL
+        from ..images import check_image, resolve_image_ref
+
+        self._check = check_image
+        self._resolve = resolve_image_ref
+        self.column = column
+        self.base_dir = base_dir
+        self.allow_download = allow_download
+        self.download_dir = download_dir
+        self._memo: dict[str, tuple[str | None, str | None]] = {}
+
+    def __call__(self, cell: str) -> tuple[str | None, str | None]:
+        if cell in self._memo:
+            return self._memo[cell]
+        path, problem = self._resolve(
+            cell,
+            self.base_dir,
+            allow_download=self.allow_download,
+            download_dir=self.download_dir,
+        )
+        if path is not None:
+            problem = self._check(path)
+        answer = (str(path) if path is not None and problem is None else None, problem)
+        if len(self._memo) >= self._MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[cell] = answer
+        return answer
+
+
 def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
@@ -203,6 +253,9 @@ def read_products(
     batch_size: int = 1024,
     report: ReadReport | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
+    on_image_problem: Callable[[BadRow], None] | None = None,
+    allow_download: bool = False,
+    download_dir: str | Path | None = None,
 ) -> Iterator[list[Product]]:
     """Yield validated products from `path` in lists of at most `batch_size`.
 
@@ -211,9 +264,18 @@ def read_products(
         columns: column names; missing text columns are skipped if at least one is present.
         taxonomy: resolves labels (full path, id, or unambiguous name) when labels are read.
         require_label: the label column must exist and every row needs a resolvable label.
-        strict: raise `DataError` at the first bad row instead of reporting it.
-        report: filled with counts and bad rows as reading proceeds.
+        strict: raise `DataError` at the first bad row instead of reporting it. Image
+            problems are never raised: their product is still usable by its text.
+        report: filled with counts, bad rows and image problems as reading proceeds.
         on_bad_row: called for each bad row as it is found.
+        on_image_problem: called for each image problem (field: the image column) as it is
+            found; the product is yielded with `image=None`.
+        allow_download: fetch http(s) image URLs (otherwise each is an image problem).
+        download_dir: where fetched images go; default `<taxonomist cache>/images`.
+
+    With `columns.image_column`, each cell is resolved (relative paths from the data file's
+    folder) and fully decoded once; `Product.image` is the absolute path of a usable image.
+    A row with empty text but a usable image is an image-only product with text "".
 
     Raises:
         DataError: missing file, unsupported type, missing columns, unreadable file, or any
@@ -226,6 +288,16 @@ def read_products(
         raise DataError("is a directory, expected a data file", file=path)
     fmt = detect_format(path)
     report = report if report is not None else ReadReport(str(path))
+    images = (
+        _ImageChecker(
+            columns.image_column,
+            path.parent,
+            allow_download,
+            Path(download_dir) if download_dir is not None else None,
+        )
+        if columns.image_column
+        else None
+    )
     if fmt == "parquet":
         rows = _iter_parquet(path, batch_size)
     elif fmt == "jsonl":
@@ -244,6 +316,11 @@ def read_products(
         report.bad_rows.append(row)
         if on_bad_row:
             on_bad_row(row)
+
+    def image_problem(row: BadRow) -> None:
+        report.image_problems.append(row)
+        if on_image_problem:
+            on_image_problem(row)
 
     def resolve_columns(names: list[str]) -> None:
         nonlocal text_cols, has_id, has_label
@@ -292,6 +369,9 @@ def read_products(
         product = _validate(
             path, line, record, text_cols, columns, taxonomy, has_id, has_label, require_label, bad
         )
+        if product is not None and images is not None:
+            cell = _cell(record, images.column)
+            product = _attach_image(path, product, cell, text_cols, images, bad, image_problem)
         if product is None:
             continue
         report.good += 1
@@ -327,7 +407,7 @@ def _validate(
         return None
     parts = [_cell(record, c).strip() for c in text_cols]
     text = ". ".join(p for p in parts if p)
-    if not text:
+    if not text and not columns.image_column:
         bad(BadRow(str(path), line, "/".join(text_cols), "empty text"))
         return None
     label: Category | None = None
@@ -341,8 +421,31 @@ def _validate(
     elif require_label and not raw_label:
         bad(BadRow(str(path), line, columns.label_column, "empty label"))
         return None
-    image = _cell(record, columns.image_column).strip() or None if columns.image_column else None
-    return Product(product_id, text[:MAX_TEXT_CHARS], line, label, image)
+    # the image, if any, is attached after: decoding it is the costliest check, done last
+    return Product(product_id, text[:MAX_TEXT_CHARS], line, label, None)
+
+
+def _attach_image(
+    path: Path,
+    product: Product,
+    cell: str,
+    text_cols: list[str],
+    images: _ImageChecker,
+    bad: Callable[[BadRow], None],
+    image_problem: Callable[[BadRow], None],
+) -> Product | None:
+    """The product with its checked image; a bad image is reported and dropped, and a row
+    left with neither text nor image is a bad row."""
+    image, problem = images(cell)
+    if not product.text and image is None:
+        reason = "empty text and no usable image"
+        if problem:
+            reason = f"{reason} ({problem})"
+        bad(BadRow(str(path), product.line, "/".join(text_cols), reason))
+        return None
+    if problem is not None:
+        image_problem(BadRow(str(path), product.line, images.column, problem))
+    return replace(product, image=image)
 
 
 def read_labels(path: str | Path, columns: ColumnSpec = ColumnSpec()) -> list[str]:

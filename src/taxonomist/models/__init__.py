@@ -18,6 +18,8 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "head": ("taxonomist.models.head", "HeadModel", "text"),
     "finetune": ("taxonomist.models.finetune", "FinetuneModel", "text"),
     "ensemble": ("taxonomist.models.ensemble", "EnsembleModel", "core"),
+    "image": ("taxonomist.models.image", "ImageModel", "image"),
+    "fusion": ("taxonomist.models.fusion", "FusionModel", "image"),
 }
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from ..calibration import fit_temperature, log_softmax, softmax
 from ..errors import DataError, NotTrainedError
 from ..hierarchy import TreeIndex
+from ..items import ModelInput, as_items, as_texts
 from ..persistence import read_manifest, read_taxonomy, save_model_dir
 from ..predictions import Predictions
 from ..taxonomy import Taxonomy
@@ -49,6 +50,8 @@ class Model(ABC):
 
     kind: ClassVar[str]
     config_class: ClassVar[Any]  # a frozen dataclass with from_dict()
+    # Kinds that see images get `Item`s in _fit/_logits; text kinds get plain strings.
+    uses_images: ClassVar[bool] = False
 
     def __init__(self, taxonomy: Taxonomy, config: Any = None) -> None:
         self.taxonomy = taxonomy
@@ -62,14 +65,15 @@ class Model(ABC):
     # -- training -------------------------------------------------------------------------
     def fit(
         self,
-        texts: Sequence[str],
+        texts: Sequence[ModelInput],
         labels: Sequence[str],
-        valid_texts: Sequence[str] | None = None,
+        valid_texts: Sequence[ModelInput] | None = None,
         valid_labels: Sequence[str] | None = None,
         *,
         progress: Progress | None = None,
     ) -> FitReport:
-        """Train on texts and their category ids; calibrate on the validation split.
+        """Train on products (texts or `Item`s) and their category ids; calibrate on the
+        validation split.
 
         Raises:
             DataError: mismatched lengths, empty input, fewer than two classes, or a label
@@ -106,11 +110,11 @@ class Model(ABC):
                     unseen[0],
                 )
             keep = [i for i, v in enumerate(valid_labels) if v in index]
-            valid_texts = [valid_texts[i] for i in keep]
+            valid_texts = self.prepare([valid_texts[i] for i in keep])
             vy = np.array([index[valid_labels[i]] for i in keep])
         else:
             valid_texts = None
-        history = self._fit(list(texts), y, valid_texts, vy, progress)
+        history = self._fit(self.prepare(texts), y, valid_texts, vy, progress)
         report = FitReport(history=history)
         if valid_texts and vy is not None:
             logits = self._logits(valid_texts)
@@ -122,7 +126,11 @@ class Model(ABC):
         return report
 
     def refit_full(
-        self, texts: Sequence[str], labels: Sequence[str], *, progress: Progress | None = None
+        self,
+        texts: Sequence[ModelInput],
+        labels: Sequence[str],
+        *,
+        progress: Progress | None = None,
     ) -> None:
         """Retrain on every row (train + validation) with what validation chose.
 
@@ -133,11 +141,19 @@ class Model(ABC):
         self._check_trained()
         index = {cid: i for i, cid in enumerate(self.labels)}
         keep = [i for i, label in enumerate(labels) if label in index]
-        self._refit([texts[i] for i in keep], np.array([index[labels[i]] for i in keep]), progress)
+        self._refit(
+            self.prepare([texts[i] for i in keep]),
+            np.array([index[labels[i]] for i in keep]),
+            progress,
+        )
         self.refitted = True
 
-    def _refit(self, texts: list[str], y: np.ndarray, progress: Progress | None) -> None:
+    def _refit(self, texts: list[Any], y: np.ndarray, progress: Progress | None) -> None:
         self._fit(texts, y, None, None, progress)
+
+    def prepare(self, inputs: Sequence[ModelInput]) -> list[Any]:
+        """What this kind's `_fit`/`_logits` take: `Item`s if it sees images, else texts."""
+        return as_items(inputs) if self.uses_images else as_texts(inputs)
 
     def _metrics(self, logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
         from ..evaluation import evaluate
@@ -163,16 +179,16 @@ class Model(ABC):
             self._tree = TreeIndex(self.taxonomy, candidate_ids=self.labels)
         return self._tree
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[ModelInput]) -> np.ndarray:
         """Calibrated probabilities over `self.labels` (columns in that order)."""
         self._check_trained()
         if not len(texts):
             return np.zeros((0, len(self.labels)))
-        return softmax(self._logits(list(texts)), self.temperature)
+        return softmax(self._logits(self.prepare(texts)), self.temperature)
 
     def predict(
         self,
-        texts: Sequence[str],
+        texts: Sequence[ModelInput],
         ids: Sequence[str] | None = None,
         *,
         top_k: int = 1,

@@ -55,6 +55,7 @@ def simplex_grid(n: int, step: float) -> np.ndarray:
 class EnsembleModel(Model):
     kind = "ensemble"
     config_class = EnsembleConfig
+    uses_images = True  # passes products through; each member takes what it can use
 
     def __init__(self, taxonomy, config: EnsembleConfig | None = None) -> None:
         super().__init__(taxonomy, config)
@@ -87,7 +88,9 @@ class EnsembleModel(Model):
                     },
                 }
             )
-        member_logp = [log_softmax(m._logits(valid_texts), m.temperature) for m in self.members]
+        member_logp = [
+            log_softmax(m._logits(m.prepare(valid_texts)), m.temperature) for m in self.members
+        ]
         rows = np.arange(len(valid_y))
         best, best_loss = self.weights, float("inf")
         for w in simplex_grid(len(self.members), self.config.grid_step):
@@ -111,7 +114,7 @@ class EnsembleModel(Model):
 
     def _logits(self, texts):
         return sum(
-            w * log_softmax(m._logits(texts), m.temperature)
+            w * log_softmax(m._logits(m.prepare(texts)), m.temperature)
             for w, m in zip(self.weights, self.members)
             if w > 0
         )

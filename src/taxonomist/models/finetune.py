@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ConfigError, ModelError
 from .base import Model, Progress
 from .config import check_positive, config_from_dict
-from .head import class_weights
+from .loop import class_weights
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from ..encoders.cache import CachedEncoder
 from ..errors import ConfigError
 from .base import Model, Progress
 from .config import check_positive, config_from_dict
+from .loop import LoopSettings, train_network
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,6 @@ def _network(dim: int, classes: int, hidden: int, dropout: float):
     )
 
 
-def class_weights(y: np.ndarray, classes: int) -> np.ndarray:
-    """Inverse square-root frequency, mean 1: lifts the tail without drowning the head."""
-    counts = np.bincount(y, minlength=classes).astype(np.float64)
-    weights = 1.0 / np.sqrt(np.maximum(counts, 1))
-    return (weights / weights[counts > 0].mean()).astype(np.float32)
-
-
 class HeadModel(Model):
     kind = "head"
     config_class = HeadConfig
@@ -100,63 +94,39 @@ class HeadModel(Model):
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode(texts, role=Role.PRODUCT, batch_size=128)
 
+    def settings(self) -> LoopSettings:
+        cfg = self.config
+        return LoopSettings(
+            cfg.lr,
+            cfg.weight_decay,
+            cfg.epochs,
+            cfg.batch_size,
+            cfg.patience,
+            cfg.balance,
+            cfg.seed,
+        )
+
     def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None):
         import torch
 
-        cfg = self.config
-        torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
+        torch.manual_seed(self.config.seed)
         x = torch.from_numpy(self.embed(texts))
-        targets = torch.from_numpy(y)
         vx = torch.from_numpy(self.embed(valid_texts)) if valid_texts else None
-        vt = torch.from_numpy(valid_y) if valid_texts else None
-        classes = len(self.labels)
-        self._net = _network(x.shape[1], classes, cfg.hidden, cfg.dropout)
-        weight = torch.from_numpy(class_weights(y, classes)) if cfg.balance else None
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
-        opt = torch.optim.AdamW(self._net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        steps = (self._refit_epochs or cfg.epochs) * (
-            (len(x) + cfg.batch_size - 1) // cfg.batch_size
+        self._net = _network(x.shape[1], len(self.labels), self.config.hidden, self.config.dropout)
+
+        def forward(idx, training):
+            return self._net(x[torch.from_numpy(idx)] if training else vx)
+
+        history, self.best_epoch = train_network(
+            self._net,
+            forward,
+            y,
+            self.settings(),
+            len(self.labels),
+            valid_y=valid_y if vx is not None else None,
+            epochs=self._refit_epochs,
+            progress=progress,
         )
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1
-        )
-        history: list[dict[str, float]] = []
-        best_loss, best_state, stale = float("inf"), None, 0
-        epochs = self._refit_epochs or cfg.epochs
-        for epoch in range(1, epochs + 1):
-            self._net.train()
-            order = rng.permutation(len(x))
-            total = 0.0
-            for start in range(0, len(x), cfg.batch_size):
-                idx = torch.from_numpy(order[start : start + cfg.batch_size])
-                loss = loss_fn(self._net(x[idx]), targets[idx])
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self._net.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                total += loss.item() * len(idx)
-            row = {"epoch": epoch, "train_loss": total / len(x)}
-            if vx is not None and vt is not None:
-                self._net.eval()
-                with torch.no_grad():
-                    logits = self._net(vx)
-                    row["valid_loss"] = float(torch.nn.functional.cross_entropy(logits, vt))
-                    row["valid_accuracy"] = float((logits.argmax(1) == vt).float().mean())
-                if row["valid_loss"] < best_loss - 1e-4:
-                    best_loss, stale, self.best_epoch = row["valid_loss"], 0, epoch
-                    best_state = {k: v.clone() for k, v in self._net.state_dict().items()}
-                else:
-                    stale += 1
-            history.append(row)
-            if progress:
-                progress("epoch", epoch, epochs)
-            if stale >= cfg.patience:
-                break
-        if best_state is not None:
-            self._net.load_state_dict(best_state)
-        self._net.eval()
         return history
 
     def _refit(self, texts, y, progress):

@@ -1,0 +1,353 @@
+"""`fusion`: classify from a product's text and its photo, either of which may be missing.
+
+Two ways to combine, usable alone or together (`mode`):
+- late: a text model (any text kind, `linear` by default) and an `image` model are trained
+  and calibrated separately; their log-probabilities are pooled with weights learned on the
+  validation split. A modality a row lacks drops out and the remaining weights are
+  renormalised, so a text-only row gets exactly the text model's opinion.
+- early: the two frozen embeddings (MiniLM text, EfficientNet image) meet in a small gated
+  MLP. A learned per-unit gate decides how much each modality speaks; when one is missing
+  the gate is forced to the other. Trained with modality dropout (images, and more rarely
+  texts, hidden at random) so it has seen both kinds of gap before prediction time.
+`both` (the default) pools the late members with the early network.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..calibration import log_softmax
+from ..errors import ConfigError, DataError
+from ..items import Item
+from .base import Model, Progress
+from .config import check_positive, config_from_dict
+from .ensemble import simplex_grid
+from .loop import LoopSettings, train_network
+
+if TYPE_CHECKING:
+    from .image import ImageModel
+
+logger = logging.getLogger(__name__)
+MODES = ("late", "early", "both")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Args:
+    mode: late, early or both (see the module docstring).
+    text_kind, text_config: the late-fusion text model (any text kind and its options).
+    image_config: options of the image model (its encoder settings serve early fusion too).
+    text_encoder: the sentence encoder of early fusion.
+    hidden, dropout, lr, weight_decay, epochs, batch_size, patience, balance, seed: the
+        early-fusion network.
+    modality_dropout: chance a training row's image is hidden (half that for its text).
+    grid_step: resolution of the pooling-weight search.
+    """
+
+    mode: str = "both"
+    text_kind: str = "linear"
+    text_config: dict[str, Any] = field(default_factory=dict)
+    image_config: dict[str, Any] = field(default_factory=dict)
+    text_encoder: str = "minilm"
+    hidden: int = 512
+    dropout: float = 0.3
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    epochs: int = 40
+    batch_size: int = 256
+    patience: int = 5
+    balance: bool = False
+    seed: int = 13
+    modality_dropout: float = 0.3
+    grid_step: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"fusion.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.text_kind in ("ensemble", "fusion", "image"):
+            raise ConfigError(f"fusion.text_kind must be a text kind, got {self.text_kind!r}")
+        check_positive(
+            "fusion", lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
+            patience=self.patience, hidden=self.hidden,
+        )  # fmt: skip
+        if not 0 <= self.modality_dropout < 1 or not 0 <= self.dropout < 1:
+            raise ConfigError("fusion.modality_dropout and fusion.dropout must be in [0, 1)")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FusionConfig:
+        return config_from_dict(cls, data)
+
+
+def gated_network(text_dim: int, image_dim: int, hidden: int, classes: int, dropout: float):
+    import torch
+    import torch.nn as nn
+
+    class GatedFusion(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.text = nn.Linear(text_dim, hidden)
+            self.image = nn.Linear(image_dim, hidden)
+            self.gate = nn.Linear(text_dim + image_dim, hidden)
+            self.drop = nn.Dropout(dropout)
+            self.out = nn.Sequential(nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, classes))
+
+        def forward(self, t, i, has_text, has_image):
+            mt, mi = has_text[:, None], has_image[:, None]
+            t, i = self.drop(t) * mt, self.drop(i) * mi
+            g = torch.sigmoid(self.gate(torch.cat([t, i], dim=1)))
+            # a missing modality gets no say, whatever the gate learned
+            g = mt * (mi * g + (1 - mi))
+            return self.out(g * self.text(t) + (1 - g) * self.image(i))
+
+    return GatedFusion()
+
+
+class FusionModel(Model):
+    kind = "fusion"
+    config_class = FusionConfig
+    uses_images = True
+
+    def __init__(self, taxonomy, config: FusionConfig | None = None) -> None:
+        super().__init__(taxonomy, config)
+        self.members: list[Model] = []  # late: [text model, image model]
+        self._net: Any = None  # early
+        self._text_encoder: Any = None
+        self._image_part: ImageModel | None = None
+        self.weights = np.ones(0)
+        self.best_epoch: int | None = None
+        self._refit_epochs: int | None = None
+
+    # -- the parts -------------------------------------------------------------------------
+    @property
+    def uses_late(self) -> bool:
+        return self.config.mode in ("late", "both")
+
+    @property
+    def uses_early(self) -> bool:
+        return self.config.mode in ("early", "both")
+
+    def _image_member(self) -> ImageModel:
+        from .image import ImageModel
+
+        for member in self.members:
+            if isinstance(member, ImageModel):
+                return member
+        if self._image_part is None:  # early fusion alone: only its encoder is used
+            from .image import ImageConfig
+
+            self._image_part = ImageModel(
+                self.taxonomy, ImageConfig.from_dict(self.config.image_config)
+            )
+        return self._image_part
+
+    @property
+    def text_encoder(self) -> Any:
+        if self._text_encoder is None:
+            from ..encoders import CachedEncoder, EmbeddingCache, build_encoder
+
+            self._text_encoder = CachedEncoder(
+                build_encoder(self.config.text_encoder), EmbeddingCache()
+            )
+        return self._text_encoder
+
+    def _early_inputs(self, items: list[Item]) -> tuple[Any, Any, Any, Any]:
+        import torch
+
+        from ..encoders import Role
+
+        text_ok = np.array([bool(it.text.strip()) for it in items])
+        texts = [it.text if ok else "" for it, ok in zip(items, text_ok)]
+        t = self.text_encoder.encode(texts, role=Role.PRODUCT, batch_size=128)
+        i, image_ok = self._image_member().embed(items)
+        return (
+            torch.from_numpy(t * text_ok[:, None].astype(np.float32)),
+            torch.from_numpy(i),
+            torch.from_numpy(text_ok.astype(np.float32)),
+            torch.from_numpy(image_ok.astype(np.float32)),
+        )
+
+    def _availability(self, items: list[Item]) -> np.ndarray:
+        """(n, members) 1 where a member has its modality for the row, else 0."""
+        has_text = np.array([bool(it.text.strip()) for it in items], dtype=np.float64)
+        has_image = np.array([bool(it.image) for it in items], dtype=np.float64)
+        cols = []
+        if self.uses_late:
+            cols += [has_text, has_image]
+        if self.uses_early:
+            cols.append(np.ones(len(items)))
+        return np.stack(cols, axis=1)
+
+    def _member_logp(self, items: list[Item]) -> list[np.ndarray]:
+        out = [log_softmax(m._logits(m.prepare(items)), m.temperature) for m in self.members]
+        if self.uses_early:
+            out.append(log_softmax(self._early_logits(items)))
+        return out
+
+    @staticmethod
+    def _pool(logps: list[np.ndarray], avail: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        w = avail * weights[None, :]
+        norm = w.sum(1, keepdims=True)
+        # a row with no usable member at all (cannot come from the reader) falls to uniform
+        w = np.divide(w, norm, out=np.zeros_like(w), where=norm > 0)
+        return sum(w[:, j : j + 1] * lp for j, lp in enumerate(logps))
+
+    # -- training --------------------------------------------------------------------------
+    def _fit(self, items, y, valid_items, valid_y, progress: Progress | None):
+        from . import model_class
+
+        if not any(it.image for it in items):
+            raise DataError(
+                "fusion needs images: no training row has a usable one (give --image-column)"
+            )
+        history: list[dict[str, float]] = []
+        labels = [self.labels[i] for i in y]
+        valid_labels = [self.labels[i] for i in valid_y] if valid_items else None
+        if self._refit_epochs is None:
+            self.members = []
+            if self.uses_late:
+                text_cls = model_class(self.config.text_kind)
+                text_model = text_cls(
+                    self.taxonomy, text_cls.config_class.from_dict(self.config.text_config)
+                )
+                for member in (text_model, self._image_member()):
+                    report = member.fit(items, labels, valid_items, valid_labels, progress=progress)
+                    self.members.append(member)
+                    history.append(
+                        {f"{member.kind}_valid_{k}": v for k, v in report.valid_metrics.items()
+                         if k in ("accuracy", "log_loss")}
+                    )  # fmt: skip
+        if self.uses_early:
+            history += self._fit_early(items, y, valid_items, valid_y, progress)
+        if valid_items and self._refit_epochs is None:
+            history.append(self._learn_weights(valid_items, valid_y))
+        elif not len(self.weights):
+            self.weights = self._availability(items[:1]).astype(bool).astype(float)[0]
+            self.weights /= self.weights.sum()
+        return history
+
+    def _fit_early(self, items, y, valid_items, valid_y, progress):
+        import torch
+
+        cfg = self.config
+        t, i, mt, mi = self._early_inputs(items)
+        valid = self._early_inputs(valid_items) if valid_items else None
+        self._net = gated_network(t.shape[1], i.shape[1], cfg.hidden, len(self.labels), cfg.dropout)
+        gen = torch.Generator().manual_seed(cfg.seed)
+
+        def forward(idx, training):
+            if not training:
+                return self._net(*valid)
+            rows = torch.from_numpy(idx)
+            bt, bi, bmt, bmi = t[rows], i[rows], mt[rows], mi[rows]
+            # modality dropout: hide images, and (rarer) texts of rows that have both
+            drop_image = torch.rand(len(rows), generator=gen) < cfg.modality_dropout
+            both = (bmt * bmi) > 0
+            drop_text = both & ~drop_image
+            drop_text &= torch.rand(len(rows), generator=gen) < cfg.modality_dropout / 2
+            bmi = bmi * (~drop_image).float()
+            bmt = bmt * (~drop_text).float()
+            return self._net(bt, bi, bmt, bmi)
+
+        settings = LoopSettings(
+            cfg.lr, cfg.weight_decay, cfg.epochs, cfg.batch_size, cfg.patience, cfg.balance,
+            cfg.seed,
+        )  # fmt: skip
+        history, best = train_network(
+            self._net, forward, y, settings, len(self.labels),
+            valid_y=valid_y if valid else None, epochs=self._refit_epochs, progress=progress,
+        )  # fmt: skip
+        if self._refit_epochs is None:
+            self.best_epoch = best
+        return [{"early_" + k: v for k, v in row.items()} for row in history]
+
+    def _learn_weights(self, valid_items, valid_y) -> dict[str, float]:
+        logps = self._member_logp(valid_items)
+        avail = self._availability(valid_items)
+        rows = np.arange(len(valid_y))
+        best, best_loss = None, float("inf")
+        for w in simplex_grid(len(logps), self.config.grid_step):
+            pooled = log_softmax(self._pool(logps, avail, w))
+            loss = float(-pooled[rows, valid_y].mean())
+            if loss < best_loss:
+                best, best_loss = w, loss
+        self.weights = np.asarray(best, dtype=np.float64)
+        return {"pool_valid_log_loss": best_loss, **self._named_weights()}
+
+    def _named_weights(self) -> dict[str, float]:
+        names = (["text", "image"] if self.uses_late else []) + (
+            ["early"] if self.uses_early else []
+        )
+        return {f"weight_{n}": float(w) for n, w in zip(names, self.weights)}
+
+    def _refit(self, items, y, progress):
+        labels = [self.labels[i] for i in y]
+        for member in self.members:
+            member.refit_full(items, labels, progress=progress)
+        if self.uses_early:
+            self._refit_epochs = self.best_epoch or self.config.epochs
+            try:
+                self._fit_early(items, y, None, None, progress)
+            finally:
+                self._refit_epochs = None
+
+    # -- prediction and persistence --------------------------------------------------------
+    def _early_logits(self, items: list[Item]) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self._net(*self._early_inputs(items)).numpy().astype(np.float64)
+
+    def _logits(self, items):
+        if self.config.mode == "early":
+            return self._early_logits(items)
+        return self._pool(self._member_logp(items), self._availability(items), self.weights)
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            "weights": [float(w) for w in self.weights],
+            "named_weights": self._named_weights(),
+            "members": [f"members/{i}-{m.kind}" for i, m in enumerate(self.members)],
+            "best_epoch": self.best_epoch,
+        }
+        if self.uses_early:
+            extra["early"] = {
+                "text_encoder": self.text_encoder.name,
+                "text_dim": self.text_encoder.dim,
+                "image_encoder": self._image_member().encoder.name,
+                "image_dim": self._image_member().encoder.dim,
+            }
+        return extra
+
+    def _save(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        for i, member in enumerate(self.members):
+            member.save(directory / "members" / f"{i}-{member.kind}")
+        if self._net is not None:
+            save_file(
+                {k: v.contiguous() for k, v in self._net.state_dict().items()},
+                str(directory / "fusion.safetensors"),
+            )
+
+    def _load(self, directory: Path, manifest: dict[str, Any]) -> None:
+        from safetensors.torch import load_file
+
+        from .base import load_model
+
+        self.weights = np.array(manifest["weights"], dtype=np.float64)
+        self.best_epoch = manifest.get("best_epoch")
+        self.members = [load_model(directory / sub) for sub in manifest["members"]]
+        if self.uses_early:
+            early = manifest["early"]
+            cfg = self.config
+            self._net = gated_network(
+                int(early["text_dim"]), int(early["image_dim"]), cfg.hidden, len(self.labels),
+                cfg.dropout,
+            )  # fmt: skip
+            self._net.load_state_dict(load_file(str(directory / "fusion.safetensors")))
+            self._net.eval()

