@@ -56,6 +56,19 @@ SPACES: dict[str, dict[str, Sampler]] = {
         "dropout": _choice(0.1, 0.2),
         "adversarial": _choice(None, "fgm"),
     },
+    "image": {
+        "hidden": _choice(0, 512, 1024),
+        "lr": _log_uniform(5e-4, 5e-3),
+        "dropout": _choice(0.2, 0.3, 0.4, 0.5),
+        "balance": _choice(False, True),
+    },
+    "fusion": {
+        "hidden": _choice(256, 512, 1024),
+        "lr": _log_uniform(5e-4, 5e-3),
+        "dropout": _choice(0.2, 0.3, 0.4),
+        "modality_dropout": _choice(0.1, 0.2, 0.3, 0.5),
+        "balance": _choice(False, True),
+    },
 }
 
 

@@ -27,6 +27,7 @@ from .errors import ConfigError, DataError, ModelError
 from .persistence import read_manifest, save_model_dir
 
 logger = logging.getLogger(__name__)
+MAX_LOG_SCALE = float(np.log(100))  # CLIP's cap on the contrastive logit scale
 
 
 def _category_vectors(encoder: Encoder, category_texts: Sequence[Sequence[str]]) -> np.ndarray:
@@ -153,9 +154,15 @@ class ImageTextAlignment:
     kind = "alignment"
 
     def __init__(
-        self, config: AlignmentConfig | None = None, *, text_encoder=None, image_encoder=None
+        self,
+        config: AlignmentConfig | None = None,
+        *,
+        text_encoder: Encoder | None = None,
+        image_encoder: Any = None,
+        cache: Any = None,
     ):
         self.config = config or AlignmentConfig()
+        self._cache = cache
         self._text_encoder = text_encoder
         self._image_encoder = image_encoder
         self._net: Any = None
@@ -172,7 +179,7 @@ class ImageTextAlignment:
             from .encoders import CachedEncoder, EmbeddingCache, build_encoder
 
             self._text_encoder = CachedEncoder(
-                build_encoder(self.config.text_encoder), EmbeddingCache()
+                build_encoder(self.config.text_encoder), self._cache or EmbeddingCache()
             )
         return self._text_encoder
 
@@ -187,7 +194,7 @@ class ImageTextAlignment:
                 cfg.image_encoder,
                 size=cfg.image_size or None,
                 fit=cfg.image_fit,
-                cache=EmbeddingCache(),
+                cache=self._cache or EmbeddingCache(),
             )
         return self._image_encoder
 
@@ -233,7 +240,7 @@ class ImageTextAlignment:
                     continue
                 zi = F.normalize(self._net.image(ti[idx]), dim=1)
                 zt = F.normalize(self._net.text(tt[idx]), dim=1)
-                logits = self._net.log_scale.clamp(max=np.log(100)).exp() * zi @ zt.T
+                logits = self._net.log_scale.clamp(max=MAX_LOG_SCALE).exp() * zi @ zt.T
                 target = torch.arange(len(idx))
                 loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
                 opt.zero_grad()
@@ -271,7 +278,8 @@ class ImageTextAlignment:
         with torch.no_grad():
             zi = F.normalize(self._net.image(torch.from_numpy(images)), dim=1)
             zc = F.normalize(self._net.text(torch.from_numpy(cats)), dim=1)
-            scores = (self._net.log_scale.exp() * zi @ zc.T).numpy().astype(np.float64)
+            scale = self._net.log_scale.clamp(max=MAX_LOG_SCALE).exp()
+            scores = (scale * zi @ zc.T).numpy().astype(np.float64)
         return _log_softmax(scores), ok
 
     # -- persistence ----------------------------------------------------------------------
@@ -299,7 +307,8 @@ class ImageTextAlignment:
         return save_model_dir(path, manifest=manifest, taxonomy=None, write_files=write)
 
     @classmethod
-    def load(cls, path: str | Path) -> ImageTextAlignment:
+    def load(cls, path: str | Path, *, cache: Any = None) -> ImageTextAlignment:
+        """Load a saved alignment; `cache` (an EmbeddingCache) serves both encoders."""
         from safetensors.torch import load_file
 
         path = Path(path)
@@ -308,7 +317,7 @@ class ImageTextAlignment:
             raise ModelError(
                 f"{path} holds a '{manifest.get('kind')}' model, not an image-text alignment"
             )
-        model = cls(AlignmentConfig.from_dict(manifest.get("config", {})))
+        model = cls(AlignmentConfig.from_dict(manifest.get("config", {})), cache=cache)
         model._net = _projections(
             int(manifest["text_dim"]), int(manifest["image_dim"]), model.config.dim
         )

@@ -191,8 +191,11 @@ class FusionModel(Model):
     @staticmethod
     def _pool(logps: list[np.ndarray], avail: np.ndarray, weights: np.ndarray) -> np.ndarray:
         w = avail * weights[None, :]
+        # validation rows all had titles, so learned weights may give a photo-only row's
+        # members no say at all: then the members it does have weigh equally
+        silent = w.sum(1) <= 0
+        w[silent] = avail[silent]
         norm = w.sum(1, keepdims=True)
-        # a row with no usable member at all (cannot come from the reader) falls to uniform
         w = np.divide(w, norm, out=np.zeros_like(w), where=norm > 0)
         return sum(w[:, j : j + 1] * lp for j, lp in enumerate(logps))
 
