@@ -2,15 +2,19 @@
 
 Real product titles from two public data sets, with their categories mapped by hand to the
 Shopify Standard Product Taxonomy so the demo can be scored, plus a few Chinese titles written
-for the demo. Run from the repository root: python scripts/make_demo_data.py
+for the demo. The fashion rows' photos are copied next to the CSV (`images/<id>.jpg`, named in
+the `image` column; empty for the other rows). Run from the repository root:
+python scripts/make_demo_data.py
 """
 
 import csv
 import random
+import shutil
 from pathlib import Path
 
 SHARED = Path("../shared/data")
 OUT = Path("src/taxonomist/resources/demo/products.csv")
+IMAGES = "images"  # folder next to OUT, as the `image` column names it
 
 PRICERUNNER = {
     "Mobile Phones": "Electronics > Communications > Telephony > Mobile & Smart Phones",
@@ -51,6 +55,8 @@ CHINESE = [
 def main() -> None:
     rng = random.Random(7)
     rows = []
+    photos: list[tuple[Path, Path]] = []  # (source, destination)
+    image_dir = OUT.parent / IMAGES
     for name, mapping, per_class in (("pricerunner", PRICERUNNER, 18), ("fashion", FASHION, 12)):
         with open(SHARED / name / "test.csv", encoding="utf-8") as handle:
             by_class: dict[str, list[dict]] = {}
@@ -59,15 +65,26 @@ def main() -> None:
                     by_class.setdefault(row["category"], []).append(row)
         for source_cat, items in sorted(by_class.items()):
             for row in rng.sample(items, per_class):
-                rows.append((f"{name}-{row['id']}", row["title"], mapping[source_cat], name))
+                image = ""
+                if row.get("image"):
+                    image = f"{IMAGES}/{row['id']}.jpg"
+                    photos.append((SHARED / name / row["image"], OUT.parent / image))
+                rows.append(
+                    (f"{name}-{row['id']}", row["title"], mapping[source_cat], name, image)
+                )
     for i, (title, cat) in enumerate(CHINESE, start=1):
-        rows.append((f"zh-{i}", title, cat, "written for the demo"))
+        rows.append((f"zh-{i}", title, cat, "written for the demo", ""))
     rng.shuffle(rows)
+    if image_dir.exists():
+        shutil.rmtree(image_dir)
+    image_dir.mkdir(parents=True)
+    for source, destination in photos:
+        shutil.copyfile(source, destination)
     with open(OUT, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "title", "category", "source"])
+        writer.writerow(["id", "title", "category", "source", "image"])
         writer.writerows(rows)
-    print(f"wrote {len(rows)} rows to {OUT}")
+    print(f"wrote {len(rows)} rows to {OUT} and {len(photos)} photos to {image_dir}")
 
 
 if __name__ == "__main__":

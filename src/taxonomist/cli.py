@@ -452,6 +452,20 @@ def evaluate(
         ),
     ] = None,
     id_column: IdColumn = "id",
+    text_columns: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated gold-file columns that title the report's misclassified "
+            "examples (optional)."
+        ),
+    ] = "title,description",
+    image_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Gold-file column with product photos (local paths, relative to the gold "
+            "file's folder), shown with the report's misclassified examples. None by default."
+        ),
+    ] = None,
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     strict: Strict = False,
@@ -463,7 +477,7 @@ def evaluate(
 
     printer = _BadRowPrinter()
     with _reported(printer):
-        columns = _columns(id_column, label_column, None, label_column, label_separator)
+        columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
         outcome = service.evaluate_files(
             predictions,
             gold,

