@@ -3,8 +3,9 @@
 Two ways to combine, usable alone or together (`mode`):
 - late: a text model (any text kind, `linear` by default) and an `image` model are trained
   and calibrated separately; their log-probabilities are pooled with weights learned on the
-  validation split. A modality a row lacks drops out and the remaining weights are
-  renormalised, so a text-only row gets exactly the text model's opinion.
+  validation split. A row without a photo is pooled with a second set of weights, learned
+  on the same validation rows with their photos hidden; in `late` mode that leaves exactly
+  the text model's opinion.
 - early: the two frozen embeddings (MiniLM text, EfficientNet image) meet in a small gated
   MLP. A learned per-unit gate decides how much each modality speaks; when one is missing
   the gate is forced to the other. Trained with modality dropout (images, and more rarely
@@ -119,6 +120,7 @@ class FusionModel(Model):
         self._text_encoder: Any = None
         self._image_part: ImageModel | None = None
         self.weights = np.ones(0)
+        self.weights_without_image = np.ones(0)
         self.best_epoch: int | None = None
         self._refit_epochs: int | None = None
 
@@ -188,9 +190,17 @@ class FusionModel(Model):
             out.append(log_softmax(self._early_logits(items)))
         return out
 
+    def _pool(self, logps: list[np.ndarray], avail: np.ndarray) -> np.ndarray:
+        has_image = avail[:, 1] > 0 if self.uses_late else np.ones(len(avail), dtype=bool)
+        weights = np.where(
+            has_image[:, None], self.weights[None, :], self.weights_without_image[None, :]
+        )
+        return self._pool_with(logps, avail, weights)
+
     @staticmethod
-    def _pool(logps: list[np.ndarray], avail: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        w = avail * weights[None, :]
+    def _pool_with(logps: list[np.ndarray], avail: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Per-row weighted sum of member log-probabilities over the members a row has."""
+        w = avail * weights
         # validation rows all had titles, so learned weights may give a photo-only row's
         # members no say at all: then the members it does have weigh equally
         silent = w.sum(1) <= 0
@@ -229,8 +239,8 @@ class FusionModel(Model):
         if valid_items and self._refit_epochs is None:
             history.append(self._learn_weights(valid_items, valid_y))
         elif not len(self.weights):
-            self.weights = self._availability(items[:1]).astype(bool).astype(float)[0]
-            self.weights /= self.weights.sum()
+            self.weights = np.full(len(self.members) + self.uses_early, 1.0)
+            self.weights_without_image = self.weights.copy()
         return history
 
     def _fit_early(self, items, y, valid_items, valid_y, progress):
@@ -269,23 +279,38 @@ class FusionModel(Model):
         return [{"early_" + k: v for k, v in row.items()} for row in history]
 
     def _learn_weights(self, valid_items, valid_y) -> dict[str, float]:
-        logps = self._member_logp(valid_items)
-        avail = self._availability(valid_items)
-        rows = np.arange(len(valid_y))
+        self.weights, loss = self._search_weights(valid_items, valid_y)
+        without = [Item(it.text, None) for it in valid_items]
+        self.weights_without_image, loss_without = self._search_weights(without, valid_y)
+        return {
+            "pool_valid_log_loss": loss,
+            "pool_valid_log_loss_without_image": loss_without,
+            **self._named_weights(),
+        }
+
+    def _search_weights(self, items: list[Item], y: np.ndarray) -> tuple[np.ndarray, float]:
+        """The simplex point minimising validation log-loss of the pooled prediction."""
+        logps = self._member_logp(items)
+        avail = self._availability(items)
+        rows = np.arange(len(y))
         best, best_loss = None, float("inf")
         for w in simplex_grid(len(logps), self.config.grid_step):
-            pooled = log_softmax(self._pool(logps, avail, w))
-            loss = float(-pooled[rows, valid_y].mean())
+            pooled = log_softmax(self._pool_with(logps, avail, w[None, :]))
+            loss = float(-pooled[rows, y].mean())
             if loss < best_loss:
                 best, best_loss = w, loss
-        self.weights = np.asarray(best, dtype=np.float64)
-        return {"pool_valid_log_loss": best_loss, **self._named_weights()}
+        return np.asarray(best, dtype=np.float64), best_loss
 
     def _named_weights(self) -> dict[str, float]:
         names = (["text", "image"] if self.uses_late else []) + (
             ["early"] if self.uses_early else []
         )
-        return {f"weight_{n}": float(w) for n, w in zip(names, self.weights)}
+        out = {f"weight_{n}": float(w) for n, w in zip(names, self.weights)}
+        out.update(
+            {f"weight_{n}_without_image": float(w)
+             for n, w in zip(names, self.weights_without_image)}
+        )  # fmt: skip
+        return out
 
     def _refit(self, items, y, progress):
         labels = [self.labels[i] for i in y]
@@ -308,11 +333,12 @@ class FusionModel(Model):
     def _logits(self, items):
         if self.config.mode == "early":
             return self._early_logits(items)
-        return self._pool(self._member_logp(items), self._availability(items), self.weights)
+        return self._pool(self._member_logp(items), self._availability(items))
 
     def _manifest_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {
             "weights": [float(w) for w in self.weights],
+            "weights_without_image": [float(w) for w in self.weights_without_image],
             "named_weights": self._named_weights(),
             "members": [f"members/{i}-{m.kind}" for i, m in enumerate(self.members)],
             "best_epoch": self.best_epoch,
@@ -343,6 +369,7 @@ class FusionModel(Model):
         from .base import load_model
 
         self.weights = np.array(manifest["weights"], dtype=np.float64)
+        self.weights_without_image = np.array(manifest["weights_without_image"], dtype=np.float64)
         self.best_epoch = manifest.get("best_epoch")
         self.members = [load_model(directory / sub) for sub in manifest["members"]]
         if self.uses_early:
