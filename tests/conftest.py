@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import csv
 import os
-
-# pytest-xdist runs one worker per core; torch's own thread pool per worker would then
-# oversubscribe the cores and slow small-tensor tests several-fold. Set before torch loads.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 from pathlib import Path
 
 import pytest
 
 from taxonomist.taxonomy import Taxonomy
 from taxonomist.taxonomy_loaders import from_labels
+
+# pytest-xdist runs one worker per core; torch's own thread pool per worker would then
+# oversubscribe the cores and slow small-tensor tests several-fold. Set before torch loads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 CORPORA = Path(__file__).parent / "corpora"
 
