@@ -212,8 +212,11 @@ def zero_shot(train, test, tax, gold, items, results, timings) -> None:
     }
     pred = paths_of(clf.predict(titles))
     results["zero-shot text"] = scores(gold, pred)
-    for name, logp in (("bridge", bridge_logp), ("alignment", align_logp)):
-        pred = paths_of(clf.predict(titles, image_log_probs=logp))
+    for name, logp, weight in (
+        ("bridge", bridge_logp, bridge.image_weight),
+        ("alignment", align_logp, alignment.image_weight),
+    ):
+        pred = paths_of(clf.predict(titles, image_log_probs=logp, image_weight=weight))
         results[f"zero-shot text + image ({name})"] = scores(gold, pred)
     for name in [k for k in results if k.startswith("zero-shot")]:
         r = results[name]

@@ -7,6 +7,8 @@ classifies text-only input.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,3 +34,13 @@ def as_texts(inputs: Sequence[ModelInput]) -> list[str]:
 
 def has_images(inputs: Sequence[ModelInput]) -> bool:
     return any(isinstance(x, Item) and x.image for x in inputs)
+
+
+def group_key(item: ModelInput) -> str:
+    """Rows with the same key are near-duplicates and must stay on one side of any split:
+    the normalised title, or the photo for a row without one."""
+    text = item.text if isinstance(item, Item) else item
+    if not text.strip() and isinstance(item, Item):
+        return f"image:{item.image}"
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return re.sub(r"\W+", " ", text).strip()

@@ -203,6 +203,7 @@ def classify_file(
                 [p.id for p in products],
                 top_k=top_k,
                 image_log_probs=image_logp,
+                image_weight=scorer.image_weight if scorer is not None else 0.5,
             )
             return preds.with_min_confidence(min_confidence, tax) if min_confidence else preds
 

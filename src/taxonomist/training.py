@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -17,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError
-from .items import Item, ModelInput, has_images
+from .items import ModelInput, group_key, has_images
 from .models import Model, model_class
 
 logger = logging.getLogger(__name__)
@@ -92,14 +90,6 @@ def resolve_kind(
     return chosen_kind, cls.config_class.from_dict(config)
 
 
-def _group_key(item: ModelInput) -> str:
-    text = item.text if isinstance(item, Item) else item
-    if not text.strip() and isinstance(item, Item):
-        return f"image:{item.image}"  # image-only rows: group by photo, not by empty title
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return re.sub(r"\W+", " ", text).strip()
-
-
 def group_split(
     texts: Sequence[ModelInput], fraction: float = 0.1, seed: int = 13
 ) -> tuple[list[int], list[int]]:
@@ -114,7 +104,7 @@ def group_split(
     train: list[int] = []
     valid: list[int] = []
     for i, text in enumerate(texts):
-        digest = hashlib.sha1(f"{seed}:{_group_key(text)}".encode()).digest()
+        digest = hashlib.sha1(f"{seed}:{group_key(text)}".encode()).digest()
         (valid if int.from_bytes(digest[:8], "big") / 2**64 < fraction else train).append(i)
     return train, valid
 

@@ -49,7 +49,13 @@ class ImageNetBridge:
     For a photo with ImageNet distribution p, category c scores
     sum_k p_k * softmax_c(sim(class_k, c) / temperature), over the `top_classes` most likely
     classes (renormalised): the long tail of ImageNet classes is noise for product photos.
+    ImageNet names few product categories, so next to a title the bridge is a weak voice
+    (`image_weight`).
     """
+
+    # the image's share when pooled with a title's zero-shot scores; chosen on the fashion
+    # development data (docs/benchmarks.md), where an equal share made titles worse
+    image_weight = 0.15
 
     def __init__(
         self,
@@ -152,6 +158,7 @@ class ImageTextAlignment:
     """A LiT-style aligned space over frozen encoders; see the module docstring."""
 
     kind = "alignment"
+    image_weight = 0.5  # photos and titles count equally
 
     def __init__(
         self,

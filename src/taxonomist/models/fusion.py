@@ -10,7 +10,11 @@ Two ways to combine, usable alone or together (`mode`):
   MLP. A learned per-unit gate decides how much each modality speaks; when one is missing
   the gate is forced to the other. Trained with modality dropout (images, and more rarely
   texts, hidden at random) so it has seen both kinds of gap before prediction time.
-`both` (the default) pools the late members with the early network.
+`both` (the default) pools the late members with the early network, and stacks: the early
+network's text side also gets the text model's class probabilities, out-of-fold for the
+training rows (so it learns how far the text model is to be trusted, not how well it
+memorised), which lets the photo overrule the title where the two disagree in ways
+validation has seen (flats against heels, casual against sports shoes).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class FusionConfig:
         early-fusion network.
     modality_dropout: chance a training row's image is hidden (half that for its text).
     grid_step: resolution of the pooling-weight search.
+    stack_folds: in `both` mode, folds for the out-of-fold text probabilities the early
+        network stacks on (0: no stacking).
     """
 
     mode: str = "both"
@@ -66,6 +72,7 @@ class FusionConfig:
     seed: int = 13
     modality_dropout: float = 0.3
     grid_step: float = 0.05
+    stack_folds: int = 5
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -76,6 +83,8 @@ class FusionConfig:
             "fusion", lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
             patience=self.patience, hidden=self.hidden,
         )  # fmt: skip
+        if self.stack_folds < 0 or self.stack_folds == 1:
+            raise ConfigError(f"fusion.stack_folds must be 0 or >= 2, got {self.stack_folds}")
         if not 0 <= self.modality_dropout < 1 or not 0 <= self.dropout < 1:
             raise ConfigError("fusion.modality_dropout and fusion.dropout must be in [0, 1)")
 
@@ -133,6 +142,10 @@ class FusionModel(Model):
     def uses_early(self) -> bool:
         return self.config.mode in ("early", "both")
 
+    @property
+    def stacks(self) -> bool:
+        return self.config.mode == "both" and self.config.stack_folds >= 2
+
     def _image_member(self) -> ImageModel:
         from .image import ImageModel
 
@@ -157,7 +170,14 @@ class FusionModel(Model):
             )
         return self._text_encoder
 
-    def _early_inputs(self, items: list[Item]) -> tuple[Any, Any, Any, Any]:
+    def _early_inputs(
+        self, items: list[Item], text_probs: np.ndarray | None = None
+    ) -> tuple[Any, Any, Any, Any]:
+        """(text side, image side, has-text, has-image) tensors for the gated network.
+
+        When stacking, the text side is the sentence embedding followed by the text model's
+        class probabilities: `text_probs` (out-of-fold, in training) or the model's own.
+        """
         import torch
 
         from ..encoders import Role
@@ -165,6 +185,10 @@ class FusionModel(Model):
         text_ok = np.array([bool(it.text.strip()) for it in items])
         texts = [it.text if ok else "" for it, ok in zip(items, text_ok)]
         t = self.text_encoder.encode(texts, role=Role.PRODUCT, batch_size=128)
+        if self.stacks:
+            if text_probs is None:
+                text_probs = self.members[0].predict_proba(texts)
+            t = np.concatenate([t, text_probs.astype(np.float32)], axis=1)
         i, image_ok = self._image_member().embed(items)
         return (
             torch.from_numpy(t * text_ok[:, None].astype(np.float32)),
@@ -247,7 +271,8 @@ class FusionModel(Model):
         import torch
 
         cfg = self.config
-        t, i, mt, mi = self._early_inputs(items)
+        oof = self._out_of_fold_text_probs(items, y, progress) if self.stacks else None
+        t, i, mt, mi = self._early_inputs(items, oof)
         valid = self._early_inputs(valid_items) if valid_items else None
         self._net = gated_network(t.shape[1], i.shape[1], cfg.hidden, len(self.labels), cfg.dropout)
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -277,6 +302,38 @@ class FusionModel(Model):
         if self._refit_epochs is None:
             self.best_epoch = best
         return [{"early_" + k: v for k, v in row.items()} for row in history]
+
+    def _out_of_fold_text_probs(self, items: list[Item], y: np.ndarray, progress) -> np.ndarray:
+        """Each training row's text probabilities from a text model that never saw it (nor
+        any row with the same title), calibrated with the full text model's temperature."""
+        import hashlib
+
+        from ..calibration import softmax
+        from ..items import group_key
+
+        text_model = self.members[0]
+        folds = np.array([
+            int(hashlib.sha1(f"{self.config.seed}:{group_key(it)}".encode()).hexdigest()[:8], 16)
+            % self.config.stack_folds
+            for it in items
+        ])  # fmt: skip
+        texts = [it.text for it in items]
+        column = {cid: j for j, cid in enumerate(self.labels)}
+        out = np.zeros((len(items), len(self.labels)))
+        for fold in range(self.config.stack_folds):
+            held = np.flatnonzero(folds == fold)
+            rest = np.flatnonzero(folds != fold)
+            if not len(held):
+                continue
+            part = type(text_model)(self.taxonomy, text_model.config)
+            part.fit([texts[i] for i in rest], [self.labels[y[i]] for i in rest])
+            # a class missing from this fold's training rows gets (almost) no probability
+            logits = np.full((len(held), len(self.labels)), -1e4)
+            logits[:, [column[c] for c in part.labels]] = part._logits([texts[i] for i in held])
+            out[held] = softmax(logits, text_model.temperature)
+            if progress:
+                progress("stacking fold", fold + 1, self.config.stack_folds)
+        return out
 
     def _learn_weights(self, valid_items, valid_y) -> dict[str, float]:
         self.weights, loss = self._search_weights(valid_items, valid_y)
@@ -346,7 +403,7 @@ class FusionModel(Model):
         if self.uses_early:
             extra["early"] = {
                 "text_encoder": self.text_encoder.name,
-                "text_dim": self.text_encoder.dim,
+                "text_dim": self.text_encoder.dim + (len(self.labels) if self.stacks else 0),
                 "image_encoder": self._image_member().encoder.name,
                 "image_dim": self._image_member().encoder.dim,
             }
