@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from ..items import Item
 from .base import Model, Progress
 from .config import check_positive, config_from_dict
 from .ensemble import simplex_grid
-from .loop import LoopSettings, train_network
+from .loop import NetworkConfig, train_network
 
 if TYPE_CHECKING:
     from .image import ImageModel
@@ -42,51 +42,44 @@ MODES = ("late", "early", "both")
 
 
 @dataclass(frozen=True)
-class FusionConfig:
+class FusionConfig(NetworkConfig):
     """Args:
     mode: late, early or both (see the module docstring).
     text_kind, text_config: the late-fusion text model (any text kind and its options).
     image_config: options of the image model (its encoder settings serve early fusion too).
     text_encoder: the sentence encoder of early fusion.
-    hidden, dropout, lr, weight_decay, epochs, batch_size, patience, balance, seed: the
-        early-fusion network.
     modality_dropout: chance a training row's image is hidden (half that for its text).
     grid_step: resolution of the pooling-weight search.
     stack_folds: in `both` mode, folds for the out-of-fold text probabilities the early
         network stacks on (0: no stacking).
+    The rest: the early-fusion network's (`NetworkConfig`).
     """
 
+    owner: ClassVar[str] = "fusion"
+
+    dropout: float = 0.3
+    epochs: int = 40
+    patience: int = 5
     mode: str = "both"
     text_kind: str = "linear"
     text_config: dict[str, Any] = field(default_factory=dict)
     image_config: dict[str, Any] = field(default_factory=dict)
     text_encoder: str = "minilm"
-    hidden: int = 512
-    dropout: float = 0.3
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    epochs: int = 40
-    batch_size: int = 256
-    patience: int = 5
-    balance: bool = False
-    seed: int = 13
     modality_dropout: float = 0.3
     grid_step: float = 0.05
     stack_folds: int = 5
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.mode not in MODES:
             raise ConfigError(f"fusion.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.text_kind in ("ensemble", "fusion", "image"):
             raise ConfigError(f"fusion.text_kind must be a text kind, got {self.text_kind!r}")
-        check_positive(
-            "fusion", lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
-            patience=self.patience, hidden=self.hidden,
-        )  # fmt: skip
+        check_positive("fusion", hidden=self.hidden, grid_step=self.grid_step)
         if self.stack_folds < 0 or self.stack_folds == 1:
             raise ConfigError(f"fusion.stack_folds must be 0 or >= 2, got {self.stack_folds}")
-        if not 0 <= self.modality_dropout < 1 or not 0 <= self.dropout < 1:
-            raise ConfigError("fusion.modality_dropout and fusion.dropout must be in [0, 1)")
+        if not 0 <= self.modality_dropout < 1:
+            raise ConfigError("fusion.modality_dropout must be in [0, 1)")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FusionConfig:
@@ -291,12 +284,8 @@ class FusionModel(Model):
             bmt = bmt * (~drop_text).float()
             return self._net(bt, bi, bmt, bmi)
 
-        settings = LoopSettings(
-            cfg.lr, cfg.weight_decay, cfg.epochs, cfg.batch_size, cfg.patience, cfg.balance,
-            cfg.seed,
-        )  # fmt: skip
         history, best = train_network(
-            self._net, forward, y, settings, len(self.labels),
+            self._net, forward, y, cfg, len(self.labels),
             valid_y=valid_y if valid else None, epochs=self._refit_epochs, progress=progress,
         )  # fmt: skip
         if self._refit_epochs is None:

@@ -8,50 +8,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..encoders import EmbeddingCache, Encoder, Role, build_encoder
 from ..encoders.cache import CachedEncoder
-from ..errors import ConfigError
 from .base import Model, Progress
-from .config import check_positive, config_from_dict
-from .loop import LoopSettings, train_network
+from .config import config_from_dict
+from .loop import NetworkConfig, train_network
 
 
 @dataclass(frozen=True)
-class HeadConfig:
+class HeadConfig(NetworkConfig):
     """Args:
     encoder: registry name (minilm, e5) or a sentence-transformers directory.
-    hidden: hidden units of the MLP head; 0 gives a linear (softmax regression) head.
-    dropout, lr, weight_decay, epochs, batch_size: the usual; AdamW, cosine decay.
-    patience: stop after this many epochs without a better validation loss.
-    balance: class-weighted loss (inverse square-root frequency) for long tails.
-    seed: for reproducible initialisation and shuffling.
+    The rest: the network's (`NetworkConfig`).
     """
 
-    encoder: str = "minilm"
-    hidden: int = 512
-    dropout: float = 0.2
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    epochs: int = 30
-    batch_size: int = 256
-    patience: int = 4
-    balance: bool = False
-    seed: int = 13
+    owner: ClassVar[str] = "head"
 
-    def __post_init__(self) -> None:
-        check_positive(
-            "head",
-            lr=self.lr,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            patience=self.patience,
-        )
-        if self.hidden < 0 or not 0 <= self.dropout < 1:
-            raise ConfigError("head.hidden must be >= 0 and head.dropout in [0, 1)")
+    encoder: str = "minilm"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HeadConfig:
@@ -94,18 +71,6 @@ class HeadModel(Model):
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode(texts, role=Role.PRODUCT, batch_size=128)
 
-    def settings(self) -> LoopSettings:
-        cfg = self.config
-        return LoopSettings(
-            cfg.lr,
-            cfg.weight_decay,
-            cfg.epochs,
-            cfg.batch_size,
-            cfg.patience,
-            cfg.balance,
-            cfg.seed,
-        )
-
     def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None):
         import torch
 
@@ -121,7 +86,7 @@ class HeadModel(Model):
             self._net,
             forward,
             y,
-            self.settings(),
+            self.config,
             len(self.labels),
             valid_y=valid_y if vx is not None else None,
             epochs=self._refit_epochs,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -23,53 +23,42 @@ from ..errors import ConfigError, DataError
 from ..items import Item
 from .base import Model, Progress
 from .config import check_positive, config_from_dict
-from .loop import LoopSettings, train_network
+from .loop import NetworkConfig, train_network
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ImageConfig:
+class ImageConfig(NetworkConfig):
     """Args:
     encoder: efficientnet-lite0 or efficientnet-lite2.
     size, fit: input side (default: the network's own) and "pad" or "crop".
-    hidden, dropout, lr, weight_decay, epochs, batch_size, patience, balance, seed: the head.
     finetune_blocks: train the top N backbone blocks too (0 keeps it frozen).
     finetune_epochs, finetune_lr, finetune_batch_size: that second stage.
+    The rest: the head network's (`NetworkConfig`).
     """
 
+    owner: ClassVar[str] = "image"
+
+    dropout: float = 0.3
+    epochs: int = 40
+    patience: int = 5
     encoder: str = "efficientnet-lite0"
     size: int = 0
     fit: str = "pad"
-    hidden: int = 512
-    dropout: float = 0.3
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    epochs: int = 40
-    batch_size: int = 256
-    patience: int = 5
-    balance: bool = False
-    seed: int = 13
     finetune_blocks: int = 0
     finetune_epochs: int = 2
     finetune_lr: float = 1e-4
     finetune_batch_size: int = 32
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_positive(
-            "image",
-            lr=self.lr,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            patience=self.patience,
-            finetune_epochs=self.finetune_epochs,
-            finetune_lr=self.finetune_lr,
+            "image", finetune_epochs=self.finetune_epochs, finetune_lr=self.finetune_lr,
             finetune_batch_size=self.finetune_batch_size,
-        )
-        if self.hidden < 0 or not 0 <= self.dropout < 1 or self.finetune_blocks < 0:
-            raise ConfigError(
-                "image.hidden and image.finetune_blocks must be >= 0, image.dropout in [0, 1)"
-            )
+        )  # fmt: skip
+        if self.finetune_blocks < 0 or self.size < 0:
+            raise ConfigError("image.finetune_blocks and image.size must be >= 0")
         if self.fit not in ("pad", "crop"):
             raise ConfigError(f"image.fit must be 'pad' or 'crop', got {self.fit!r}")
 
@@ -124,12 +113,6 @@ class ImageModel(Model):
         features, ok = self._tuned_features([it.image for it in items])
         return normalize(features) * ok[:, None], ok
 
-    def settings(self) -> LoopSettings:
-        c = self.config
-        return LoopSettings(
-            c.lr, c.weight_decay, c.epochs, c.batch_size, c.patience, c.balance, c.seed
-        )
-
     def _fit(self, items, y, valid_items, valid_y, progress: Progress | None):
         import torch
 
@@ -157,7 +140,7 @@ class ImageModel(Model):
             return self._net(tx[torch.from_numpy(idx)] if training else vx)
 
         history, self.best_epoch = train_network(
-            self._net, forward, y, self.settings(), len(self.labels),
+            self._net, forward, y, cfg, len(self.labels),
             valid_y=vy, epochs=self._refit_epochs, progress=progress,
         )  # fmt: skip
         if cfg.finetune_blocks and self._refit_epochs is None:

@@ -10,22 +10,49 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from ..errors import ConfigError
 from .base import Progress
+from .config import check_positive
 
 
 @dataclass(frozen=True)
-class LoopSettings:
-    lr: float
-    weight_decay: float
-    epochs: int
-    batch_size: int
-    patience: int
-    balance: bool
-    seed: int
+class NetworkConfig:
+    """Options every kind that trains a small network over cached features shares; each
+    kind's config extends it (and may change a default).
+
+    Args:
+        hidden: hidden units of the MLP; 0 gives a linear (softmax regression) layer.
+        dropout, lr, weight_decay, epochs, batch_size: the usual; AdamW, one-cycle decay.
+        patience: stop after this many epochs without a better validation loss.
+        balance: class-weighted loss (inverse square-root frequency) for long tails.
+        seed: for reproducible initialisation and shuffling.
+    """
+
+    owner: ClassVar[str] = "network"  # names the kind in error messages
+
+    hidden: int = 512
+    dropout: float = 0.2
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    epochs: int = 30
+    batch_size: int = 256
+    patience: int = 4
+    balance: bool = False
+    seed: int = 13
+
+    def __post_init__(self) -> None:
+        check_positive(
+            self.owner, lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
+            patience=self.patience,
+        )  # fmt: skip
+        if self.hidden < 0 or not 0 <= self.dropout < 1:
+            raise ConfigError(
+                f"{self.owner}.hidden must be >= 0 and {self.owner}.dropout in [0, 1)"
+            )
 
 
 def class_weights(y: np.ndarray, classes: int) -> np.ndarray:
@@ -39,7 +66,7 @@ def train_network(
     net: Any,
     forward: Callable[[np.ndarray, bool], Any],
     y: np.ndarray,
-    settings: LoopSettings,
+    settings: NetworkConfig,
     classes: int,
     *,
     valid_y: np.ndarray | None = None,
