@@ -183,7 +183,8 @@ def train_model(
     model.fit(texts, labels, valid_texts, valid_labels, progress=progress)
     if refit is None:
         kinds = {chosen, *(k for k, _ in getattr(config, "members", ()))}
-        refit = "finetune" not in kinds
+        # retraining a transformer or backbone blocks would double a long training run
+        refit = "finetune" not in kinds and not getattr(config, "finetune_blocks", 0)
     if refit:
         logger.info("refitting on train + validation (%d rows)", len(texts) + len(valid_texts))
         model.refit_full(texts + valid_texts, labels + list(valid_labels or []), progress=progress)

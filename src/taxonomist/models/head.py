@@ -82,7 +82,7 @@ class HeadModel(Model):
         def forward(idx, training):
             return self._net(x[torch.from_numpy(idx)] if training else vx)
 
-        history, self.best_epoch = train_network(
+        history, best = train_network(
             self._net,
             forward,
             y,
@@ -92,6 +92,8 @@ class HeadModel(Model):
             epochs=self._refit_epochs,
             progress=progress,
         )
+        if self._refit_epochs is None:  # a refit keeps the epoch count validation chose
+            self.best_epoch = best
         return history
 
     def _refit(self, texts, y, progress):

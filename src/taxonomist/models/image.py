@@ -139,10 +139,12 @@ class ImageModel(Model):
         def forward(idx, training):
             return self._net(tx[torch.from_numpy(idx)] if training else vx)
 
-        history, self.best_epoch = train_network(
+        history, best = train_network(
             self._net, forward, y, cfg, len(self.labels),
             valid_y=vy, epochs=self._refit_epochs, progress=progress,
         )  # fmt: skip
+        if self._refit_epochs is None:  # a refit keeps the epoch count validation chose
+            self.best_epoch = best
         if cfg.finetune_blocks and self._refit_epochs is None:
             history += self._finetune(items, y, ok, valid_items, valid_y, progress)
         return history
@@ -158,7 +160,6 @@ class ImageModel(Model):
             self._fit(items, y, None, None, progress)
         finally:
             self._refit_epochs = None
-        self.refitted = True
 
     # -- fine-tuning the top blocks --------------------------------------------------------
     def _trainable_prefixes(self) -> list[str]:
@@ -237,9 +238,6 @@ class ImageModel(Model):
             with torch.no_grad():
                 out[ok] = self._net(torch.from_numpy(x[ok])).numpy()
         return out
-
-    def has_image(self, items: list[Item]) -> np.ndarray:
-        return np.array([bool(it.image) for it in items])
 
     def _manifest_extra(self) -> dict[str, Any]:
         return {
