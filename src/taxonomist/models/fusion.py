@@ -339,8 +339,12 @@ class FusionModel(Model):
         logps = self._member_logp(items)
         avail = self._availability(items)
         rows = np.arange(len(y))
+        # members no row can use (the image model, once photos are hidden) get weight 0
+        usable = np.flatnonzero(avail.any(0))
         best, best_loss = None, float("inf")
-        for w in simplex_grid(len(logps), self.config.grid_step):
+        for sub in simplex_grid(len(usable), self.config.grid_step):
+            w = np.zeros(len(logps))
+            w[usable] = sub
             pooled = log_softmax(self._pool_with(logps, avail, w[None, :]))
             loss = float(-pooled[rows, y].mean())
             if loss < best_loss:
