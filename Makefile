@@ -32,6 +32,8 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/zeroshot.py
+	$(BIN)/python benchmarks/supervised.py
+	$(BIN)/python benchmarks/images.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .mypy_cache
