@@ -101,38 +101,49 @@ class ImageEncoder:
         return self._net
 
     def features(
-        self, paths: Sequence[str | None], *, batch_size: int = 64, show_progress: bool = False
+        self,
+        paths: Sequence[str | None],
+        *,
+        batch_size: int = 64,
+        show_progress: bool = False,
+        cached: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Raw pooled features (n, 1280) and a mask of rows that have them.
 
         A None path, or an image that fails to decode now although it passed reading
         (changed on disk since), gives a zero row and False in the mask, with a warning.
+        `cached=False` bypasses the cache (a fine-tuned backbone's features are not the
+        packaged one's, which the cache holds under this encoder's name).
         """
         from ..images import file_digest
 
         out = np.zeros((len(paths), self.dim), dtype=np.float32)
         ok = np.zeros(len(paths), dtype=bool)
+        rows = [i for i, path in enumerate(paths) if path]
         keys: dict[int, str] = {}
-        for i, path in enumerate(paths):
-            if not path:
-                continue
-            try:
-                keys[i] = EmbeddingCache.key(self.name, Role.PRODUCT, file_digest(path))
-            except OSError as exc:
-                logger.warning("image %s cannot be read (%s); using text only", path, exc)
-        found = self.cache.get_many(list(set(keys.values()))) if self.cache else {}
-        todo = [i for i, key in keys.items() if key not in found]
-        for i, key in keys.items():
-            if key in found:
-                out[i], ok[i] = found[key], True
+        found: dict[str, np.ndarray] = {}
+        cache = self.cache if cached else None
+        if cache is not None:
+            for i in rows:
+                try:
+                    keys[i] = EmbeddingCache.key(self.name, Role.PRODUCT, file_digest(paths[i]))  # type: ignore[arg-type]
+                except OSError as exc:
+                    logger.warning("image %s cannot be read (%s); using text only", paths[i], exc)
+            rows = list(keys)
+            found = cache.get_many(list(set(keys.values())))
+            for i, key in keys.items():
+                if key in found:
+                    out[i], ok[i] = found[key], True
+        todo = [i for i in rows if not ok[i]]
         fresh = self._encode([paths[i] for i in todo], batch_size, show_progress)  # type: ignore[misc]
         new: dict[str, np.ndarray] = {}
         for i, vector in zip(todo, fresh):
             if vector is not None:
                 out[i], ok[i] = vector, True
-                new[keys[i]] = vector
-        if self.cache and new:
-            self.cache.put_many(new)
+                if cache is not None:
+                    new[keys[i]] = vector
+        if cache is not None and new:
+            cache.put_many(new)
         return out, ok
 
     def encode(self, paths: Sequence[str | None], **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from ..encoders import EmbeddingCache, Encoder, Role, build_encoder
 from ..encoders.cache import CachedEncoder
 from .base import Model, Progress
 from .config import config_from_dict
-from .loop import NetworkConfig, train_network
+from .loop import NetworkConfig, mlp_head, train_network
 
 
 @dataclass(frozen=True)
@@ -33,20 +33,6 @@ class HeadConfig(NetworkConfig):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HeadConfig:
         return config_from_dict(cls, data)
-
-
-def _network(dim: int, classes: int, hidden: int, dropout: float):
-    import torch.nn as nn
-
-    if hidden == 0:
-        return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, classes))
-    return nn.Sequential(
-        nn.Dropout(dropout),
-        nn.Linear(dim, hidden),
-        nn.GELU(),
-        nn.Dropout(dropout),
-        nn.Linear(hidden, classes),
-    )
 
 
 class HeadModel(Model):
@@ -77,7 +63,7 @@ class HeadModel(Model):
         torch.manual_seed(self.config.seed)
         x = torch.from_numpy(self.embed(texts))
         vx = torch.from_numpy(self.embed(valid_texts)) if valid_texts else None
-        self._net = _network(x.shape[1], len(self.labels), self.config.hidden, self.config.dropout)
+        self._net = mlp_head(x.shape[1], len(self.labels), self.config.hidden, self.config.dropout)
 
         def forward(idx, training):
             return self._net(x[torch.from_numpy(idx)] if training else vx)
@@ -125,7 +111,7 @@ class HeadModel(Model):
         from safetensors.torch import load_file
 
         cfg = self.config
-        self._net = _network(
+        self._net = mlp_head(
             int(manifest["embedding_dim"]), len(self.labels), cfg.hidden, cfg.dropout
         )
         self._net.load_state_dict(load_file(str(directory / "head.safetensors")))

@@ -23,7 +23,7 @@ from ..errors import ConfigError, DataError
 from ..items import Item
 from .base import Model, Progress
 from .config import check_positive, config_from_dict
-from .loop import NetworkConfig, train_network
+from .loop import NetworkConfig, mlp_head, train_network
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +67,6 @@ class ImageConfig(NetworkConfig):
         return config_from_dict(cls, data)
 
 
-def head_network(dim: int, classes: int, hidden: int, dropout: float) -> Any:
-    import torch.nn as nn
-
-    if hidden == 0:
-        return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, classes))
-    return nn.Sequential(
-        nn.Dropout(dropout), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
-        nn.Linear(hidden, classes),
-    )  # fmt: skip
-
-
 class ImageModel(Model):
     kind = "image"
     config_class = ImageConfig
@@ -106,12 +95,9 @@ class ImageModel(Model):
 
     def embed(self, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
         """Unit-length features and the has-image mask (fine-tuned backbone if there is one)."""
-        if self.tuned_backbone is None:
-            return self.encoder.encode([it.image for it in items], batch_size=64)
-        from ..encoders.base import normalize
-
-        features, ok = self._tuned_features([it.image for it in items])
-        return normalize(features) * ok[:, None], ok
+        return self.encoder.encode(
+            [it.image for it in items], batch_size=64, cached=self.tuned_backbone is None
+        )
 
     def _fit(self, items, y, valid_items, valid_y, progress: Progress | None):
         import torch
@@ -134,7 +120,7 @@ class ImageModel(Model):
                 vx, vy = torch.from_numpy(v[vok]), valid_y[vok]
         tx = torch.from_numpy(x)
         torch.manual_seed(cfg.seed)
-        self._net = head_network(x.shape[1], len(self.labels), cfg.hidden, cfg.dropout)
+        self._net = mlp_head(x.shape[1], len(self.labels), cfg.hidden, cfg.dropout)
 
         def forward(idx, training):
             return self._net(tx[torch.from_numpy(idx)] if training else vx)
@@ -219,15 +205,6 @@ class ImageModel(Model):
             param.requires_grad = False
         return history
 
-    def _tuned_features(self, paths: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
-        # the shared cache holds the packaged backbone's features: not these
-        saved_cache = self.encoder.cache
-        self.encoder.cache = None
-        try:
-            return self.encoder.features(paths, batch_size=64)
-        finally:
-            self.encoder.cache = saved_cache
-
     # -- prediction and persistence --------------------------------------------------------
     def _logits(self, items):
         import torch
@@ -262,7 +239,7 @@ class ImageModel(Model):
 
         tensors = load_file(str(directory / "image.safetensors"))
         cfg = self.config
-        self._net = head_network(
+        self._net = mlp_head(
             int(manifest["embedding_dim"]), len(self.labels), cfg.hidden, cfg.dropout
         )
         self._net.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})

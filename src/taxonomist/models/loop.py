@@ -55,6 +55,18 @@ class NetworkConfig:
             )
 
 
+def mlp_head(dim: int, classes: int, hidden: int, dropout: float) -> Any:
+    """The classifier over a feature vector: an MLP, or softmax regression when hidden=0."""
+    import torch.nn as nn
+
+    if hidden == 0:
+        return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, classes))
+    return nn.Sequential(
+        nn.Dropout(dropout), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+        nn.Linear(hidden, classes),
+    )  # fmt: skip
+
+
 def class_weights(y: np.ndarray, classes: int) -> np.ndarray:
     """Inverse square-root frequency, mean 1: lifts the tail without drowning the head."""
     counts = np.bincount(y, minlength=classes).astype(np.float64)
