@@ -164,12 +164,16 @@ class FusionModel(Model):
         return self._text_encoder
 
     def _early_inputs(
-        self, items: list[Item], text_probs: np.ndarray | None = None
+        self,
+        items: list[Item],
+        text_probs: np.ndarray | None = None,
+        image: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[Any, Any, Any, Any]:
         """(text side, image side, has-text, has-image) tensors for the gated network.
 
         When stacking, the text side is the sentence embedding followed by the text model's
         class probabilities: `text_probs` (out-of-fold, in training) or the model's own.
+        `image` is the image model's `embed` output when the caller has it already.
         """
         import torch
 
@@ -182,7 +186,7 @@ class FusionModel(Model):
             if text_probs is None:
                 text_probs = self.members[0].predict_proba(texts)
             t = np.concatenate([t, text_probs.astype(np.float32)], axis=1)
-        i, image_ok = self._image_member().embed(items)
+        i, image_ok = image if image is not None else self._image_member().embed(items)
         return (
             torch.from_numpy(t * text_ok[:, None].astype(np.float32)),
             torch.from_numpy(i),
@@ -202,9 +206,21 @@ class FusionModel(Model):
         return np.stack(cols, axis=1)
 
     def _member_logp(self, items: list[Item]) -> list[np.ndarray]:
-        out = [log_softmax(m._logits(m.prepare(items)), m.temperature) for m in self.members]
+        """Each member's log-probabilities; the text model's scores and the photos'
+        embeddings are computed once and shared with the early network."""
+        out: list[np.ndarray] = []
+        text_probs = image = None
+        if self.members:  # late: [text model, image model]
+            text_model, image_model = self.members[0], self._image_member()
+            text_logp = log_softmax(
+                text_model._logits(text_model.prepare(items)), text_model.temperature
+            )
+            image = image_model.embed(items)
+            image_logits = image_model.logits_from(*image)
+            out += [text_logp, log_softmax(image_logits, image_model.temperature)]
+            text_probs = np.exp(text_logp)
         if self.uses_early:
-            out.append(log_softmax(self._early_logits(items)))
+            out.append(log_softmax(self._early_logits(items, text_probs, image)))
         return out
 
     def _pool(self, logps: list[np.ndarray], avail: np.ndarray) -> np.ndarray:
@@ -374,11 +390,17 @@ class FusionModel(Model):
                 self._refit_epochs = None
 
     # -- prediction and persistence --------------------------------------------------------
-    def _early_logits(self, items: list[Item]) -> np.ndarray:
+    def _early_logits(
+        self,
+        items: list[Item],
+        text_probs: np.ndarray | None = None,
+        image: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
         import torch
 
+        inputs = self._early_inputs(items, text_probs, image)
         with torch.no_grad():
-            return self._net(*self._early_inputs(items)).numpy().astype(np.float64)
+            return self._net(*inputs).numpy().astype(np.float64)
 
     def _logits(self, items):
         if self.config.mode == "early":

@@ -207,10 +207,14 @@ class ImageModel(Model):
 
     # -- prediction and persistence --------------------------------------------------------
     def _logits(self, items):
+        return self.logits_from(*self.embed(items))
+
+    def logits_from(self, x: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """Logits from `embed`'s output; rows without a photo get the class prior."""
         import torch
 
-        x, ok = self.embed(items)
-        out = np.tile(self.log_prior, (len(items), 1))
+        assert self.log_prior is not None, "set by fit and by loading"
+        out = np.tile(self.log_prior, (len(x), 1))
         if ok.any():
             with torch.no_grad():
                 out[ok] = self._net(torch.from_numpy(x[ok])).numpy()
