@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -176,15 +176,17 @@ def classify_file(
         if adapt:
             sample: list[str] = []
             limit = clf.config.adapt_sample
+            # Only titles adapt the prototypes: reading the photos here would decode each
+            # twice. Without them an image-only row reads as empty text, so with photos the
+            # main pass below is the one that enforces `strict`.
             for batch in read_products(
                 input_path,
-                columns,
-                strict=strict,
+                replace(columns, image_column=None),
+                strict=strict and not columns.image_column,
                 batch_size=batch_size,
                 report=ReadReport(str(input_path)),
-                allow_download=allow_download,
             ):
-                sample.extend(p.text for p in batch if p.text)
+                sample.extend(p.text for p in batch)
                 if len(sample) >= limit:
                     break
             clf.adapt(sample[:limit])
@@ -288,7 +290,7 @@ def _training_data(
     columns: ColumnSpec,
     strict: bool,
     on_bad_row: Callable[[BadRow], None] | None,
-    reading: ImageReading,
+    reading: ImageReading | None,
 ) -> tuple[
     Taxonomy,
     list[ModelInput],
@@ -307,6 +309,7 @@ def _training_data(
         if valid_path:
             raw += read_labels(valid_path, columns)
         tax = from_labels(raw, separator=columns.label_separator, name=input_path.stem)
+    reading = reading or ImageReading()
     texts, labels, report = _read_labelled(input_path, tax, columns, strict, on_bad_row, reading)
     valid_texts = valid_labels = None
     bad = list(report.bad_rows)
@@ -345,9 +348,8 @@ def train_file(
 
     started = time.perf_counter()
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
-        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row,
-        reading or ImageReading(),
-    )  # fmt: skip
+        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
+    )
     trained = train_model(
         texts,
         labels,
@@ -652,9 +654,8 @@ def tune_file(
 
     started = time.perf_counter()
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
-        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row,
-        reading or ImageReading(),
-    )  # fmt: skip
+        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
+    )
     result = tune(
         texts,
         labels,
