@@ -183,11 +183,9 @@ class ImageTextAlignment:
     @property
     def text_encoder(self) -> Encoder:
         if self._text_encoder is None:
-            from .encoders import CachedEncoder, EmbeddingCache, build_encoder
+            from .encoders import build_cached_encoder
 
-            self._text_encoder = CachedEncoder(
-                build_encoder(self.config.text_encoder), self._cache or EmbeddingCache()
-            )
+            self._text_encoder = build_cached_encoder(self.config.text_encoder, cache=self._cache)
         return self._text_encoder
 
     @property

@@ -23,6 +23,7 @@ __all__ = [
     "EncoderSet",
     "FakeEncoder",
     "Role",
+    "build_cached_encoder",
     "build_encoder",
     "build_encoder_set",
     "detect_language",
@@ -65,6 +66,14 @@ def build_encoder(spec: str, *, device: str = "cpu") -> Encoder:
         f"unknown encoder '{spec}'; choose one of {', '.join([*REGISTRY, 'auto'])}, or give a "
         "sentence-transformers directory"
     )
+
+
+def build_cached_encoder(
+    spec: str, *, cache: EmbeddingCache | None = None, device: str = "cpu"
+) -> Encoder:
+    """`build_encoder` behind the on-disk embedding cache (the default one unless given),
+    for trained kinds that re-read the same catalogue across fits."""
+    return CachedEncoder(build_encoder(spec, device=device), cache or EmbeddingCache())
 
 
 class EncoderSet:

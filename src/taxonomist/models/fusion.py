@@ -156,11 +156,9 @@ class FusionModel(Model):
     @property
     def text_encoder(self) -> Any:
         if self._text_encoder is None:
-            from ..encoders import CachedEncoder, EmbeddingCache, build_encoder
+            from ..encoders import build_cached_encoder
 
-            self._text_encoder = CachedEncoder(
-                build_encoder(self.config.text_encoder), EmbeddingCache()
-            )
+            self._text_encoder = build_cached_encoder(self.config.text_encoder)
         return self._text_encoder
 
     def _early_inputs(

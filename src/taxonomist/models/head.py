@@ -12,8 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..encoders import EmbeddingCache, Encoder, Role, build_encoder
-from ..encoders.cache import CachedEncoder
+from ..encoders import Encoder, Role, build_cached_encoder
 from .base import Model, Progress
 from .config import config_from_dict
 from .loop import NetworkConfig, mlp_head, train_network
@@ -51,7 +50,7 @@ class HeadModel(Model):
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = CachedEncoder(build_encoder(self.config.encoder), EmbeddingCache())
+            self._encoder = build_cached_encoder(self.config.encoder)
         return self._encoder
 
     def embed(self, texts: list[str]) -> np.ndarray:
