@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,24 @@ def test_multilingual_encoder_handles_chinese() -> None:
     vecs = enc.encode(["苹果手机", "手机", "沙发"])
     assert vecs.shape == (3, 384)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2]
+
+
+@pytest.mark.slow
+def test_int8_onnx_minilm_stays_close_to_the_float_model_and_reuses_its_export(
+    tmp_path: Path,
+) -> None:
+    from taxonomist.encoders.onnx import OnnxEncoder
+    from taxonomist.encoders.sentence import packaged_minilm_path
+
+    titles = ["mens cotton t-shirt", "samsung 55 inch 4k smart tv", "bosch washing machine 8kg"]
+    float_vecs = build_encoder("minilm").encode(titles)
+    enc = OnnxEncoder(packaged_minilm_path(), name="minilm-test-int8", cache_dir=tmp_path)
+    vecs = enc.encode(titles, batch_size=2)
+    assert vecs.shape == (3, 384) and enc.dim == 384
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    assert (vecs * float_vecs).sum(1).min() > 0.97
+    export = next(tmp_path.glob("onnx/*/model.onnx"))
+    built = export.stat().st_mtime_ns
+    again = OnnxEncoder(packaged_minilm_path(), name="minilm-test-int8", cache_dir=tmp_path)
+    assert export.stat().st_mtime_ns == built  # loaded, not exported again
+    assert np.allclose(again.encode(titles[:1]), vecs[:1], atol=1e-5)
