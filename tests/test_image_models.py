@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -98,6 +99,24 @@ def test_late_fusion_of_a_text_only_row_is_the_text_model(corpus) -> None:
     )
 
 
+def test_late_fusion_divides_the_image_models_prior_out(corpus) -> None:
+    _, items, _, _, valid = corpus
+    model, _ = _fit("fusion-late", corpus)
+    model.weights = np.array([0.5, 0.5])
+    vitems = [items[i] for i in valid]
+    corrected = model._logits(model.prepare(vitems))
+    model.config = dataclasses.replace(model.config, image_prior_correction=0.0)
+    plain = model._logits(model.prepare(vitems))
+    prior = model.members[1].log_prior
+    np.testing.assert_allclose(corrected - plain, np.tile(-0.5 * prior, (len(vitems), 1)))
+    # text-only rows have no image evidence to correct
+    texts = [it.text for it in vitems]
+    np.testing.assert_allclose(
+        model._logits(model.prepare(texts)), np.log(model.members[0].predict_proba(texts)),
+        atol=1e-6,
+    )  # fmt: skip
+
+
 def test_image_model_gives_the_prior_without_a_photo(corpus) -> None:
     model, _ = _fit("image", corpus)
     probs = model.predict_proba(["a title but no photo", Item("x", None)])
@@ -118,6 +137,8 @@ def test_bad_fusion_and_image_configs() -> None:
         fusion.from_dict({"mode": "sideways"})
     with pytest.raises(ConfigError, match="text kind"):
         fusion.from_dict({"text_kind": "image"})
+    with pytest.raises(ConfigError, match="image_prior_correction"):
+        fusion.from_dict({"image_prior_correction": 2})
     with pytest.raises(ConfigError, match="fit"):
         model_class("image").config_class.from_dict({"fit": "stretch"})
 
