@@ -2,7 +2,9 @@
 same splits, same run.
 
 Usage: .venv/bin/python benchmarks/supervised.py [--datasets pricerunner,fashion]
-       [--presets fast,balanced]
+       [--presets fast,balanced,balanced:encoder=minilm]
+A preset may carry `:key=value` overrides (as `train --encoder minilm` sets one), e.g. the
+balanced preset with the float MiniLM instead of the int8 one.
 Writes benchmarks/results/supervised.json and prints a Markdown table. Throughput is measured
 on the test titles with an empty embedding cache (so encoding is counted), batch 512.
 """
@@ -81,16 +83,19 @@ def _row(method: str, test: pd.DataFrame, pred, fit_s: float, predict_s: float) 
     }
 
 
-def ours(dataset: str, preset: str, test: pd.DataFrame, workdir: Path) -> dict:
+def ours(dataset: str, spec: str, test: pd.DataFrame, workdir: Path) -> dict:
     from taxonomist.models import load_model
     from taxonomist.service import train_file
 
+    preset, *pairs = spec.split(":")
+    overrides = dict(pair.split("=", 1) for pair in pairs)
     start = time.perf_counter()
     outcome = train_file(
         DATA / dataset / "train.csv",
-        workdir / f"{dataset}-{preset}",
+        workdir / f"{dataset}-{spec.replace(':', '-').replace('=', '-')}",
         preset=preset,
         columns=_columns(),
+        overrides=overrides,
     )
     fit_s = time.perf_counter() - start
     model = load_model(outcome.model_dir)
@@ -103,7 +108,7 @@ def ours(dataset: str, preset: str, test: pd.DataFrame, workdir: Path) -> dict:
     predict_s = time.perf_counter() - start
     os.environ["TAXONOMIST_CACHE_DIR"] = str(workdir / "cache")
     pred = [" > ".join(p.best.path) for p in preds]
-    row = _row(f"taxonomist preset={preset} ({outcome.kind})", test, pred, fit_s, predict_s)
+    row = _row(f"taxonomist preset={spec} ({outcome.kind})", test, pred, fit_s, predict_s)
     levels = {}
     gold_paths = [c.split(" > ") for c in test.category]
     for d in range(1, max(len(g) for g in gold_paths) + 1):
@@ -125,7 +130,7 @@ def _columns():
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--datasets", default="pricerunner,fashion")
-    parser.add_argument("--presets", default="fast,balanced")
+    parser.add_argument("--presets", default="fast,balanced,balanced:encoder=minilm")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: development data not found at {DATA}")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -46,6 +48,14 @@ def test_presets_and_overrides() -> None:
     assert resolve_kind("fast", "head", {})[0] == "head"
     with pytest.raises(ConfigError, match="fast"):
         Preset.from_str("fastest")
+
+
+def test_balanced_preset_encodes_with_int8_minilm_where_onnx_runtime_is_installed() -> None:
+    _, config = resolve_kind("balanced", None, {})
+    expected = "minilm-int8" if importlib.util.find_spec("onnxruntime") else "minilm"
+    assert dict(config.members)["head"]["encoder"] == expected
+    _, best = resolve_kind("best", None, {})
+    assert dict(best.members)["head"].get("encoder", "minilm") == "minilm"
 
 
 def test_too_few_rows_for_a_validation_split(tiny_taxonomy, tmp_path) -> None:

@@ -246,7 +246,8 @@ def train(
         typer.Option("--balance", help="Class-weighted loss for imbalanced/long-tailed labels."),
     ] = False,
     encoder: Annotated[
-        str | None, typer.Option(help="Encoder for head members (minilm, e5, or a directory).")
+        str | None,
+        typer.Option(help="Encoder for head members (minilm, minilm-int8, e5, or a directory)."),
     ] = None,
     peft: Annotated[
         str | None, typer.Option(help="finetune: parameter-efficient method (lora).")

@@ -63,6 +63,7 @@ SPACES: dict[str, dict[str, Sampler]] = {
         "balance": _choice(False, True),
     },
     "fusion": {
+        "mode": _choice("late", "both"),  # the rest shape the early network of `both`
         "hidden": _choice(256, 512, 1024),
         "lr": _log_uniform(5e-4, 5e-3),
         "dropout": _choice(0.2, 0.3, 0.4),

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +101,13 @@ def export_onnx(model_dir: Path, target: Path, *, quantize: bool = True) -> Path
     sample = tokenizer(["a product title", "another one, longer than the first"],
                        padding=True, return_tensors="pt")  # fmt: skip
     target.parent.mkdir(parents=True, exist_ok=True)
-    float_path = target.with_name(target.stem + ".fp32.onnx")
+    # per-process names: two processes exporting at once must not write into one file
+    float_path = target.with_name(f"{target.stem}.{os.getpid()}.fp32.onnx")
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
     logger.info("exporting %s to ONNX (one-off, ~1 min)", model_dir)
-    with torch.no_grad():
+    # the exporter and the quantiser narrate their work; a one-off export need not
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             Pooled(),
             (sample["input_ids"], sample["attention_mask"]),
@@ -113,13 +117,22 @@ def export_onnx(model_dir: Path, target: Path, *, quantize: bool = True) -> Path
             output_names=["sentence_embedding"],
             dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}),
             external_data=False,
+            verbose=False,
         )
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         # per-channel scales: cosine to the float vectors 0.99 (per-tensor: 0.96), same speed
-        quantize_dynamic(str(float_path), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(
+                str(float_path), str(tmp), weight_type=QuantType.QInt8, per_channel=True
+            )
+        finally:
+            root.setLevel(level)
         float_path.unlink()
     else:
         float_path.rename(tmp)
