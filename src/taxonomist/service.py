@@ -70,16 +70,23 @@ def model_inputs(products: list[Product], columns: ColumnSpec) -> list[ModelInpu
 def _image_scorer(alignment: str | Path | None, encoder: str, cache_dir: str | Path | None) -> Any:
     """The zero-shot image scorer: a trained alignment when given, else the ImageNet bridge
     (over `encoder`'s English model; `fake` gives fake encoders on both sides, for tests)."""
-    from .encoders import CachedEncoder, EmbeddingCache, build_encoder
+    from .encoders import CachedEncoder, build_encoder
     from .encoders.image import build_image_encoder
     from .zeroshot_images import ImageNetBridge, ImageTextAlignment
 
-    cache = EmbeddingCache(cache_dir)
+    cache = _embedding_cache(cache_dir)
     if alignment is not None:
         return ImageTextAlignment.load(alignment, cache=cache)
     text = build_encoder("minilm" if encoder in ("auto", "e5") else encoder)
     image = build_image_encoder("fake" if encoder == "fake" else "efficientnet-lite0", cache=cache)
-    return ImageNetBridge(CachedEncoder(text, cache), image)
+    return ImageNetBridge(CachedEncoder(text, cache) if cache else text, image)
+
+
+def _embedding_cache(cache_dir: str | Path | None) -> Any:
+    """The on-disk embedding cache, or None when TAXONOMIST_NO_CACHE=1 turns it off."""
+    from .encoders import EmbeddingCache
+
+    return EmbeddingCache(cache_dir) if os.environ.get("TAXONOMIST_NO_CACHE") != "1" else None
 
 
 def resolve_taxonomy(
@@ -101,10 +108,10 @@ def build_zero_shot(
     taxonomy: Taxonomy, encoder: str = "auto", *, cache_dir: str | Path | None = None, **config: Any
 ):
     """A `ZeroShotClassifier` over `taxonomy` with cached encoders."""
-    from .encoders import EmbeddingCache, build_encoder_set
+    from .encoders import build_encoder_set
     from .zeroshot import ZeroShotClassifier, ZeroShotConfig
 
-    cache = EmbeddingCache(cache_dir) if os.environ.get("TAXONOMIST_NO_CACHE") != "1" else None
+    cache = _embedding_cache(cache_dir)
     return ZeroShotClassifier(
         taxonomy, build_encoder_set(encoder, cache=cache), ZeroShotConfig(**config)
     )
