@@ -411,7 +411,10 @@ def test_image_problems_keep_the_product(image_csv: Path) -> None:
     assert reasons[2] == "empty file (0 bytes)"
     assert reasons[3] == "not an image (cannot identify the format)"
     assert reasons[4] == "remote image URL not fetched; pass --allow-download to fetch it"
-    assert str(problems[0]) == f"{image_csv}: line 3: field 'img': file not found"
+    assert str(problems[0]) == (
+        f"{image_csv}: line 3: field 'img': file not found ({problems[0].value!r})"
+    )
+    assert problems[0].value and problems[0].value.endswith(".jpg")
     assert [(b.line, b.field, b.reason) for b in report.bad_rows] == [
         (9, "title", "empty text and no usable image (file not found)"),
         (10, "title", "empty text and no usable image"),

@@ -77,14 +77,19 @@ class BadRow:
     line: int
     field: str | None
     reason: str
+    value: str | None = None  # the offending cell, where showing it helps (an image reference)
 
     def __str__(self) -> str:
         where = f"{self.file}: line {self.line}"
-        return (
+        text = (
             f"{where}: field '{self.field}': {self.reason}"
             if self.field
             else f"{where}: {self.reason}"
         )
+        if self.value:
+            shown = self.value if len(self.value) <= 200 else self.value[:197] + "..."
+            text += f" ({shown!r})"
+        return text
 
 
 @dataclass
@@ -444,7 +449,7 @@ def _attach_image(
         bad(BadRow(str(path), product.line, "/".join(text_cols), reason))
         return None
     if problem is not None:
-        image_problem(BadRow(str(path), product.line, images.column, problem))
+        image_problem(BadRow(str(path), product.line, images.column, problem, value=cell))
     return replace(product, image=image)
 
 
