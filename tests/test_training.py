@@ -52,7 +52,8 @@ def test_presets_and_overrides() -> None:
 
 def test_balanced_preset_encodes_with_int8_minilm_where_onnx_runtime_is_installed() -> None:
     _, config = resolve_kind("balanced", None, {})
-    expected = "minilm-int8" if importlib.util.find_spec("onnxruntime") else "minilm"
+    onnx = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx", "onnxscript"))
+    expected = "minilm-int8" if onnx else "minilm"
     assert dict(config.members)["head"]["encoder"] == expected
     _, best = resolve_kind("best", None, {})
     assert dict(best.members)["head"].get("encoder", "minilm") == "minilm"

@@ -44,7 +44,8 @@ class Preset(str, Enum):
 def _cpu_encoder() -> str:
     """MiniLM with int8 weights where ONNX Runtime is installed (about twice the float
     model's speed on a CPU, which is what bounds `balanced`'s throughput), else MiniLM."""
-    return "minilm-int8" if importlib.util.find_spec("onnxruntime") else "minilm"
+    needed = ("onnxruntime", "onnx", "onnxscript")  # run, and export once
+    return "minilm-int8" if all(importlib.util.find_spec(m) for m in needed) else "minilm"
 
 
 PRESETS: dict[Preset, tuple[str, dict[str, Any]]] = {

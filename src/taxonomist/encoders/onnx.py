@@ -34,7 +34,9 @@ FORMAT = 2  # bump when the exported graph changes, so old exports are rebuilt
 
 def _require_onnx() -> Any:
     try:
+        import onnx  # noqa: F401 - the export needs it and onnxscript
         import onnxruntime
+        import onnxscript  # noqa: F401
     except ImportError:
         raise ModelError(
             "the int8 encoder needs onnxruntime, onnx and onnxscript; install Taxonomist with "
@@ -172,7 +174,13 @@ class OnnxEncoder(Encoder):
         folder = Path(cache_dir or default_cache_dir()) / "onnx"
         path = folder / _export_key(self.model_dir, quantize) / "model.onnx"
         if not path.exists():
-            export_onnx(self.model_dir, path, quantize=quantize)
+            try:
+                export_onnx(self.model_dir, path, quantize=quantize)
+            except Exception as exc:  # noqa: BLE001 - exporter failures vary by version
+                raise ModelError(
+                    f"cannot export {self.model_dir} to ONNX: {exc}; use the float encoder "
+                    "('minilm', or the directory itself) instead"
+                ) from None
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
