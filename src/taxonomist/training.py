@@ -70,7 +70,7 @@ PRESETS: dict[Preset, tuple[str, dict[str, Any]]] = {
 # With photos, presets choose how text and image are combined. Late fusion (TF-IDF text model
 # + image head) is the default: over three seeds on fashion it beat the title-only model on
 # leaf accuracy and macro-F1 every time. `best` adds the gated early-fusion network, which
-# adds accuracy but, on rare classes, not macro-F1 (docs/benchmarks.md, "Photos").
+# adds accuracy, but its macro-F1 swings with the seed (docs/benchmarks.md, "Photos").
 FUSION_PRESETS: dict[Preset, dict[str, Any]] = {
     Preset.FAST: {"mode": "late"},
     Preset.BALANCED: {"mode": "late"},  # the image head dominates the cost of either

@@ -21,8 +21,8 @@ network's text side also gets the text model's class probabilities, out-of-fold 
 training rows (so it learns how far the text model is to be trusted, not how well it
 memorised), which lets the photo overrule the title where the two disagree in ways
 validation has seen (flats against heels, casual against sports shoes). It adds leaf
-accuracy but not macro-F1: the early network, trained on few photos of a rare class, pulls
-rare classes down too, so `late` stays the default.
+accuracy, but its macro-F1 swings with the seed (the early network, trained on few photos of
+a rare class, pulls rare classes down too), so `late` is the default.
 """
 
 from __future__ import annotations
