@@ -194,7 +194,8 @@ class OnnxEncoder(Encoder):
                 f"cannot load the ONNX export {path}: {exc}; run again to rebuild"
             ) from None
         self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
-        self.dim = int(self._session.get_outputs()[0].shape[-1] or self._probe_dim())
+        width = self._session.get_outputs()[0].shape[-1]  # a name when the graph left it open
+        self.dim = width if isinstance(width, int) else self._probe_dim()
 
     def _probe_dim(self) -> int:
         return int(self._run(["x"]).shape[1])
