@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taxonomist.calibration import fit_temperature, softmax
+from taxonomist.encoders.onnx import onnx_available
 from taxonomist.errors import ConfigError, DataError
 from taxonomist.training import Preset, group_split, resolve_kind, train_model
 
@@ -52,8 +51,7 @@ def test_presets_and_overrides() -> None:
 
 def test_balanced_preset_encodes_with_int8_minilm_where_onnx_runtime_is_installed() -> None:
     _, config = resolve_kind("balanced", None, {})
-    onnx = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx", "onnxscript"))
-    expected = "minilm-int8" if onnx else "minilm"
+    expected = "minilm-int8" if onnx_available() else "minilm"
     assert dict(config.members)["head"]["encoder"] == expected
     _, best = resolve_kind("best", None, {})
     assert dict(best.members)["head"].get("encoder", "minilm") == "minilm"

@@ -25,7 +25,8 @@ MANIFEST = "manifest.json"
 TAXONOMY = "taxonomy.json"
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """The installed version of `package` from its metadata (no import), or None."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -34,14 +35,14 @@ def _version(package: str) -> str | None:
 
 def environment() -> dict[str, str | None]:
     return {
-        "taxonomist": _version("taxonomist"),
+        "taxonomist": package_version("taxonomist"),
         "python": platform.python_version(),
-        "numpy": _version("numpy"),
-        "scikit-learn": _version("scikit-learn"),
-        "torch": _version("torch"),
-        "transformers": _version("transformers"),
-        "sentence-transformers": _version("sentence-transformers"),
-        "peft": _version("peft"),
+        "numpy": package_version("numpy"),
+        "scikit-learn": package_version("scikit-learn"),
+        "torch": package_version("torch"),
+        "transformers": package_version("transformers"),
+        "sentence-transformers": package_version("sentence-transformers"),
+        "peft": package_version("peft"),
     }
 
 

@@ -7,7 +7,6 @@ with which settings, on which rows, and what to record beside the weights.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,8 +43,9 @@ class Preset(str, Enum):
 def _cpu_encoder() -> str:
     """MiniLM with int8 weights where ONNX Runtime is installed (about twice the float
     model's speed on a CPU, which is what bounds `balanced`'s throughput), else MiniLM."""
-    needed = ("onnxruntime", "onnx", "onnxscript")  # run, and export once
-    return "minilm-int8" if all(importlib.util.find_spec(m) for m in needed) else "minilm"
+    from .encoders.onnx import onnx_available
+
+    return "minilm-int8" if onnx_available() else "minilm"
 
 
 PRESETS: dict[Preset, tuple[str, dict[str, Any]]] = {

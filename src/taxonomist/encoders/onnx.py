@@ -14,6 +14,8 @@ The exported graph is built once per model directory and kept in the cache folde
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -32,11 +34,17 @@ logger = logging.getLogger(__name__)
 FORMAT = 2  # bump when the exported graph changes, so old exports are rebuilt
 
 
+REQUIRED = ("onnxruntime", "onnx", "onnxscript")  # to run the graph, and to export it once
+
+
+def onnx_available() -> bool:
+    """Whether everything this encoder needs is installed (found, not imported)."""
+    return all(importlib.util.find_spec(name) for name in REQUIRED)
+
+
 def _require_onnx() -> Any:
     try:
-        import onnx  # noqa: F401 - the export needs it and onnxscript
-        import onnxruntime
-        import onnxscript  # noqa: F401
+        onnxruntime, *_ = [importlib.import_module(name) for name in REQUIRED]
     except ImportError:
         raise ModelError(
             "the int8 encoder needs onnxruntime, onnx and onnxscript; install Taxonomist with "
@@ -58,8 +66,7 @@ def _pooling_mode(model_dir: Path) -> str:
 
 
 def _export_key(model_dir: Path, quantize: bool) -> str:
-    import torch
-    import transformers
+    from ..persistence import package_version  # as model manifests record them
 
     weights = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
     stamp = [(w.name, w.stat().st_size, int(w.stat().st_mtime)) for w in weights]
@@ -69,8 +76,8 @@ def _export_key(model_dir: Path, quantize: bool) -> str:
             str(model_dir.resolve()),
             stamp,
             quantize,
-            torch.__version__,
-            transformers.__version__,
+            package_version("torch"),
+            package_version("transformers"),
         ]  # fmt: skip
     )
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
