@@ -9,10 +9,14 @@ import pytest
 
 from taxonomist.errors import ConfigError, DataError, ModelError, NotTrainedError
 from taxonomist.models import load_model, model_class
+from taxonomist.models.knn import KnnConfig
 from taxonomist.taxonomy import Taxonomy
 
 KIND_CONFIGS = {
     "linear": {},
+    # every n-gram, so the 130-row corpus has neighbours to find; the rare-only default is
+    # tested on its own below
+    "knn": {"max_df": 1.0},
     "head": {"encoder": "fake", "epochs": 20, "hidden": 64, "batch_size": 32},
     "ensemble": {
         "members": (("linear", {}), ("head", {"encoder": "fake", "epochs": 5, "batch_size": 32}))
@@ -158,7 +162,30 @@ def test_finetune_fit_save_load(config, tiny_rows, tiny_taxonomy, tmp_path) -> N
     assert list(load_model(tmp_path / "ft").predict(vtexts, top_k=2)) == list(preds)
 
 
-@pytest.mark.parametrize("kind", ["linear", "head"])
+def test_knn_votes_by_rare_identifiers(tiny_taxonomy) -> None:
+    handbags = tiny_taxonomy.by_path("Accessories > Bags > Handbags").id
+    backpacks = tiny_taxonomy.by_path("Accessories > Bags > Backpacks").id
+    # most of the brand's bags are backpacks; the model code "fab28" marks its handbags
+    texts = [f"hidesign fab28{c} leather bag" for c in "abc"]
+    texts += [f"{brand} kg{n}x leather bag" for n in range(6) for brand in ("hidesign", "puma")]
+    labels = [handbags] * 3 + [backpacks] * 12
+    model = model_class("knn")(tiny_taxonomy, KnnConfig(max_df=0.25, k=3))
+    model.fit(texts, labels)
+    best = model.predict(["hidesign fab28zz leather bag"])[0].best
+    assert best.category_id == handbags
+    # nothing rare in common with any remembered row: every class scores the same
+    flat = model._logits(["leather bag"])
+    assert np.allclose(flat, flat[0, 0])
+
+
+def test_knn_config_is_checked() -> None:
+    with pytest.raises(ConfigError, match="max_df"):
+        KnnConfig(max_df=0.0)
+    with pytest.raises(ConfigError, match="knn.k"):
+        KnnConfig(k=0)
+
+
+@pytest.mark.parametrize("kind", ["linear", "head", "knn"])
 def test_refit_full_keeps_calibration_and_label_space(kind, tiny_rows, tiny_taxonomy) -> None:
     model, report, vtexts, vlabels = _fit(kind, tiny_rows, tiny_taxonomy)
     texts, labels, _, _ = _data(tiny_rows, tiny_taxonomy)

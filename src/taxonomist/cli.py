@@ -228,8 +228,8 @@ def train(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="Override the preset's kind: linear | head | finetune | ensemble | image | "
-            "fusion (with --image-column, fusion is the default)."
+            help="Override the preset's kind: linear | knn | head | finetune | ensemble | "
+            "image | fusion (with --image-column, fusion is the default)."
         ),
     ] = None,
     taxonomy: Annotated[

@@ -27,7 +27,8 @@ class Preset(str, Enum):
     """Kinds and settings chosen for a speed/accuracy trade-off."""
 
     FAST = "fast"  # TF-IDF + linear SVM: trains in seconds, thousands of items/s
-    BALANCED = "balanced"  # linear + frozen-encoder MLP head, pooled: hundreds of items/s
+    # linear + frozen-encoder MLP head + rare-n-gram neighbours, pooled: hundreds of items/s
+    BALANCED = "balanced"
     BEST = "best"  # adds a logistic TF-IDF member and a larger head
 
     @classmethod
@@ -52,7 +53,7 @@ PRESETS: dict[Preset, tuple[str, dict[str, Any]]] = {
     Preset.FAST: ("linear", {}),
     Preset.BALANCED: (
         "ensemble",
-        {"members": (("linear", {}), ("head", {"encoder": _cpu_encoder()}))},
+        {"members": (("linear", {}), ("head", {"encoder": _cpu_encoder()}), ("knn", {}))},
     ),
     Preset.BEST: (
         "ensemble",
@@ -61,6 +62,7 @@ PRESETS: dict[Preset, tuple[str, dict[str, Any]]] = {
                 ("linear", {}),
                 ("linear", {"classifier": "logreg", "C": 20.0}),
                 ("head", {"hidden": 1024}),
+                ("knn", {}),
             )
         },
     ),

@@ -43,6 +43,11 @@ SPACES: dict[str, dict[str, Sampler]] = {
         "min_df": _choice(1, 2),
         "balance": _choice(False, True),
     },
+    "knn": {
+        "max_df": _choice(0.0005, 0.001, 0.002, 0.005),
+        "k": _choice(5, 10, 20),
+        "power": _choice(1.0, 2.0, 4.0),
+    },
     "head": {
         "hidden": _choice(0, 256, 512, 1024),
         "lr": _log_uniform(3e-4, 5e-3),

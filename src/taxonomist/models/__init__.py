@@ -17,6 +17,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "linear": ("taxonomist.models.linear", "LinearModel", "core"),
     "head": ("taxonomist.models.head", "HeadModel", "text"),
     "finetune": ("taxonomist.models.finetune", "FinetuneModel", "text"),
+    "knn": ("taxonomist.models.knn", "KnnModel", "core"),
     "ensemble": ("taxonomist.models.ensemble", "EnsembleModel", "core"),
     "image": ("taxonomist.models.image", "ImageModel", "image"),
     "fusion": ("taxonomist.models.fusion", "FusionModel", "image"),

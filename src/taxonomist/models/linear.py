@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import ConfigError
 from .base import Model, Progress
 from .config import check_positive, config_from_dict
+from .tfidf import TfidfFeatures
 
 
 @dataclass(frozen=True)
@@ -58,48 +59,17 @@ class LinearModel(Model):
 
     def __init__(self, taxonomy, config: LinearConfig | None = None) -> None:
         super().__init__(taxonomy, config)
-        self._word: Any = None
-        self._char: Any = None
+        self._tfidf: TfidfFeatures | None = None
         self._coef: np.ndarray | None = None
         self._intercept: np.ndarray | None = None
 
-    def _vectorizers(self, word_vocab=None, char_vocab=None):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        cfg = self.config
-        common = dict(sublinear_tf=True, lowercase=True, dtype=np.float32)
-        word = TfidfVectorizer(
-            analyzer="word",
-            ngram_range=tuple(cfg.word_ngrams),
-            token_pattern=r"(?u)\b\w+\b",
-            min_df=cfg.min_df,
-            vocabulary=word_vocab,
-            **common,
-        )
-        char = TfidfVectorizer(
-            analyzer="char_wb",
-            ngram_range=tuple(cfg.char_ngrams),
-            min_df=cfg.min_df,
-            vocabulary=char_vocab,
-            **common,
-        )
-        return word, char
-
-    def _features(self, texts: list[str]):
-        from scipy.sparse import hstack
-
-        return hstack([self._word.transform(texts), self._char.transform(texts)]).tocsr()
-
     def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None):
-        from scipy.sparse import hstack
         from sklearn.linear_model import LogisticRegression
         from sklearn.svm import LinearSVC
 
         cfg = self.config
-        self._word, self._char = self._vectorizers()
-        features = hstack(
-            [self._word.fit_transform(texts), self._char.fit_transform(texts)]
-        ).tocsr()
+        self._tfidf = TfidfFeatures(cfg.word_ngrams, cfg.char_ngrams, cfg.min_df)
+        features = self._tfidf.fit_transform(texts)
         weight = "balanced" if cfg.balance else None
         if cfg.classifier == "svm":
             clf = LinearSVC(C=cfg.C, class_weight=weight, max_iter=cfg.max_iter)
@@ -121,26 +91,17 @@ class LinearModel(Model):
         return [row]
 
     def _logits(self, texts):
-        assert self._coef is not None and self._intercept is not None
-        return np.asarray(self._features(texts) @ self._coef.T) + self._intercept
+        assert self._tfidf is not None and self._coef is not None and self._intercept is not None
+        return np.asarray(self._tfidf.transform(texts) @ self._coef.T) + self._intercept
 
     def _save(self, directory: Path) -> None:
         from safetensors.numpy import save_file
 
-        assert self._coef is not None and self._intercept is not None
-
-        vocab = {
-            "word": {k: int(v) for k, v in self._word.vocabulary_.items()},
-            "char": {k: int(v) for k, v in self._char.vocabulary_.items()},
-        }
-        (directory / "vocabulary.json").write_text(json.dumps(vocab, ensure_ascii=False), "utf-8")
+        assert self._tfidf is not None and self._coef is not None and self._intercept is not None
+        vocab = json.dumps(self._tfidf.vocabulary(), ensure_ascii=False)
+        (directory / "vocabulary.json").write_text(vocab, "utf-8")
         save_file(
-            {
-                "word_idf": np.asarray(self._word.idf_),
-                "char_idf": np.asarray(self._char.idf_),
-                "coef": self._coef,
-                "intercept": self._intercept,
-            },
+            {**self._tfidf.idf_tensors(), "coef": self._coef, "intercept": self._intercept},
             str(directory / "linear.safetensors"),
         )
 
@@ -149,7 +110,6 @@ class LinearModel(Model):
 
         vocab = json.loads((directory / "vocabulary.json").read_text("utf-8"))
         tensors = load_file(str(directory / "linear.safetensors"))
-        self._word, self._char = self._vectorizers(vocab["word"], vocab["char"])
-        self._word.idf_ = tensors["word_idf"]
-        self._char.idf_ = tensors["char_idf"]
+        cfg = self.config
+        self._tfidf = TfidfFeatures.restore(cfg.word_ngrams, cfg.char_ngrams, vocab, tensors)
         self._coef, self._intercept = tensors["coef"], tensors["intercept"]

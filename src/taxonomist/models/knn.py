@@ -1,0 +1,155 @@
+"""`knn`: a vote of the most similar labelled products, compared on their rare n-grams only.
+
+Titles carry identifiers: model numbers, series names, SKU fragments (`fab28`, `rke640`). Such
+an n-gram pins a product line down better than any common word, but a linear model gives it
+one weight among hundreds of thousands, so "smeg fab28lb1 fridge freezer" follows the words
+"fridge freezer" even when every `fab28` in the catalogue is filed under Fridges. This kind
+remembers the catalogue instead: it keeps the n-grams found in at most `max_df` of the
+training rows, and lets the `k` training rows most similar on those (cosine) vote, each with
+its similarity raised to `power`. A title that shares no rare n-gram with any training row
+gets equal scores for every class, which in the log-linear `ensemble` changes nothing; so this
+kind is meant as an ensemble member, and `max_df=1.0` makes it a plain nearest-neighbour
+classifier over all n-grams.
+
+Persisted without pickle: vocabularies as JSON, the remembered rows as a CSR matrix in
+safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import Model, Progress
+from .config import check_positive, config_from_dict
+from .tfidf import TfidfFeatures
+
+
+@dataclass(frozen=True)
+class KnnConfig:
+    """Args:
+    word_ngrams / char_ngrams: n-gram ranges, as in `linear`.
+    max_df: keep n-grams found in at most this share of training rows (the rare ones).
+    k: neighbours that vote.
+    power: a neighbour's vote is its cosine similarity to this power (near-copies count most).
+    smoothing: added to every class's votes, so an unseen class keeps a finite log-score.
+    """
+
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    max_df: float = 0.002
+    k: int = 10
+    power: float = 2.0
+    smoothing: float = 0.01
+
+    def __post_init__(self) -> None:
+        check_positive("knn", k=self.k, power=self.power, smoothing=self.smoothing)
+        if not 0 < self.max_df <= 1:
+            raise ConfigError(f"knn.max_df must be in (0, 1], got {self.max_df}")
+        for name in ("word_ngrams", "char_ngrams"):
+            lo, hi = getattr(self, name)
+            if not 1 <= lo <= hi:
+                raise ConfigError(f"knn.{name} must be (min, max) with 1 <= min <= max")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KnnConfig:
+        return config_from_dict(cls, data)
+
+
+def _normalize_rows(matrix):
+    from sklearn.preprocessing import normalize
+
+    return normalize(matrix, copy=False).astype(np.float32)
+
+
+class KnnModel(Model):
+    kind = "knn"
+    config_class = KnnConfig
+
+    def __init__(self, taxonomy, config: KnnConfig | None = None) -> None:
+        super().__init__(taxonomy, config)
+        self._tfidf: TfidfFeatures | None = None
+        self._keep: np.ndarray | None = None  # the rare n-grams' columns
+        self._memory: Any = None  # (rare n-grams, training rows), CSR: one product a column
+        self._memory_y: np.ndarray | None = None
+
+    def _rare(self, features):
+        assert self._keep is not None
+        return _normalize_rows(features[:, self._keep])
+
+    def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None):
+        cfg = self.config
+        self._tfidf = TfidfFeatures(cfg.word_ngrams, cfg.char_ngrams)
+        features = self._tfidf.fit_transform(texts)
+        rows_with = np.bincount(features.indices, minlength=features.shape[1])
+        self._keep = np.flatnonzero(rows_with <= max(1, int(cfg.max_df * len(texts))))
+        self._keep = self._keep.astype(np.int32)
+        self._memory = self._rare(features).T.tocsr()
+        self._memory_y = np.asarray(y, dtype=np.int32)
+        if progress:
+            progress("fit", 1, 1)
+        row: dict[str, float] = {
+            "epoch": 1,
+            "memory_rows": float(len(texts)),
+            "rare_ngrams": float(len(self._keep)),
+        }
+        if valid_texts:
+            row["valid_accuracy"] = float((self._logits(valid_texts).argmax(1) == valid_y).mean())
+        return [row]
+
+    def _logits(self, texts):
+        assert self._tfidf is not None and self._memory_y is not None
+        cfg = self.config
+        sims = (self._rare(self._tfidf.transform(texts)) @ self._memory).tocsr()
+        votes = np.zeros((len(texts), len(self.labels)))
+        for i in range(len(texts)):
+            lo, hi = sims.indptr[i], sims.indptr[i + 1]
+            cols, vals = sims.indices[lo:hi], sims.data[lo:hi]
+            if len(vals) > cfg.k:
+                top = np.argpartition(-vals, cfg.k)[: cfg.k]
+                cols, vals = cols[top], vals[top]
+            np.add.at(votes[i], self._memory_y[cols], np.maximum(vals, 0.0) ** cfg.power)
+        return np.log(votes + cfg.smoothing)
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        assert self._keep is not None and self._memory_y is not None
+        return {"memory_rows": len(self._memory_y), "rare_ngrams": len(self._keep)}
+
+    def _save(self, directory: Path) -> None:
+        from safetensors.numpy import save_file
+
+        assert self._tfidf is not None and self._keep is not None and self._memory_y is not None
+        vocab = json.dumps(self._tfidf.vocabulary(), ensure_ascii=False)
+        (directory / "vocabulary.json").write_text(vocab, "utf-8")
+        memory = self._memory
+        save_file(
+            {
+                **self._tfidf.idf_tensors(),
+                "keep": self._keep,
+                "memory_data": np.ascontiguousarray(memory.data, dtype=np.float32),
+                "memory_indices": np.ascontiguousarray(memory.indices, dtype=np.int32),
+                "memory_indptr": np.ascontiguousarray(memory.indptr, dtype=np.int64),
+                "memory_labels": self._memory_y,
+            },
+            str(directory / "knn.safetensors"),
+        )
+
+    def _load(self, directory: Path, manifest: dict[str, Any]) -> None:
+        from safetensors.numpy import load_file
+        from scipy.sparse import csr_matrix
+
+        cfg = self.config
+        vocab = json.loads((directory / "vocabulary.json").read_text("utf-8"))
+        tensors = load_file(str(directory / "knn.safetensors"))
+        self._tfidf = TfidfFeatures.restore(cfg.word_ngrams, cfg.char_ngrams, vocab, tensors)
+        self._keep = tensors["keep"]
+        self._memory_y = tensors["memory_labels"]
+        self._memory = csr_matrix(
+            (tensors["memory_data"], tensors["memory_indices"], tensors["memory_indptr"]),
+            shape=(len(self._keep), len(self._memory_y)),
+        )
