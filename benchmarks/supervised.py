@@ -28,14 +28,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def peers(train: pd.DataFrame, test: pd.DataFrame) -> list[dict]:
+    return [svc_peer(train, test), minilm_peer(train, test)]
+
+
+def svc_peer(train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    """TF-IDF (word 1-2 + char 2-5 grams, sublinear tf) + LinearSVC(C=0.5), as issue 3 sets."""
     from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
 
-    from taxonomist.encoders import build_encoder
-
-    rows = []
     start = time.perf_counter()
     word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
@@ -44,9 +45,14 @@ def peers(train: pd.DataFrame, test: pd.DataFrame) -> list[dict]:
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
     pred = svc.predict(hstack([word.transform(test.title), char.transform(test.title)]).tocsr())
-    rows.append(
-        _row("TF-IDF + LinearSVC(C=0.5) (peer)", test, pred, fit_s, time.perf_counter() - start)
-    )
+    return _row("TF-IDF + LinearSVC(C=0.5) (peer)", test, pred, fit_s, time.perf_counter() - start)
+
+
+def minilm_peer(train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    from taxonomist.encoders import build_encoder
+
     encoder = build_encoder("minilm")
     start = time.perf_counter()
     lr = LogisticRegression(max_iter=2000, C=10.0).fit(
@@ -55,16 +61,9 @@ def peers(train: pd.DataFrame, test: pd.DataFrame) -> list[dict]:
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
     pred = lr.predict(encoder.encode(test.title.tolist(), batch_size=128))
-    rows.append(
-        _row(
-            "frozen MiniLM + LogisticRegression (peer)",
-            test,
-            pred,
-            fit_s,
-            time.perf_counter() - start,
-        )
+    return _row(
+        "frozen MiniLM + LogisticRegression (peer)", test, pred, fit_s, time.perf_counter() - start
     )
-    return rows
 
 
 def _row(method: str, test: pd.DataFrame, pred, fit_s: float, predict_s: float) -> dict:

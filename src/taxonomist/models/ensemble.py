@@ -52,6 +52,18 @@ def simplex_grid(n: int, step: float) -> np.ndarray:
     return np.array(points, dtype=np.float64) / ticks
 
 
+def fit_weights(member_logp: list[np.ndarray], y: np.ndarray, step: float) -> np.ndarray:
+    """The simplex point whose pooled log-probabilities give the lowest log-loss on `y`."""
+    rows = np.arange(len(y))
+    best, best_loss = np.ones(len(member_logp)) / len(member_logp), float("inf")
+    for w in simplex_grid(len(member_logp), step):
+        pooled = log_softmax(sum(wi * lp for wi, lp in zip(w, member_logp)))
+        loss = float(-pooled[rows, y].mean())
+        if loss < best_loss:
+            best, best_loss = w, loss
+    return best
+
+
 class EnsembleModel(Model):
     kind = "ensemble"
     config_class = EnsembleConfig
@@ -91,14 +103,7 @@ class EnsembleModel(Model):
         member_logp = [
             log_softmax(m._logits(m.prepare(valid_texts)), m.temperature) for m in self.members
         ]
-        rows = np.arange(len(valid_y))
-        best, best_loss = self.weights, float("inf")
-        for w in simplex_grid(len(self.members), self.config.grid_step):
-            pooled = log_softmax(sum(wi * lp for wi, lp in zip(w, member_logp)))
-            loss = float(-pooled[rows, valid_y].mean())
-            if loss < best_loss:
-                best, best_loss = w, loss
-        self.weights = best
+        self.weights = best = fit_weights(member_logp, valid_y, self.config.grid_step)
         history.append(
             {
                 "weights": float(len(best)),
