@@ -14,9 +14,7 @@ from taxonomist.taxonomy import Taxonomy
 
 KIND_CONFIGS = {
     "linear": {},
-    # every n-gram, so the 130-row corpus has neighbours to find; the rare-only default is
-    # tested on its own below
-    "knn": {"max_df": 1.0},
+    "knn": {},
     "head": {"encoder": "fake", "epochs": 20, "hidden": 64, "batch_size": 32},
     "ensemble": {
         "members": (("linear", {}), ("head", {"encoder": "fake", "epochs": 5, "batch_size": 32}))

@@ -44,7 +44,7 @@ SPACES: dict[str, dict[str, Sampler]] = {
         "balance": _choice(False, True),
     },
     "knn": {
-        "max_df": _choice(0.0005, 0.001, 0.002, 0.005),
+        "max_df": _choice(0.0005, 0.001, 0.002, 0.005, 1.0),
         "k": _choice(5, 10, 20),
         "power": _choice(1.0, 2.0, 4.0),
     },

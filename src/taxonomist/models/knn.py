@@ -4,12 +4,13 @@ Titles carry identifiers: model numbers, series names, SKU fragments (`fab28`, `
 an n-gram pins a product line down better than any common word, but a linear model gives it
 one weight among hundreds of thousands, so "smeg fab28lb1 fridge freezer" follows the words
 "fridge freezer" even when every `fab28` in the catalogue is filed under Fridges. This kind
-remembers the catalogue instead: it keeps the n-grams found in at most `max_df` of the
-training rows, and lets the `k` training rows most similar on those (cosine) vote, each with
-its similarity raised to `power`. A title that shares no rare n-gram with any training row
-gets equal scores for every class, which in the log-linear `ensemble` changes nothing; so this
-kind is meant as an ensemble member, and `max_df=1.0` makes it a plain nearest-neighbour
-classifier over all n-grams.
+remembers the catalogue instead: the `k` training rows most similar to a title (cosine over
+TF-IDF n-grams) vote, each with its similarity raised to `power`. With `max_df` below 1 only
+the n-grams found in at most that share of training rows count; the presets use 0.002, which
+keeps identifiers and little else. A title that then shares nothing with any training row gets
+equal scores for every class, which in the log-linear `ensemble` changes nothing, so that
+setting suits an ensemble member. The default (1.0, every n-gram) is a plain nearest-neighbour
+classifier.
 
 Persisted without pickle: vocabularies as JSON, the remembered rows as a CSR matrix in
 safetensors.
@@ -34,7 +35,7 @@ from .tfidf import TfidfFeatures
 class KnnConfig:
     """Args:
     word_ngrams / char_ngrams: n-gram ranges, as in `linear`.
-    max_df: keep n-grams found in at most this share of training rows (the rare ones).
+    max_df: compare on the n-grams found in at most this share of training rows (1.0: all).
     k: neighbours that vote.
     power: a neighbour's vote is its cosine similarity to this power (near-copies count most).
     smoothing: added to every class's votes, so an unseen class keeps a finite log-score.
@@ -42,7 +43,7 @@ class KnnConfig:
 
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (2, 5)
-    max_df: float = 0.002
+    max_df: float = 1.0
     k: int = 10
     power: float = 2.0
     smoothing: float = 0.01
