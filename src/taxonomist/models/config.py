@@ -27,3 +27,9 @@ def check_positive(owner: str, **values: float) -> None:
     for name, value in values.items():
         if value <= 0:
             raise ConfigError(f"{owner}.{name} must be > 0, got {value}")
+
+
+def check_ngram_ranges(owner: str, **ranges: tuple[int, int]) -> None:
+    for name, (lo, hi) in ranges.items():
+        if not 1 <= lo <= hi:
+            raise ConfigError(f"{owner}.{name} must be (min, max) with 1 <= min <= max")

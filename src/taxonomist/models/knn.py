@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Model, Progress
-from .config import check_positive, config_from_dict
+from .config import check_ngram_ranges, check_positive, config_from_dict
 from .tfidf import TfidfFeatures
 
 
@@ -52,10 +52,7 @@ class KnnConfig:
         check_positive("knn", k=self.k, power=self.power, smoothing=self.smoothing)
         if not 0 < self.max_df <= 1:
             raise ConfigError(f"knn.max_df must be in (0, 1], got {self.max_df}")
-        for name in ("word_ngrams", "char_ngrams"):
-            lo, hi = getattr(self, name)
-            if not 1 <= lo <= hi:
-                raise ConfigError(f"knn.{name} must be (min, max) with 1 <= min <= max")
+        check_ngram_ranges("knn", word_ngrams=self.word_ngrams, char_ngrams=self.char_ngrams)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KnnConfig:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Model, Progress
-from .config import check_positive, config_from_dict
+from .config import check_ngram_ranges, check_positive, config_from_dict
 from .tfidf import TfidfFeatures
 
 
@@ -43,10 +43,7 @@ class LinearConfig:
                 f"linear.classifier must be 'svm' or 'logreg', got {self.classifier!r}"
             )
         check_positive("linear", C=self.C, min_df=self.min_df, max_iter=self.max_iter)
-        for name in ("word_ngrams", "char_ngrams"):
-            lo, hi = getattr(self, name)
-            if not 1 <= lo <= hi:
-                raise ConfigError(f"linear.{name} must be (min, max) with 1 <= min <= max")
+        check_ngram_ranges("linear", word_ngrams=self.word_ngrams, char_ngrams=self.char_ngrams)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LinearConfig:
