@@ -190,6 +190,19 @@ def test_real_encoder_zero_shot_on_tiny_corpus(tmp_path: Path, tiny_corpus, tiny
     assert data["accuracy_level_1"] > 0.8 and data["accuracy"] > 0.4
 
 
+def test_balanced_preset_pools_linear_head_and_knn(tmp_path: Path, tiny_corpus: Path) -> None:
+    model_dir = tmp_path / "balanced"
+    result = _run("train", tiny_corpus, "--out", model_dir, "--encoder", "fake", "--epochs", "3")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert [m.rsplit("-", 1)[1] for m in manifest["members"]] == ["linear", "head", "knn"]
+    knn = json.loads((model_dir / manifest["members"][2] / "manifest.json").read_text("utf-8"))
+    assert knn["config"]["max_df"] == 0.002 and knn["refit_on_train_and_valid"]
+    out = tmp_path / "pred.csv"
+    assert _run("classify", tiny_corpus, "--model", model_dir, "--out", out).exit_code == 0
+    assert _run("evaluate", out, "--gold", tiny_corpus).exit_code == 0
+
+
 def test_train_classify_evaluate_with_trained_model(tmp_path: Path, tiny_corpus: Path) -> None:
     model_dir = tmp_path / "model"
     result = _run("train", tiny_corpus, "--out", model_dir, "--preset", "fast")
