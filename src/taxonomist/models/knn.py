@@ -1,4 +1,4 @@
-"""`knn`: a vote of the most similar labelled products, compared on their rare n-grams only.
+"""`knn`: a vote of the most similar labelled products; in the presets, similar by rare n-grams.
 
 Titles carry identifiers: model numbers, series names, SKU fragments (`fab28`, `rke640`). Such
 an n-gram pins a product line down better than any common word, but a linear model gives it
@@ -72,11 +72,11 @@ class KnnModel(Model):
     def __init__(self, taxonomy, config: KnnConfig | None = None) -> None:
         super().__init__(taxonomy, config)
         self._tfidf: TfidfFeatures | None = None
-        self._keep: np.ndarray | None = None  # the rare n-grams' columns
-        self._memory: Any = None  # (rare n-grams, training rows), CSR: one product a column
+        self._keep: np.ndarray | None = None  # the columns of the n-grams compared on
+        self._memory: Any = None  # (kept n-grams, training rows), CSR: one product a column
         self._memory_y: np.ndarray | None = None
 
-    def _rare(self, features):
+    def _compared(self, features):
         assert self._keep is not None
         return _normalize_rows(features[:, self._keep])
 
@@ -87,14 +87,14 @@ class KnnModel(Model):
         rows_with = np.bincount(features.indices, minlength=features.shape[1])
         self._keep = np.flatnonzero(rows_with <= max(1, int(cfg.max_df * len(texts))))
         self._keep = self._keep.astype(np.int32)
-        self._memory = self._rare(features).T.tocsr()
+        self._memory = self._compared(features).T.tocsr()
         self._memory_y = np.asarray(y, dtype=np.int32)
         if progress:
             progress("fit", 1, 1)
         row: dict[str, float] = {
             "epoch": 1,
             "memory_rows": float(len(texts)),
-            "rare_ngrams": float(len(self._keep)),
+            "ngrams_compared": float(len(self._keep)),
         }
         if valid_texts:
             row["valid_accuracy"] = float((self._logits(valid_texts).argmax(1) == valid_y).mean())
@@ -103,7 +103,7 @@ class KnnModel(Model):
     def _logits(self, texts):
         assert self._tfidf is not None and self._memory_y is not None
         cfg = self.config
-        sims = (self._rare(self._tfidf.transform(texts)) @ self._memory).tocsr()
+        sims = (self._compared(self._tfidf.transform(texts)) @ self._memory).tocsr()
         votes = np.zeros((len(texts), len(self.labels)))
         for i in range(len(texts)):
             lo, hi = sims.indptr[i], sims.indptr[i + 1]
@@ -116,7 +116,7 @@ class KnnModel(Model):
 
     def _manifest_extra(self) -> dict[str, Any]:
         assert self._keep is not None and self._memory_y is not None
-        return {"memory_rows": len(self._memory_y), "rare_ngrams": len(self._keep)}
+        return {"memory_rows": len(self._memory_y), "ngrams_compared": len(self._keep)}
 
     def _save(self, directory: Path) -> None:
         from safetensors.numpy import save_file

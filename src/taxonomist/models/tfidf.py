@@ -58,10 +58,6 @@ class TfidfFeatures:
 
         return hstack([self._word.transform(texts), self._char.transform(texts)]).tocsr()
 
-    @property
-    def size(self) -> int:
-        return len(self._word.vocabulary_) + len(self._char.vocabulary_)
-
     def vocabulary(self) -> dict[str, dict[str, int]]:
         """Both vocabularies, JSON-ready."""
         return {
