@@ -97,4 +97,5 @@ def test_int8_onnx_minilm_stays_close_to_the_float_model_and_reuses_its_export(
     built = export.stat().st_mtime_ns
     again = OnnxEncoder(packaged_minilm_path(), name="minilm-test-int8", cache_dir=tmp_path)
     assert export.stat().st_mtime_ns == built  # loaded, not exported again
-    assert np.allclose(again.encode(titles[:1]), vecs[:1], atol=1e-5)
+    # each text runs alone, so its vector does not depend on what else was in the call
+    np.testing.assert_array_equal(again.encode(titles[:1]), vecs[:1])

@@ -183,6 +183,29 @@ def test_knn_config_is_checked() -> None:
         KnnConfig(k=0)
 
 
+@pytest.mark.slow
+def test_head_carries_its_int8_graph(tiny_rows, tiny_taxonomy, tmp_path, monkeypatch) -> None:
+    pytest.importorskip("onnxruntime")
+    import taxonomist.encoders.onnx as onnx_module
+
+    cls = model_class("head")
+    model = cls(tiny_taxonomy, cls.config_class.from_dict({"encoder": "minilm-int8", "epochs": 3}))
+    texts, labels, vtexts, vlabels = _data(tiny_rows, tiny_taxonomy)
+    model.fit(texts, labels, vtexts, vlabels)
+    model.save(tmp_path / "m")
+    assert (tmp_path / "m" / "encoder.onnx").is_file()
+
+    # another machine: an empty cache, and no exporting allowed
+    monkeypatch.setenv("TAXONOMIST_CACHE_DIR", str(tmp_path / "elsewhere"))
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the saved graph should be used, not a new export")
+
+    monkeypatch.setattr(onnx_module, "export_onnx", no_export)
+    loaded = load_model(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.predict_proba(vtexts), model.predict_proba(vtexts))
+
+
 @pytest.mark.parametrize("kind", ["linear", "head", "knn"])
 def test_refit_full_keeps_calibration_and_label_space(kind, tiny_rows, tiny_taxonomy) -> None:
     model, report, vtexts, vlabels = _fit(kind, tiny_rows, tiny_taxonomy)

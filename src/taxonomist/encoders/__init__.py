@@ -33,32 +33,33 @@ __all__ = [
 ]
 
 
-def _minilm(device: str) -> Encoder:
+def _minilm(device: str, saved: Path | None) -> Encoder:
     from .sentence import packaged_minilm
 
     return packaged_minilm(device)
 
 
-def _minilm_int8(device: str) -> Encoder:
+def _minilm_int8(device: str, saved: Path | None) -> Encoder:
     from .onnx import OnnxEncoder
     from .sentence import PACKAGED_MINILM, packaged_minilm_path
 
     if device != "cpu":
         raise ConfigError("minilm-int8 runs on the CPU; use 'minilm' on an accelerator")
-    return OnnxEncoder(packaged_minilm_path(), name=PACKAGED_MINILM + "@onnx-int8")
+    graph = saved / "encoder.onnx" if saved and (saved / "encoder.onnx").is_file() else None
+    return OnnxEncoder(packaged_minilm_path(), name=PACKAGED_MINILM + "@onnx-int8", graph=graph)
 
 
-def _e5(device: str) -> Encoder:
+def _e5(device: str, saved: Path | None) -> Encoder:
     from .e5 import E5Encoder
 
     return E5Encoder()
 
 
-def _fake(device: str) -> Encoder:
+def _fake(device: str, saved: Path | None) -> Encoder:
     return FakeEncoder()
 
 
-REGISTRY: dict[str, Callable[[str], Encoder]] = {
+REGISTRY: dict[str, Callable[[str, Path | None], Encoder]] = {
     "minilm": _minilm,
     "minilm-int8": _minilm_int8,
     "e5": _e5,
@@ -67,11 +68,15 @@ REGISTRY: dict[str, Callable[[str], Encoder]] = {
 _ALIASES = {"default": "minilm", "multilingual": "e5", "all-minilm-l6-v2": "minilm"}
 
 
-def build_encoder(spec: str, *, device: str = "cpu") -> Encoder:
-    """One encoder from a registry name, a local sentence-transformers directory or hub name."""
+def build_encoder(spec: str, *, device: str = "cpu", saved: Path | None = None) -> Encoder:
+    """One encoder from a registry name, a local sentence-transformers directory or hub name.
+
+    `saved`: a model directory holding the files an encoder of this name saved there
+    (`Encoder.files`); the encoder then uses them instead of rebuilding them.
+    """
     key = _ALIASES.get(spec.lower(), spec.lower())
     if key in REGISTRY:
-        return REGISTRY[key](device)
+        return REGISTRY[key](device, saved)
     if key == "auto":
         raise ConfigError("'auto' chooses per text; use build_encoder_set('auto')")
     if Path(spec).exists() or "/" in spec:
@@ -85,11 +90,16 @@ def build_encoder(spec: str, *, device: str = "cpu") -> Encoder:
 
 
 def build_cached_encoder(
-    spec: str, *, cache: EmbeddingCache | None = None, device: str = "cpu"
+    spec: str,
+    *,
+    cache: EmbeddingCache | None = None,
+    device: str = "cpu",
+    saved: Path | None = None,
 ) -> Encoder:
     """`build_encoder` behind the on-disk embedding cache (the default one unless given),
     for trained kinds that re-read the same catalogue across fits."""
-    return CachedEncoder(build_encoder(spec, device=device), cache or EmbeddingCache())
+    encoder = build_encoder(spec, device=device, saved=saved)
+    return CachedEncoder(encoder, cache or EmbeddingCache())
 
 
 class EncoderSet:

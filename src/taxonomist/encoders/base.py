@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from enum import Enum
+from pathlib import Path
 
 import numpy as np
 
@@ -50,6 +51,12 @@ class Encoder(ABC):
             dtype=np.float32,
         )
         return normalize(vectors)
+
+    def files(self) -> dict[str, Path]:
+        """Files, by name, that fix what this encoder computes and that a model directory
+        should carry, so the model encodes the same on any machine. Most encoders are fixed
+        by their name and have none."""
+        return {}
 
     def handles(self, language: str) -> bool:
         return "*" in self.languages or language in self.languages

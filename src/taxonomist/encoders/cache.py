@@ -96,5 +96,8 @@ class CachedEncoder(Encoder):
             found.update(new)
         return np.vstack([found[k] for k in keys]).astype(np.float32, copy=False)
 
+    def files(self):
+        return self.inner.files()
+
     def _encode(self, texts, *, role, batch_size, show_progress):  # pragma: no cover
         raise NotImplementedError("CachedEncoder.encode is overridden")

@@ -3,12 +3,15 @@
 Why: on a CPU, encoding titles is what bounds a frozen-encoder model's throughput. Exporting
 the transformer with its pooling and normalisation to ONNX and quantising the matrix
 multiplications to int8 (dynamic quantisation: weights int8 ahead of time, activations per
-batch) runs the packaged MiniLM about twice as fast on 2 cores. The vectors differ a little
-from the float ones, so this encoder has a name of its own: the embedding cache never mixes
-the two, and a head trained on one is used with the same one.
+input, which is why each text runs alone) runs the packaged MiniLM about twice as fast on 2
+cores. The vectors differ a little from the float ones, so this encoder has a name of its
+own: the embedding cache never mixes the two, and a head trained on one is used with the
+same one.
 
 The exported graph is built once per model directory and kept in the cache folder
 (`onnx/<key>/`), keyed by the directory, its weights' size and time, and the library versions.
+A trained model carries a copy (`files`), so it encodes the same on a machine with other
+versions, and needs only onnxruntime there.
 """
 
 from __future__ import annotations
@@ -42,13 +45,14 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(name) for name in REQUIRED)
 
 
-def _require_onnx() -> Any:
+def _require_onnx(names: tuple[str, ...] = REQUIRED) -> Any:
+    """Import `names` and return onnxruntime; running a graph already exported needs it only."""
     try:
-        onnxruntime, *_ = [importlib.import_module(name) for name in REQUIRED]
+        onnxruntime, *_ = [importlib.import_module(name) for name in names]
     except ImportError:
         raise ModelError(
-            "the int8 encoder needs onnxruntime, onnx and onnxscript; install Taxonomist with "
-            "the 'onnx' extra: pip install 'taxonomist[onnx]'"
+            f"the int8 encoder needs {', '.join(names)}; install Taxonomist with the 'onnx' "
+            "extra: pip install 'taxonomist[onnx]'"
         ) from None
     return onnxruntime
 
@@ -154,16 +158,15 @@ class OnnxEncoder(Encoder):
 
     Args:
         model_dir: the sentence-transformers directory (its tokenizer is used as is).
-        name: cache key for its embeddings; must differ from the float model's.
+        name: cache key for its embeddings (a digest of the graph is appended); must differ
+            from the float model's.
         quantize: int8 weights (the point of this encoder); False exports float32.
         max_length: longer texts are cut to this many tokens, as sentence-transformers does.
         threads: ONNX Runtime intra-op threads (default: what the runtime picks).
         cache_dir: where exports are kept (default: the embedding cache's folder).
+        graph: an export to run instead, e.g. the copy a model directory carries (`files`);
+            nothing is exported then, so only onnxruntime is needed.
     """
-
-    # small batches run faster here: on 3,000 pricerunner titles (2 cores, three rounds)
-    # batch 32 encoded 547-606 titles/s and batch 128 462-482/s, so larger requests are cut
-    max_batch = 32
 
     def __init__(
         self,
@@ -174,16 +177,22 @@ class OnnxEncoder(Encoder):
         max_length: int = 256,
         threads: int | None = None,
         cache_dir: str | Path | None = None,
+        graph: str | Path | None = None,
     ) -> None:
-        ort = _require_onnx()
+        ort = _require_onnx() if graph is None else _require_onnx(("onnxruntime",))
         from transformers import AutoTokenizer
 
         self.model_dir = Path(model_dir)
         self.name = name
         self.max_length = max_length
         self.languages = frozenset({"en"})
-        folder = Path(cache_dir or default_cache_dir()) / "onnx"
-        path = folder / _export_key(self.model_dir, quantize) / "model.onnx"
+        if graph is not None:
+            path = Path(graph)
+            if not path.is_file():
+                raise ModelError(f"ONNX graph {path} not found")
+        else:
+            folder = Path(cache_dir or default_cache_dir()) / "onnx"
+            path = folder / _export_key(self.model_dir, quantize) / "model.onnx"
         if not path.exists():
             try:
                 export_onnx(self.model_dir, path, quantize=quantize)
@@ -200,36 +209,44 @@ class OnnxEncoder(Encoder):
                 str(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # noqa: BLE001 - a damaged export is rebuilt next time
+            if graph is not None:  # never delete a model directory's copy
+                raise ModelError(f"cannot load the ONNX graph {path}: {exc}") from None
             path.unlink(missing_ok=True)
             raise ModelError(
                 f"cannot load the ONNX export {path}: {exc}; run again to rebuild"
             ) from None
+        self.graph_path = path
+        # exports differ with library versions: the embedding cache must tell them apart
+        self.name = f"{name}:{hashlib.sha1(path.read_bytes()).hexdigest()[:12]}"
         self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         width = self._session.get_outputs()[0].shape[-1]  # a name when the graph left it open
         self.dim = width if isinstance(width, int) else self._probe_dim()
 
-    def _probe_dim(self) -> int:
-        return int(self._run(["x"]).shape[1])
+    def files(self) -> dict[str, Path]:
+        # the export depends on library versions; carrying it keeps a model's vectors fixed
+        return {"encoder.onnx": self.graph_path}
 
-    def _run(self, texts: list[str]) -> np.ndarray:
-        batch = self._tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np"
+    def _probe_dim(self) -> int:
+        return int(
+            self._encode(["x"], role=Role.PRODUCT, batch_size=1, show_progress=False)[0].size
         )
-        feeds = {
-            "input_ids": batch["input_ids"].astype(np.int64),
-            "attention_mask": batch["attention_mask"].astype(np.int64),
-        }
-        return self._session.run(None, feeds)[0].astype(np.float32)
 
     def _encode(self, texts: list[str], *, role: Role, batch_size: int, show_progress: bool):
+        """One text per run, whatever `batch_size` asks.
+
+        Dynamic quantisation scales activations by the whole input tensor, padding included,
+        so in a batch a title's vector would depend on its batch-mates (components moved by up
+        to 0.03 between a batch of 5 and one of 30) and a model's predictions on how a file
+        happened to be batched. Run alone, each vector is a function of its text. It costs
+        some speed: on 2,000 pricerunner titles (2 cores) 409-429 titles/s against 471-565/s
+        in batches of 32.
+        """
         from tqdm.auto import tqdm
 
-        # sorted by length so each batch pads to similar lengths, as sentence-transformers does
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        batch_size = min(batch_size, self.max_batch)
-        starts = range(0, len(texts), batch_size)
-        for start in tqdm(starts, disable=not show_progress, desc="encoding", unit="batch"):
-            rows = order[start : start + batch_size]
-            out[rows] = self._run([texts[i] for i in rows])
-        return out
+        tokens = self._tokenizer(texts, truncation=True, max_length=self.max_length)
+        vectors = []
+        for ids in tqdm(tokens["input_ids"], disable=not show_progress, desc="encoding"):
+            input_ids = np.asarray([ids], dtype=np.int64)
+            feeds = {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
+            vectors.append(self._session.run(None, feeds)[0][0])
+        return np.vstack(vectors).astype(np.float32)

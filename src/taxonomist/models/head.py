@@ -43,6 +43,7 @@ class HeadModel(Model):
     ) -> None:
         super().__init__(taxonomy, config)
         self._encoder = encoder
+        self._saved: Path | None = None  # the directory loaded from: encoder files live there
         self._net: Any = None
         self.best_epoch: int | None = None
         self._refit_epochs: int | None = None
@@ -50,7 +51,7 @@ class HeadModel(Model):
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = build_cached_encoder(self.config.encoder)
+            self._encoder = build_cached_encoder(self.config.encoder, saved=self._saved)
         return self._encoder
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -96,11 +97,19 @@ class HeadModel(Model):
             return self._net(torch.from_numpy(self.embed(texts))).numpy().astype(np.float64)
 
     def _manifest_extra(self) -> dict[str, Any]:
-        return {"encoder": self.encoder.name, "embedding_dim": self.encoder.dim}
+        return {
+            "encoder": self.encoder.name,
+            "embedding_dim": self.encoder.dim,
+            "encoder_files": sorted(self.encoder.files()),
+        }
 
     def _save(self, directory: Path) -> None:
+        import shutil
+
         from safetensors.torch import save_file
 
+        for name, source in self.encoder.files().items():  # e.g. the int8 graph
+            shutil.copyfile(source, directory / name)
         save_file(
             {k: v.contiguous() for k, v in self._net.state_dict().items()},
             str(directory / "head.safetensors"),
@@ -110,6 +119,7 @@ class HeadModel(Model):
         from safetensors.torch import load_file
 
         cfg = self.config
+        self._saved = directory
         self._net = mlp_head(
             int(manifest["embedding_dim"]), len(self.labels), cfg.hidden, cfg.dropout
         )
