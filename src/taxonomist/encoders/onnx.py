@@ -11,7 +11,7 @@ same one.
 The exported graph is built once per model directory and kept in the cache folder
 (`onnx/<key>/`), keyed by the directory, its weights' size and time, and the library versions.
 A trained model carries a copy (`files`), so it encodes the same on a machine with other
-versions, and needs only onnxruntime there.
+versions, and needs onnxruntime there but not the exporter (onnx, onnxscript).
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ class OnnxEncoder(Encoder):
         threads: ONNX Runtime intra-op threads (default: what the runtime picks).
         cache_dir: where exports are kept (default: the embedding cache's folder).
         graph: an export to run instead, e.g. the copy a model directory carries (`files`);
-            nothing is exported then, so only onnxruntime is needed.
+            nothing is exported then, so onnx and onnxscript are not needed.
     """
 
     def __init__(
