@@ -58,9 +58,11 @@ def main() -> int:
         start = time.perf_counter()
         report = model.fit(fit_texts, fit_labels, valid_texts, valid_labels)
         fit_s = time.perf_counter() - start
-        index = {cid: i for i, cid in enumerate(model.labels)}
-        valid_y = np.array([index[c] for c in valid_labels])
-        test_y = np.array([index.get(taxonomy.by_path(c).id, -1) for c in test.category])
+        if not logp_valid:  # both kinds order their classes as the taxonomy does
+            index = {cid: i for i, cid in enumerate(model.labels)}
+            valid_y = np.array([index[c] for c in valid_labels])
+            test_y = np.array([index.get(taxonomy.by_path(c).id, -1) for c in test.category])
+        assert list(index) == model.labels
         logp_valid.append(log_softmax(model._logits(valid_texts), model.temperature))
         start = time.perf_counter()
         logp_test.append(log_softmax(model._logits(test.title.tolist()), model.temperature))

@@ -183,7 +183,6 @@ class OnnxEncoder(Encoder):
         from transformers import AutoTokenizer
 
         self.model_dir = Path(model_dir)
-        self.name = name
         self.max_length = max_length
         self.languages = frozenset({"en"})
         if graph is not None:
@@ -193,14 +192,14 @@ class OnnxEncoder(Encoder):
         else:
             folder = Path(cache_dir or default_cache_dir()) / "onnx"
             path = folder / _export_key(self.model_dir, quantize) / "model.onnx"
-        if not path.exists():
-            try:
-                export_onnx(self.model_dir, path, quantize=quantize)
-            except Exception as exc:  # noqa: BLE001 - exporter failures vary by version
-                raise ModelError(
-                    f"cannot export {self.model_dir} to ONNX: {exc}; use the float encoder "
-                    "('minilm', or the directory itself) instead"
-                ) from None
+            if not path.exists():
+                try:
+                    export_onnx(self.model_dir, path, quantize=quantize)
+                except Exception as exc:  # noqa: BLE001 - exporter failures vary by version
+                    raise ModelError(
+                        f"cannot export {self.model_dir} to ONNX: {exc}; use the float encoder "
+                        "('minilm', or the directory itself) instead"
+                    ) from None
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

@@ -85,8 +85,8 @@ class KnnModel(Model):
         self._tfidf = TfidfFeatures(cfg.word_ngrams, cfg.char_ngrams)
         features = self._tfidf.fit_transform(texts)
         rows_with = np.bincount(features.indices, minlength=features.shape[1])
-        self._keep = np.flatnonzero(rows_with <= max(1, int(cfg.max_df * len(texts))))
-        self._keep = self._keep.astype(np.int32)
+        most = max(1, int(cfg.max_df * len(texts)))
+        self._keep = np.flatnonzero(rows_with <= most).astype(np.int32)
         self._memory = self._compared(features).T.tocsr()
         self._memory_y = np.asarray(y, dtype=np.int32)
         if progress:
