@@ -78,7 +78,9 @@ class KnnModel(Model):
 
     def _compared(self, features):
         assert self._keep is not None
-        return _normalize_rows(features[:, self._keep])
+        if len(self._keep) < features.shape[1]:  # plain kNN keeps every column: no copy
+            features = features[:, self._keep]
+        return _normalize_rows(features)
 
     def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None):
         cfg = self.config
