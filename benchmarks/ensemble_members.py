@@ -21,8 +21,7 @@ import tempfile
 import time
 
 import numpy as np
-import pandas as pd
-from supervised import DATA, RESULTS, svc_peer
+from supervised import DATA, RESULTS, read_split, svc_peer
 
 
 def member_subsets(dataset: str, preset: str) -> list[dict]:
@@ -32,11 +31,11 @@ def member_subsets(dataset: str, preset: str) -> list[dict]:
     from taxonomist.taxonomy_loaders import from_labels
     from taxonomist.training import cut_validation, resolve_kind
 
-    train = pd.read_csv(DATA / dataset / "train.csv", dtype=str, keep_default_na=False)
-    test = pd.read_csv(DATA / dataset / "test.csv", dtype=str, keep_default_na=False)
+    train = read_split(dataset, "train", ("title",))
+    test = read_split(dataset, "test", ("title",))
     svc = svc_peer(train, test)
     taxonomy = from_labels([*train.category, *test.category])
-    texts = train.title.tolist()
+    texts = train.text.tolist()
     labels = [taxonomy.by_path(c).id for c in train.category]
     fit_texts, fit_labels, valid_texts, valid_labels = cut_validation(texts, labels)
     kind, config = resolve_kind(preset, None, {})
@@ -49,7 +48,7 @@ def member_subsets(dataset: str, preset: str) -> list[dict]:
     valid_logp = [log_softmax(m._logits(m.prepare(valid_texts)), m.temperature) for m in members]
     ensemble.refit_full(texts, labels)
     fit_s = time.perf_counter() - start
-    test_texts = test.title.tolist()
+    test_texts = test.text.tolist()
     test_y = np.array([index.get(taxonomy.by_path(c).id, -1) for c in test.category])
     test_logp = [log_softmax(m._logits(m.prepare(test_texts)), m.temperature) for m in members]
     names = [f"{m.kind}({getattr(m.config, 'encoder', '')})".replace("()", "") for m in members]

@@ -1,11 +1,13 @@
 """Fine-tuned MiniLM on its own and pooled with the `linear` kind, against TF-IDF + LinearSVC.
 
 Usage: .venv/bin/python benchmarks/finetune.py [--dataset fashion] [--epochs 3] [--lr 1e-4]
+       [--base minilm|DIR] [--device cpu|cuda] [--patience 1]
 
 Both models train on the same 90% of train; the grouped validation split (as `train` cuts it)
 drives early stopping, calibration and the pooling weights. Fine-tuning is not refitted on
 all of train (as `train` does for it), so neither is the linear member here. Writes
-benchmarks/results/finetune-DATASET.json. Takes ~20 minutes on 2 cores for fashion.
+benchmarks/results/finetune-DATASET.json (finetune-DATASET-DEVICE.json off the CPU). Takes
+~20 minutes on 2 cores for fashion.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ import tempfile
 import time
 
 import numpy as np
-import pandas as pd
-from supervised import DATA, RESULTS, svc_peer
+from supervised import DATA, RESULTS, read_split, svc_peer
 
 
 def main() -> int:
@@ -27,6 +28,9 @@ def main() -> int:
     parser.add_argument("--dataset", default="fashion")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--base", default="minilm")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--patience", type=int, default=1)
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: development data not found at {DATA}")
@@ -38,23 +42,26 @@ def main() -> int:
     from taxonomist.taxonomy_loaders import from_labels
     from taxonomist.training import cut_validation
 
-    train = pd.read_csv(DATA / args.dataset / "train.csv", dtype=str, keep_default_na=False)
-    test = pd.read_csv(DATA / args.dataset / "test.csv", dtype=str, keep_default_na=False)
+    train = read_split(args.dataset, "train", ("title",))
+    test = read_split(args.dataset, "test", ("title",))
     rows = [svc_peer(train, test)]
     taxonomy = from_labels([*train.category, *test.category])
     labels = [taxonomy.by_path(c).id for c in train.category]
-    fit_texts, fit_labels, valid_texts, valid_labels = cut_validation(train.title.tolist(), labels)
+    fit_texts, fit_labels, valid_texts, valid_labels = cut_validation(train.text.tolist(), labels)
     members = {
         "linear": {},
-        f"finetune (MiniLM, {args.epochs} epochs, lr {args.lr:g})": {
+        f"finetune ({args.base}, {args.epochs} epochs, lr {args.lr:g}, {args.device})": {
+            "base": args.base,
             "epochs": args.epochs,
             "lr": args.lr,
+            "patience": args.patience,
         },
     }
     logp_valid, logp_test = [], []
     for name, config in members.items():
         cls = model_class(name.split()[0])
         model = cls(taxonomy, cls.config_class.from_dict(config))
+        model.device = args.device
         start = time.perf_counter()
         report = model.fit(fit_texts, fit_labels, valid_texts, valid_labels)
         fit_s = time.perf_counter() - start
@@ -65,7 +72,7 @@ def main() -> int:
         assert list(index) == model.labels
         logp_valid.append(log_softmax(model._logits(valid_texts), model.temperature))
         start = time.perf_counter()
-        logp_test.append(log_softmax(model._logits(test.title.tolist()), model.temperature))
+        logp_test.append(log_softmax(model._logits(test.text.tolist()), model.temperature))
         errors = int((logp_test[-1].argmax(1) != test_y).sum())
         rows.append(
             {
@@ -89,7 +96,8 @@ def main() -> int:
         row["errors_vs_svc"] = round(row["errors"] / max(rows[0]["errors"], 1), 3)
         print(row["method"], row["errors"], row["errors_vs_svc"], flush=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"finetune-{args.dataset}.json").write_text(json.dumps(rows, indent=2))
+    suffix = "" if args.device == "cpu" else f"-{args.device.replace(':', '')}"
+    (RESULTS / f"finetune-{args.dataset}{suffix}.json").write_text(json.dumps(rows, indent=2))
     return 0
 
 

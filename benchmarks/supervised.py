@@ -25,7 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the checkout; TAXONOMIST_BENCH_DATA points elsewhere (a GPU machine
+# gets a copy of the splits carried with the working tree)
+DATA = Path(
+    os.environ.get(
+        "TAXONOMIST_BENCH_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    )
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -603,3 +603,10 @@ def test_align_then_classify_with_the_alignment(tmp_path: Path) -> None:
     preds = _read_csv(out)
     assert [p["id"] for p in preds] == [r["id"] for r in rows]
     assert all(p["category"] for p in preds)
+
+
+def test_unusable_device_fails_before_training(tmp_path: Path, tiny_corpus) -> None:
+    out = tmp_path / "model"
+    result = _run("train", tiny_corpus, "--out", out, "--preset", "fast", "--device", "tpu")
+    assert result.exit_code == 1 and "unknown device 'tpu'" in result.output
+    assert not out.exists()

@@ -217,3 +217,49 @@ def test_refit_full_keeps_calibration_and_label_space(kind, tiny_rows, tiny_taxo
     # the validation rows are now training rows: the model should fit them well
     hits = [p.best.category_id == g for p, g in zip(model.predict(vtexts), vlabels)]
     assert np.mean(hits) >= report.valid_metrics["accuracy"]
+
+
+def _fit_tiny_finetune(tiny_transformer, rows, taxonomy, device: str):
+    cls = model_class("finetune")
+    config = {"base": str(tiny_transformer), "epochs": 2, "batch_size": 16, "lr": 1e-3}
+    model = cls(taxonomy, cls.config_class.from_dict(config))
+    model.device = device
+    texts, labels, vtexts, vlabels = _data(rows, taxonomy)
+    model.fit(texts, labels, vtexts, vlabels)
+    return model, vtexts
+
+
+def test_finetune_round_trip_on_a_tiny_transformer(
+    tiny_transformer, tiny_rows, tiny_taxonomy, tmp_path
+) -> None:
+    model, vtexts = _fit_tiny_finetune(tiny_transformer, tiny_rows, tiny_taxonomy, "cpu")
+    preds = model.predict(vtexts, top_k=2)
+    assert all(tiny_taxonomy.get(p.best.category_id).path == p.best.path for p in preds)
+    model.save(tmp_path / "ft")
+    assert list(load_model(tmp_path / "ft", "cpu").predict(vtexts, top_k=2)) == list(preds)
+
+
+def test_ensemble_members_get_its_device(tiny_rows, tiny_taxonomy, tmp_path) -> None:
+    model, *_ = _fit("ensemble", tiny_rows, tiny_taxonomy)
+    model.save(tmp_path / "ens")
+    loaded = load_model(tmp_path / "ens", "auto")
+    assert loaded.device == "auto" and {m.device for m in loaded.members} == {"auto"}
+
+
+@pytest.mark.gpu
+def test_finetune_trains_on_a_gpu_and_loads_on_the_cpu(
+    tiny_transformer, tiny_rows, tiny_taxonomy, tmp_path
+) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch sees no CUDA GPU here")
+    model, vtexts = _fit_tiny_finetune(tiny_transformer, tiny_rows, tiny_taxonomy, "cuda")
+    assert next(model._net.parameters()).device.type == "cuda"
+    model.save(tmp_path / "ft")
+    on_cpu = load_model(tmp_path / "ft", "cpu")
+    assert next(on_cpu._net.parameters()).device.type == "cpu"
+    a = [p.best.category_id for p in model.predict(vtexts)]
+    b = [p.best.category_id for p in on_cpu.predict(vtexts)]
+    assert a == b
+    gpu_logits, cpu_logits = model._logits(vtexts), on_cpu._logits(vtexts)
+    np.testing.assert_allclose(gpu_logits, cpu_logits, atol=1e-3)

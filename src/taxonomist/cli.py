@@ -54,6 +54,13 @@ AllowDownload = Annotated[
 LabelColumn = Annotated[str, typer.Option(help="Column with category labels.")]
 LabelSeparator = Annotated[str, typer.Option(help="Separator between levels in a label path.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad row.")]
+Device = Annotated[
+    str,
+    typer.Option(
+        help="Where a fine-tuned transformer trains and runs: auto (a CUDA GPU when torch "
+        "sees one, else the CPU), cpu, cuda, cuda:N or mps."
+    ),
+]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")]
 
 
@@ -175,6 +182,7 @@ def classify(
     allow_download: AllowDownload = False,
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
+    device: Device = "auto",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -205,6 +213,7 @@ def classify(
                 progress=bar.update,
                 on_bad_row=printer,
                 on_image_problem=printer.image_problem,
+                device=device,
             )
     rate = outcome.written / max(outcome.seconds, 1e-9)
     typer.echo(
@@ -273,6 +282,7 @@ def train(
     allow_download: AllowDownload = False,
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
+    device: Device = "auto",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -325,6 +335,7 @@ def train(
             progress=progress,
             on_bad_row=printer,
             reading=printer.reading(allow_download),
+            device=device,
         )
     for bar in bars.values():
         bar.close()
@@ -355,6 +366,7 @@ def tune(
     allow_download: AllowDownload = False,
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
+    device: Device = "auto",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -387,6 +399,7 @@ def tune(
             on_trial=on_trial,
             on_bad_row=printer,
             reading=printer.reading(allow_download),
+            device=device,
         )
     m = outcome.valid_metrics
     typer.echo(

@@ -19,6 +19,7 @@ from typing import Any
 from .data import ColumnSpec, ReadReport, read_products
 from .data.readers import BadRow, Product, detect_format, read_labels
 from .data.writers import PredictionWriter
+from .devices import check_device
 from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
 from .persistence import atomic_write_text
@@ -136,6 +137,7 @@ def classify_file(
     progress: Progress | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
     on_image_problem: Callable[[BadRow], None] | None = None,
+    device: str = "auto",
 ) -> ClassifyOutcome:
     """Classify every good row of `input_path` into `output_path`, streaming.
 
@@ -148,7 +150,8 @@ def classify_file(
     With `columns.image_column`, photos count too: a trained model that uses images reads
     them; zero-shot pools the text scores with image scores from `alignment` (a directory
     saved by `align_file`) or, without one, from the ImageNet bridge. A bad image is reported
-    through `on_image_problem` and its product is classified from its text.
+    through `on_image_problem` and its product is classified from its text. `device`
+    ("auto", "cpu", "cuda"...) is where a trained model's network runs.
     """
     if top_k < 1:
         raise DataError(f"top-k must be at least 1, got {top_k}")
@@ -165,7 +168,7 @@ def classify_file(
     if model is not None:
         from .models import load_model
 
-        trained = load_model(model)
+        trained = load_model(model, check_device(device))
         tax = trained.taxonomy
         encoders = [f"trained {trained.kind} model {model}"]
 
@@ -344,15 +347,18 @@ def train_file(
     progress: Callable[[str, int, int], None] | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
     reading: ImageReading | None = None,
+    device: str = "auto",
 ) -> TrainOutcome:
     """Train a model on a labelled file and save it to `out_dir`.
 
     Labels must resolve in `taxonomy` when one is given (others are bad rows); without one,
     the taxonomy is the set of label paths in the training (and validation) files. With
     `columns.image_column` the photos are read too, and a preset trains a `fusion` model.
+    `device` ("auto", "cpu", "cuda"...) is where a fine-tuned transformer trains.
     """
     from .training import train_model
 
+    device = check_device(device)  # before reading: a wrong device fails at once
     started = time.perf_counter()
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
         Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
@@ -370,6 +376,7 @@ def train_file(
         seed=seed,
         refit=refit,
         progress=progress,
+        device=device,
     )
     metrics = trained.model.report.valid_metrics if trained.model.report else {}
     return TrainOutcome(
@@ -655,10 +662,12 @@ def tune_file(
     on_trial: Callable[[dict[str, Any]], None] | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
     reading: ImageReading | None = None,
+    device: str = "auto",
 ) -> TuneOutcome:
     """Random-search the preset's hyper-parameters within the budget; save the best model."""
     from .tuning import tune
 
+    device = check_device(device)
     started = time.perf_counter()
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
         Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
@@ -675,6 +684,7 @@ def tune_file(
         valid_texts=valid_texts,
         valid_labels=valid_labels,
         on_trial=on_trial,
+        device=device,
     )
     metrics = result.model.report.valid_metrics if result.model.report else {}
     return TuneOutcome(

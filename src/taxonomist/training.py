@@ -182,6 +182,7 @@ def train_model(
     seed: int = 13,
     refit: bool | None = None,
     progress=None,
+    device: str = "cpu",
 ) -> TrainedModel:
     """Fit the chosen kind and save it with its manifest and training curve.
 
@@ -189,7 +190,8 @@ def train_model(
     `refit` retrains on train + validation once validation has chosen epochs, temperature and
     ensemble weights; by default it does so unless a fine-tuned transformer is involved
     (there it would double a long training run). With photos among the inputs and no
-    `kind`, the preset's `fusion` model is trained.
+    `kind`, the preset's `fusion` model is trained. `device` (resolved, see
+    `taxonomist.devices`) is where a fine-tuned transformer trains.
     """
     if not texts:
         raise DataError("no training rows")
@@ -205,6 +207,7 @@ def train_model(
         kind = "fusion"
     chosen, config = resolve_kind(preset, kind, dict(overrides or {}))
     model = model_class(chosen)(taxonomy, config)
+    model.device = device
     logger.info("training %s on %d rows, validating on %d", chosen, len(texts), len(valid_texts))
     model.fit(texts, labels, valid_texts, valid_labels, progress=progress)
     if refit is None:

@@ -105,6 +105,7 @@ def tune(
     valid_texts: list[ModelInput] | None = None,
     valid_labels: list[str] | None = None,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
+    device: str = "cpu",
 ) -> TuneResult:
     """Search `preset`'s space for `time_budget_s` seconds and save the best model."""
     if time_budget_s <= 0:
@@ -133,6 +134,7 @@ def tune(
 
             config = cls.config_class.from_dict(_sample(chosen, asdict(base), rng))
         model = cls(taxonomy, config)
+        model.device = device
         t0 = time.perf_counter()
         report = model.fit(texts, labels, valid_texts, valid_labels)
         metrics = report.valid_metrics

@@ -61,6 +61,8 @@ class Model(ABC):
         self._tree: TreeIndex | None = None
         self.report: FitReport | None = None
         self.refitted = False
+        # where the network kinds train and predict; set before fit or given to load_model
+        self.device = "cpu"
 
     # -- training -------------------------------------------------------------------------
     def fit(
@@ -232,9 +234,10 @@ class Model(ABC):
         )
 
     @classmethod
-    def from_dir(cls, path: Path, manifest: dict[str, Any]) -> Model:
+    def from_dir(cls, path: Path, manifest: dict[str, Any], device: str = "cpu") -> Model:
         config = cls.config_class.from_dict(manifest.get("config", {}))
         model = cls(read_taxonomy(path), config)
+        model.device = device
         model.labels = list(manifest["labels"])
         model.temperature = float(manifest.get("temperature", 1.0))
         model._load(path, manifest)
@@ -266,10 +269,14 @@ class Model(ABC):
     def _load(self, directory: Path, manifest: dict[str, Any]) -> None: ...
 
 
-def load_model(path: str | Path) -> Model:
-    """Load any model directory, dispatching on the kind in its manifest."""
+def load_model(path: str | Path, device: str = "cpu") -> Model:
+    """Load any model directory, dispatching on the kind in its manifest.
+
+    `device` ("auto", "cpu", "cuda", "cuda:N"; see `taxonomist.devices`) is where the kinds
+    that run a transformer run it; the others ignore it.
+    """
     from . import model_class
 
     path = Path(path)
     manifest = read_manifest(path)
-    return model_class(manifest.get("kind", "")).from_dir(path, manifest)
+    return model_class(manifest.get("kind", "")).from_dir(path, manifest, device)

@@ -86,6 +86,7 @@ class EnsembleModel(Model):
         for n, (kind, member_config) in enumerate(self.config.members, start=1):
             cls = model_class(kind)
             member = cls(self.taxonomy, cls.config_class.from_dict(member_config))
+            member.device = self.device
             report = member.fit(texts, labels, valid_texts, valid_labels, progress=progress)
             if member.labels != self.labels:
                 raise DataError("ensemble members disagree on the label set")  # defensive
@@ -138,4 +139,4 @@ class EnsembleModel(Model):
         from .base import load_model
 
         self.weights = np.array(manifest["weights"], dtype=np.float64)
-        self.members = [load_model(directory / sub) for sub in manifest["members"]]
+        self.members = [load_model(directory / sub, self.device) for sub in manifest["members"]]

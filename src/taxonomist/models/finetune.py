@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..devices import resolve_device
 from ..errors import ConfigError, ModelError
 from .base import Model, Progress
 from .config import check_positive, config_from_dict
@@ -130,6 +131,7 @@ class FinetuneModel(Model):
         super().__init__(taxonomy, config)
         self._net: Any = None
         self._tok: Any = None
+        self._device = "cpu"  # self.device resolved ("auto" -> cuda or cpu) when built
 
     def _load_base(self, path: str, classes: int) -> None:
         try:
@@ -161,7 +163,7 @@ class FinetuneModel(Model):
                 padding=True,
                 return_tensors="pt",
             )
-            yield idx, enc
+            yield idx, enc.to(self._device)
 
     def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None):
         import torch
@@ -172,7 +174,8 @@ class FinetuneModel(Model):
         rng = np.random.default_rng(cfg.seed)
         classes = len(self.labels)
         self._load_base(_base_path(cfg.base), classes)
-        net = self._net
+        self._device = resolve_device(self.device)
+        net = self._net.to(self._device)
         if cfg.peft == "lora":
             try:
                 from peft import LoraConfig, TaskType, get_peft_model
@@ -213,8 +216,8 @@ class FinetuneModel(Model):
         )
         sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * total), total)
         weight = torch.from_numpy(class_weights(y, classes)) if cfg.balance else None
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
-        targets = torch.from_numpy(y)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weight).to(self._device)
+        targets = torch.from_numpy(y).to(self._device)
         adversary = (
             _Adversary(self._net.get_input_embeddings(), cfg.epsilon) if cfg.adversarial else None
         )
@@ -224,7 +227,7 @@ class FinetuneModel(Model):
             net.train()
             running, seen = 0.0, 0
             for idx, enc in self._batches(texts, rng.permutation(len(texts))):
-                batch_y = targets[idx]
+                batch_y = targets[torch.from_numpy(idx).to(self._device)]
                 loss = loss_fn(net(**enc).logits, batch_y)
                 loss.backward()
                 if adversary is not None:
@@ -285,7 +288,7 @@ class FinetuneModel(Model):
             # sort by length so each batch pads little; restore order after
             order = np.argsort([len(t) for t in texts], kind="stable")
             for idx, enc in self._batches(texts, order):
-                out.append((idx, self._net(**enc).logits.numpy()))
+                out.append((idx, self._net(**enc).logits.float().cpu().numpy()))
         logits = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
         for idx, values in out:
             logits[idx] = values
@@ -301,4 +304,5 @@ class FinetuneModel(Model):
 
     def _load(self, directory: Path, manifest: dict[str, Any]) -> None:
         self._load_base(str(directory / "transformer"), len(self.labels))
-        self._net.eval()
+        self._device = resolve_device(self.device)
+        self._net.to(self._device).eval()
