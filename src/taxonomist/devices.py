@@ -27,8 +27,8 @@ def check_device(spec: str | None) -> str:
 
 
 def resolve_device(spec: str | None) -> str:
-    """ "auto" (the default): the first CUDA GPU when torch sees one, else the CPU. "cpu",
-    "cuda", "cuda:N" or "mps" are taken as asked, once checked to exist.
+    """The torch device to use. For "auto" (the default), the first CUDA GPU when torch sees
+    one, else the CPU; "cpu", "cuda", "cuda:N" or "mps" as asked, once checked to exist.
 
     Raises:
         ConfigError: an unknown name, or an accelerator this machine's torch cannot use.

@@ -2,7 +2,8 @@
 
 Full fine-tuning or LoRA (peft); AdamW with linear warm-up and decay, dropout, weight decay,
 gradient clipping, early stopping on the validation split, class-weighted loss, and optional
-adversarial training on the word embeddings (FGM, or PGD with a few projected steps).
+adversarial training on the word embeddings (FGM, or PGD with a few projected steps). Trains
+and predicts on `self.device` (a GPU under "auto" when torch sees one).
 Saved with `save_pretrained` (safetensors); LoRA adapters are merged first so loading needs
 no peft.
 """
