@@ -38,7 +38,7 @@ def main() -> int:
     os.environ.setdefault("TAXONOMIST_CACHE_DIR", tempfile.mkdtemp(prefix="taxonomist-bench-"))
     from taxonomist.calibration import log_softmax
     from taxonomist.models import model_class
-    from taxonomist.models.ensemble import fit_weights
+    from taxonomist.models.ensemble import EnsembleConfig, fit_weights
     from taxonomist.taxonomy_loaders import from_labels
     from taxonomist.training import cut_validation
 
@@ -83,7 +83,7 @@ def main() -> int:
                 "history": report.history,
             }
         )
-    weights = fit_weights(logp_valid, valid_y, 0.05)
+    weights = fit_weights(logp_valid, valid_y, EnsembleConfig().grid_step)
     pooled = sum(w * lp for w, lp in zip(weights, logp_test))
     rows.append(
         {

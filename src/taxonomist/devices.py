@@ -1,4 +1,4 @@
-"""Which torch device trains and runs the network kinds.
+"""Which torch device trains and runs a fine-tuned transformer (the `finetune` kind).
 
 A device is a run-time choice, not part of a model: a model fine-tuned on a GPU loads and
 predicts on a CPU, and its manifest does not change with where it ran.
@@ -17,7 +17,7 @@ def check_device(spec: str | None) -> str:
     """The device as asked, once its name is valid and an accelerator named outright exists.
 
     "auto" stays "auto" here, so that reading and the kinds without a network never import
-    torch for it; a network kind resolves it when it builds its network.
+    torch for it; `finetune` resolves it when it builds its network.
 
     Raises:
         ConfigError: as `resolve_device`.

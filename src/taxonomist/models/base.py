@@ -61,7 +61,8 @@ class Model(ABC):
         self._tree: TreeIndex | None = None
         self.report: FitReport | None = None
         self.refitted = False
-        # where the network kinds train and predict; set before fit or given to load_model
+        # where a fine-tuned transformer trains and predicts (the other kinds run on the
+        # CPU and ignore it); set before fit, or given to load_model
         self.device = "cpu"
 
     # -- training -------------------------------------------------------------------------
