@@ -6,16 +6,15 @@ with which settings, on which rows, and what to record beside the weights.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError
-from .items import ModelInput, group_key, has_images
+from .folds import group_split
+from .items import ModelInput, has_images
 from .models import Model, model_class
 
 logger = logging.getLogger(__name__)
@@ -114,25 +113,6 @@ def resolve_kind(
         fields = cls.config_class.__dataclass_fields__
         config.update({k: v for k, v in overrides.items() if k in fields})
     return chosen_kind, cls.config_class.from_dict(config)
-
-
-def group_split(
-    texts: Sequence[ModelInput], fraction: float = 0.1, seed: int = 13
-) -> tuple[list[int], list[int]]:
-    """Row indices (train, valid), with every group of identical titles on one side.
-
-    Identical titles are near-duplicates: letting them straddle the split would make
-    validation scores (and early stopping, calibration) optimistic. Assignment hashes the
-    normalised title with the seed, so it is stable across runs and machines.
-    """
-    if not 0 < fraction < 1:
-        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
-    train: list[int] = []
-    valid: list[int] = []
-    for i, text in enumerate(texts):
-        digest = hashlib.sha1(f"{seed}:{group_key(text)}".encode()).digest()
-        (valid if int.from_bytes(digest[:8], "big") / 2**64 < fraction else train).append(i)
-    return train, valid
 
 
 def cut_validation(

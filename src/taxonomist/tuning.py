@@ -79,8 +79,8 @@ SPACES: dict[str, dict[str, Sampler]] = {
 
 
 def _sample(kind: str, base: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    if kind == "linear" and base.get("classifier") == "logreg":
-        base = {k: v for k, v in base.items() if k != "C"}
+    """`base` with every setting of the kind's space drawn afresh (C is drawn for either
+    linear classifier: both take it)."""
     return {**base, **{k: sample(rng) for k, sample in SPACES.get(kind, {}).items()}}
 
 

@@ -8,6 +8,7 @@ that are confident and right; the weights minimise validation log-loss over a si
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,32 @@ def simplex_grid(n: int, step: float) -> np.ndarray:
     return np.array(points, dtype=np.float64) / ticks
 
 
-def fit_weights(member_logp: list[np.ndarray], y: np.ndarray, step: float) -> np.ndarray:
-    """The simplex point whose pooled log-probabilities give the lowest log-loss on `y`."""
+def fit_weights(
+    member_logp: list[np.ndarray],
+    y: np.ndarray,
+    step: float,
+    *,
+    pool: Callable[[np.ndarray], np.ndarray] | None = None,
+    usable: Sequence[int] | None = None,
+) -> np.ndarray:
+    """The simplex point whose pooled log-probabilities give the lowest log-loss on `y`.
+
+    The one weight search of the package (ensemble and fusion). `pool(weights)` returns
+    pooled log-probabilities (default: the weighted sum of `member_logp`, renormalised);
+    members outside `usable` keep weight 0 (fusion's image member once photos are hidden).
+    """
+    n = len(member_logp)
+    free = np.arange(n) if usable is None else np.asarray(list(usable), dtype=np.int64)
     rows = np.arange(len(y))
-    best, best_loss = np.ones(len(member_logp)) / len(member_logp), float("inf")
-    for w in simplex_grid(len(member_logp), step):
-        pooled = log_softmax(sum(wi * lp for wi, lp in zip(w, member_logp)))
+    best, best_loss = np.zeros(n), float("inf")
+    best[free] = 1 / max(len(free), 1)
+    for sub in simplex_grid(len(free), step):
+        w = np.zeros(n)
+        w[free] = sub
+        if pool is None:
+            pooled = log_softmax(sum(wi * lp for wi, lp in zip(w, member_logp) if wi > 0))
+        else:
+            pooled = pool(w)
         loss = float(-pooled[rows, y].mean())
         if loss < best_loss:
             best, best_loss = w, loss
