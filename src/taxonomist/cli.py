@@ -379,7 +379,7 @@ def tune(
     def on_trial(row: dict) -> None:
         typer.echo(
             f"trial {row['trial']}: validation accuracy {row['valid_accuracy']:.4f}, "
-            f"log-loss {row['valid_log_loss']:.4f} ({row['seconds']} s)",
+            f"log-loss {row['valid_log_loss']:.4f} ({row['seconds']} s): {row.get('verdict', '')}",
             err=True,
         )
 
@@ -403,7 +403,7 @@ def tune(
         )
     m = outcome.valid_metrics
     typer.echo(
-        f"best of {len(outcome.trials)} trials: {outcome.kind}, validation accuracy "
+        f"kept of {len(outcome.trials)} trials: {outcome.kind}, validation accuracy "
         f"{m.get('accuracy', float('nan')):.4f} ({outcome.seconds:.0f} s)"
     )
     typer.echo(f"model: {outcome.model_dir}")
@@ -563,6 +563,52 @@ def taxonomy_search(
         raise typer.Exit(code=1)
     for cid, path in hits:
         typer.echo(f"{cid}\t{path}")
+
+
+@app.command()
+def audit(
+    input: Annotated[Path, typer.Argument(help="Labelled products: .csv, .tsv, .jsonl, .parquet.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Ranked issues, .csv.")],
+    report: Annotated[
+        Path | None, typer.Option(help="Also write a readable HTML page of the issues.")
+    ] = None,
+    review_db: Annotated[
+        str | None, typer.Option(help="Put each suspected error into this review queue.")
+    ] = None,
+    preset: Annotated[
+        str, typer.Option(help="Model that scores each row out of fold: fast | balanced | best.")
+    ] = "fast",
+    folds: Annotated[int, typer.Option(min=2, max=20, help="Grouped cross-validation folds.")] = 5,
+    taxonomy: TaxonomyOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed for the folds.")] = 13,
+    id_column: IdColumn = "id",
+    text_columns: TextColumns = "title,description",
+    label_column: LabelColumn = "category",
+    label_separator: LabelSeparator = " > ",
+    verbose: Verbose = False,
+) -> None:
+    """Find labels that look wrong: out-of-fold probabilities, confident learning (cleanlab),
+    the level of the tree where each label goes wrong, and identical or near-identical
+    titles with different labels."""
+    _setup_logging(verbose)
+    from .analysis.audit import audit_file
+
+    printer = _BadRowPrinter()
+    with _reported(printer):
+        columns = _columns(id_column, text_columns, None, label_column, label_separator)
+        result = audit_file(
+            input, out, report=report, review_db=review_db, preset=preset, folds=folds,
+            taxonomy=taxonomy, columns=columns, seed=seed, on_bad_row=printer,
+        )  # fmt: skip
+    counts = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in result.counts().items())
+    typer.echo(
+        f"{len(result.issues)} suspected label errors among {result.rows} rows"
+        f"{' (' + counts + ')' if counts else ''}; out-of-fold accuracy "
+        f"{result.oof_accuracy:.3f}"
+    )
+    typer.echo(f"issues: {out}")
+    if report:
+        typer.echo(f"report: {report}")
 
 
 def main() -> None:

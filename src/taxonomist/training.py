@@ -7,7 +7,7 @@ with which settings, on which rows, and what to record beside the weights.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -186,6 +186,12 @@ def train_model(
     if kind is None and has_images(texts):
         kind = "fusion"
     chosen, config = resolve_kind(preset, kind, dict(overrides or {}))
+    if kind is None and chosen == "ensemble" and Preset.from_str(preset or "balanced") is (
+        Preset.BEST
+    ) and str(device).startswith("cuda"):
+        # on a GPU, `best` offers a fine-tuned transformer as one more candidate member;
+        # out-of-fold selection keeps it only if it earns its place
+        config = replace(config, members=(*config.members, ("finetune", {})))
     model = model_class(chosen)(taxonomy, config)
     model.device = device
     logger.info("training %s on %d rows, validating on %d", chosen, len(texts), len(valid_texts))

@@ -326,27 +326,15 @@ class FusionModel(Model):
         """Each training row's text probabilities from a text model that never saw it (nor
         any row with the same title), calibrated with the full text model's temperature."""
         from ..calibration import softmax
-        from ..folds import group_folds
+        from ..crossval import cross_val_proba
 
         text_model = self.members[0]
-        folds = group_folds(items, self.config.stack_folds, seed=self.config.seed)
-        texts = [it.text for it in items]
-        column = {cid: j for j, cid in enumerate(self.labels)}
-        out = np.zeros((len(items), len(self.labels)))
-        for fold in range(self.config.stack_folds):
-            held = np.flatnonzero(folds == fold)
-            rest = np.flatnonzero(folds != fold)
-            if not len(held):
-                continue
-            part = type(text_model)(self.taxonomy, text_model.config)
-            part.fit([texts[i] for i in rest], [self.labels[y[i]] for i in rest])
-            # a class missing from this fold's training rows gets (almost) no probability
-            logits = np.full((len(held), len(self.labels)), -1e4)
-            logits[:, [column[c] for c in part.labels]] = part._logits([texts[i] for i in held])
-            out[held] = softmax(logits, text_model.temperature)
-            if progress:
-                progress("stacking fold", fold + 1, self.config.stack_folds)
-        return out
+        oof = cross_val_proba(
+            text_model.kind, text_model.config, [it.text for it in items],
+            [self.labels[i] for i in y], self.config.stack_folds, taxonomy=self.taxonomy,
+            seed=self.config.seed, progress=progress,
+        )  # fmt: skip
+        return softmax(oof.logits, text_model.temperature)
 
     def _learn_weights(self, valid_items, valid_y) -> dict[str, float]:
         self.weights, loss = self._search_weights(valid_items, valid_y)
