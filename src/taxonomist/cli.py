@@ -183,6 +183,14 @@ def classify(
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="With --model: also write OUT.explanations.jsonl (the words that drove each "
+            "prediction, the nearest training products, photo heat maps).",
+        ),
+    ] = False,
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -194,6 +202,8 @@ def classify(
 
     printer = _BadRowPrinter()
     with _reported(printer):
+        if explain and model is None:
+            raise TaxonomistError("--explain needs a trained --model")
         columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
         with tqdm(unit=" products", desc="classifying", disable=not sys.stderr.isatty()) as bar:
             outcome = service.classify_file(
@@ -221,6 +231,13 @@ def classify(
         f"({outcome.seconds:.1f} s, {rate:.0f}/s); {len(outcome.report.bad_rows)} bad rows skipped"
         + (f", {len(outcome.report.image_problems)} without a usable image" if image_column else "")
     )
+    if explain and model is not None:
+        from .analysis.explain import explain_file, explanation_path
+
+        with _reported():
+            path = explanation_path(out)
+            count = explain_file(input, model, path, columns=columns)
+        typer.echo(f"explained {count} predictions -> {path}")
 
 
 @app.command()
@@ -609,6 +626,43 @@ def audit(
     typer.echo(f"issues: {out}")
     if report:
         typer.echo(f"report: {report}")
+
+
+@app.command("suggest-labels")
+def suggest_labels(
+    pool: Annotated[Path, typer.Argument(help="Unlabelled products: .csv, .jsonl, .parquet.")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="A trained model directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Suggestions, .csv.")],
+    n: Annotated[int, typer.Option("-n", min=1, max=100000, help="How many to suggest.")] = 200,
+    labelled: Annotated[
+        Path | None,
+        typer.Option(
+            help="Products labelled since the model was trained (skipped with "
+            "their near-copies; the model's own training rows always are)."
+        ),
+    ] = None,
+    review_db: Annotated[
+        str | None, typer.Option(help="Put the suggestions into this review queue.")
+    ] = None,
+    id_column: IdColumn = "id",
+    text_columns: TextColumns = "title,description",
+    label_column: LabelColumn = "category",
+    label_separator: LabelSeparator = " > ",
+    verbose: Verbose = False,
+) -> None:
+    """Which products to label next: the most uncertain (per level of the tree), spread out
+    over the catalogue, near-copies of labelled products skipped."""
+    _setup_logging(verbose)
+    from .analysis.active import suggest_file
+
+    printer = _BadRowPrinter()
+    with _reported(printer):
+        columns = _columns(id_column, text_columns, None, label_column, label_separator)
+        suggestions = suggest_file(
+            pool, model, out, n=n, labelled_path=labelled, review_db=review_db,
+            columns=columns, on_bad_row=printer,
+        )  # fmt: skip
+    typer.echo(f"suggested {len(suggestions)} products to label -> {out}")
 
 
 def main() -> None:

@@ -205,7 +205,13 @@ def preset_out_of_fold(
     folds = group_folds(inputs, k, labels, seed)
     oofs = [
         cross_val_proba(
-            member_kind, member_config, inputs, labels, k, taxonomy=taxonomy, folds=folds,
+            member_kind,
+            member_config,
+            inputs,
+            labels,
+            k,
+            taxonomy=taxonomy,
+            folds=folds,
             progress=progress,
         )  # fmt: skip
         for member_kind, member_config in members

@@ -268,6 +268,7 @@ def _read_labelled(
     strict: bool,
     on_bad_row: Callable[[BadRow], None] | None,
     reading: ImageReading,
+    ids: list[str] | None = None,
 ) -> tuple[list[ModelInput], list[str], ReadReport]:
     report = ReadReport(str(path))
     texts: list[ModelInput] = []
@@ -288,6 +289,8 @@ def _read_labelled(
         for product in batch:
             assert product.label is not None
             labels.append(product.label.id)
+            if ids is not None:
+                ids.append(product.id)
     if not texts:
         raise DataError(f"no usable labelled rows ({len(report.bad_rows)} bad rows)", file=path)
     return texts, labels, report
@@ -301,6 +304,7 @@ def _training_data(
     strict: bool,
     on_bad_row: Callable[[BadRow], None] | None,
     reading: ImageReading | None,
+    ids: list[str] | None = None,
 ) -> tuple[
     Taxonomy,
     list[ModelInput],
@@ -320,12 +324,14 @@ def _training_data(
             raw += read_labels(valid_path, columns)
         tax = from_labels(raw, separator=columns.label_separator, name=input_path.stem)
     reading = reading or ImageReading()
-    texts, labels, report = _read_labelled(input_path, tax, columns, strict, on_bad_row, reading)
+    texts, labels, report = _read_labelled(
+        input_path, tax, columns, strict, on_bad_row, reading, ids
+    )
     valid_texts = valid_labels = None
     bad = list(report.bad_rows)
     if valid_path:
         valid_texts, valid_labels, vreport = _read_labelled(
-            Path(valid_path), tax, columns, strict, on_bad_row, reading
+            Path(valid_path), tax, columns, strict, on_bad_row, reading, ids
         )
         bad += vreport.bad_rows
     return tax, texts, labels, valid_texts, valid_labels, bad
@@ -360,8 +366,9 @@ def train_file(
 
     device = check_device(device)  # before reading: a wrong device fails at once
     started = time.perf_counter()
+    ids: list[str] = []
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
-        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
+        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading, ids
     )
     trained = train_model(
         texts,
@@ -377,6 +384,7 @@ def train_file(
         refit=refit,
         progress=progress,
         device=device,
+        ids=ids,
     )
     metrics = trained.model.report.valid_metrics if trained.model.report else {}
     return TrainOutcome(

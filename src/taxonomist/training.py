@@ -163,6 +163,7 @@ def train_model(
     refit: bool | None = None,
     progress=None,
     device: str = "cpu",
+    ids: list[str] | None = None,
 ) -> TrainedModel:
     """Fit the chosen kind and save it with its manifest and training curve.
 
@@ -179,6 +180,13 @@ def train_model(
         raise DataError(
             f"training data has a single class ({labels[0]!r}); a classifier needs at least two"
         )
+    from .analysis.neighbours import TrainingIndex
+    from .items import as_texts
+
+    # every labelled row (validation included), with `ids` in the same order when given
+    index = TrainingIndex.build(
+        ids, as_texts([*texts, *(valid_texts or [])]), [*labels, *(valid_labels or [])]
+    )
     if valid_texts is None:
         texts, labels, valid_texts, valid_labels = cut_validation(
             texts, labels, valid_fraction, seed
@@ -186,9 +194,12 @@ def train_model(
     if kind is None and has_images(texts):
         kind = "fusion"
     chosen, config = resolve_kind(preset, kind, dict(overrides or {}))
-    if kind is None and chosen == "ensemble" and Preset.from_str(preset or "balanced") is (
-        Preset.BEST
-    ) and str(device).startswith("cuda"):
+    if (
+        kind is None
+        and chosen == "ensemble"
+        and Preset.from_str(preset or "balanced") is (Preset.BEST)
+        and str(device).startswith("cuda")
+    ):
         # on a GPU, `best` offers a fine-tuned transformer as one more candidate member;
         # out-of-fold selection keeps it only if it earns its place
         config = replace(config, members=(*config.members, ("finetune", {})))
@@ -200,6 +211,7 @@ def train_model(
         kinds = {chosen, *(k for k, _ in getattr(config, "members", ()))}
         # retraining a transformer or backbone blocks would double a long training run
         refit = "finetune" not in kinds and not getattr(config, "finetune_blocks", 0)
+    model.training_index = index
     if refit:
         logger.info("refitting on train + validation (%d rows)", len(texts) + len(valid_texts))
         model.refit_full(texts + valid_texts, labels + list(valid_labels or []), progress=progress)

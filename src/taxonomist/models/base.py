@@ -64,6 +64,9 @@ class Model(ABC):
         # where a fine-tuned transformer trains and predicts (the other kinds run on the
         # CPU and ignore it); set before fit, or given to load_model
         self.device = "cpu"
+        # the training rows (analysis.neighbours.TrainingIndex), saved beside the weights when
+        # set, for explanations and the active learner; in-memory only, never loaded here
+        self.training_index: Any = None
 
     # -- training -------------------------------------------------------------------------
     def fit(
@@ -230,8 +233,16 @@ class Model(ABC):
             **self._manifest_extra(),
             **(extra or {}),
         }
+
+        def write_files(directory: Path) -> None:
+            self._save(directory)
+            if self.training_index is not None:
+                self.training_index.save(directory)
+
+        if self.training_index is not None:
+            manifest["training_index"] = {"rows": len(self.training_index)}
         return save_model_dir(
-            path, manifest=manifest, taxonomy=self.taxonomy, write_files=self._save
+            path, manifest=manifest, taxonomy=self.taxonomy, write_files=write_files
         )
 
     @classmethod
