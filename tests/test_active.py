@@ -69,7 +69,7 @@ def test_cli_writes_suggestions_and_rejects_bad_labelled_files(setup, tmp_path) 
     result = run(app, ["suggest-labels", str(pool), "--model", str(model_dir), "--out",
                        str(out), "-n", "10"])  # fmt: skip
     assert result.exit_code == 0, result.output
-    picked = list(csv.DictReader(open(out, encoding="utf-8")))
+    picked = list(csv.DictReader(out.read_text(encoding="utf-8").splitlines()))
     assert len(picked) == 10 and picked[0]["rank"] == "1" and picked[0]["predicted"]
     bad = tmp_path / "labelled.csv"
     with open(bad, "w", encoding="utf-8", newline="") as handle:

@@ -35,7 +35,7 @@ def test_audit_finds_flipped_labels_and_conflicting_duplicates(tiny_rows, tmp_pa
     out, page = tmp_path / "issues.csv", tmp_path / "audit.html"
     result = _run("audit", data, "--out", out, "--report", page, "--folds", "3")
     assert result.exit_code == 0, result.output
-    issues = list(csv.DictReader(open(out, encoding="utf-8")))
+    issues = list(csv.DictReader(out.read_text(encoding="utf-8").splitlines()))
     by_id = {r["id"]: r for r in issues}
     flipped = by_id[rows[watch]["id"]]
     assert flipped["suggested"].startswith("Accessories > Watches") and flipped["level"] == "2"
