@@ -103,8 +103,6 @@ def test_classify_explain_writes_explanations(fast_model, tiny_corpus, tmp_path)
     lines = (tmp_path / "pred.explanations.jsonl").read_text(encoding="utf-8").splitlines()
     first = json.loads(lines[0])
     assert len(lines) == 160 and first["words"] and first["neighbours"][0]["title"]
-    result = CliRunner().invoke(
-        app, ["classify", str(tiny_corpus), "--out", str(out), "--explain"]
-    )
+    result = CliRunner().invoke(app, ["classify", str(tiny_corpus), "--out", str(out), "--explain"])
     assert result.exit_code == 1 and "--explain needs a trained --model" in result.output
     assert explain(fast_model, ["Red Handbag"])[0].path
