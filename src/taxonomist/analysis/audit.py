@@ -20,6 +20,7 @@ import csv
 import html
 import io
 import logging
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -204,7 +205,10 @@ def audit_labels(
     suspicion = 1 - given_p
     flagged = np.zeros(len(y), dtype=bool)
     try:
-        flagged[find_label_issues(y, proba, n_jobs=1)] = True
+        with warnings.catch_warnings():
+            # "too few examples in class N" for small classes: expected, and not the user's
+            warnings.simplefilter("ignore", UserWarning)
+            flagged[find_label_issues(y, proba, n_jobs=1)] = True
     except ValueError as exc:  # cleanlab refuses degenerate inputs; say which
         raise DataError(f"confident learning could not run: {exc}", file=source) from None
     level = wrong_level(proba, y, oof.labels, taxonomy)
