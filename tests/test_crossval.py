@@ -104,3 +104,14 @@ def test_ensemble_manifest_records_every_candidate(tiny_rows, tiny_taxonomy, tmp
     loaded = load_model(model.save(tmp_path / "m"))
     assert loaded.selection == sel
     assert np.allclose(loaded.predict_proba(texts[130:]), model.predict_proba(texts[130:]))
+
+
+def test_best_offers_a_fine_tuned_member_only_on_a_gpu() -> None:
+    from taxonomist.training import resolve_kind, with_device_members
+
+    chosen, config = resolve_kind("best", None, {})
+    on_gpu = with_device_members("best", None, chosen, config, "cuda:0")
+    assert on_gpu.members[-1][0] == "finetune" and len(on_gpu.members) == len(config.members) + 1
+    assert with_device_members("best", None, chosen, config, "cpu") == config
+    chosen, config = resolve_kind("balanced", None, {})
+    assert with_device_members("balanced", None, chosen, config, "cuda") == config
