@@ -138,6 +138,21 @@ def cut_validation(
     )
 
 
+def with_device_members(
+    preset: str | None, kind: str | None, chosen: str, config: Any, device: str
+) -> Any:
+    """On a CUDA GPU, `best` offers a fine-tuned transformer as one more candidate member;
+    out-of-fold selection keeps it only if it earns its place (on a CPU it would take hours)."""
+    if (
+        kind is None
+        and chosen == "ensemble"
+        and Preset.from_str(preset or "balanced") is Preset.BEST
+        and str(device).startswith("cuda")
+    ):
+        return replace(config, members=(*config.members, ("finetune", {})))
+    return config
+
+
 @dataclass
 class TrainedModel:
     model: Model
@@ -194,15 +209,7 @@ def train_model(
     if kind is None and has_images(texts):
         kind = "fusion"
     chosen, config = resolve_kind(preset, kind, dict(overrides or {}))
-    if (
-        kind is None
-        and chosen == "ensemble"
-        and Preset.from_str(preset or "balanced") is (Preset.BEST)
-        and str(device).startswith("cuda")
-    ):
-        # on a GPU, `best` offers a fine-tuned transformer as one more candidate member;
-        # out-of-fold selection keeps it only if it earns its place
-        config = replace(config, members=(*config.members, ("finetune", {})))
+    config = with_device_members(preset, kind, chosen, config, device)
     model = model_class(chosen)(taxonomy, config)
     model.device = device
     logger.info("training %s on %d rows, validating on %d", chosen, len(texts), len(valid_texts))
