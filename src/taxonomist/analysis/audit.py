@@ -10,8 +10,10 @@ probably are.
    node's descendants), so a sibling mix-up ("Heels" for "Flats") reads apart from a wrong
    department ("Watches" for "Flats").
 4. Titles that are identical after normalising (`items.group_key`), or near-identical (cosine
-   of word TF-IDF vectors >= `NEAR_DUPLICATE`), but carry different labels: one of each pair
-   is wrong whatever the model thinks.
+   of word TF-IDF vectors >= `NEAR_DUPLICATE`), but carry different labels: the minority
+   label of a group of identical titles is flagged whatever the model thinks; on a tie, or
+   for near-identical titles, the side the model doubts (out-of-fold probability of its
+   label below 0.5) is.
 """
 
 from __future__ import annotations
@@ -232,6 +234,9 @@ def audit_labels(
         for i in members:
             if int(y[i]) in majority and len(majority) == 1:
                 continue
+            # a tie says one side is wrong, not which: the side the model doubts is flagged
+            if len(majority) > 1 and suspicion[i] < 0.5:
+                continue
             others = [j for j in members if y[j] != y[i]]
             reasons[i].append("duplicate_conflict")
             suggested.setdefault(i, int(y[others[0]]) if len(majority) > 1 else majority[0])
@@ -239,6 +244,8 @@ def audit_labels(
     for i, j, _ in near_duplicate_pairs(texts, labels):
         # the row the model doubts more is the suspect
         suspect, other = (i, j) if suspicion[i] >= suspicion[j] else (j, i)
+        if suspicion[suspect] < 0.5:  # near-identical is weaker evidence than identical
+            continue
         reasons[suspect].append("near_duplicate_conflict")
         suggested.setdefault(suspect, int(y[other]))
         partner.setdefault(suspect, ids[other])
