@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/active.py [--datasets pricerunner,fashion]
        [--seeds 13,14,15] [--rounds 5] [--batch 200] [--start 0.01]
+       [--limit N] [--test-limit N]
 The training split is the unlabelled pool. Each seed labels a random 1% of it, trains the
 `fast` model (linear) on the labelled rows, then for `rounds` rounds picks `batch` more from
 the rest of the pool, reveals their true labels, retrains, and scores test accuracy:
@@ -35,6 +36,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--start", type=float, default=0.01)
+    parser.add_argument("--limit", type=int, default=0, help="pool: first N training rows")
+    parser.add_argument("--test-limit", type=int, default=0, help="first N test rows")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: development data not found at {DATA}")
@@ -48,6 +51,10 @@ def main() -> int:
     for dataset in args.datasets.split(","):
         train = read_split(dataset, "train", ("title",))
         test = read_split(dataset, "test", ("title",))
+        if args.limit:
+            train = train.iloc[: args.limit]
+        if args.test_limit:
+            test = test.iloc[: args.test_limit]
         tax = from_labels(list(train.category) + list(test.category))
         pool = train.text.tolist()
         pool_labels = [tax.by_path(c).id for c in train.category]
@@ -99,7 +106,8 @@ def main() -> int:
             row["near_duplicate_threshold"] = NEAR_DUPLICATE
             results.append(row)
             RESULTS.mkdir(exist_ok=True)
-            (RESULTS / "active.json").write_text(json.dumps(results, indent=2))
+            name = "active.json" if not args.limit else f"active-{args.limit}.json"
+            (RESULTS / name).write_text(json.dumps(results, indent=2))
             print(json.dumps(row), flush=True)
     return 0
 
