@@ -52,9 +52,10 @@ def main() -> int:
         train = read_split(dataset, "train", ("title",))
         test = read_split(dataset, "test", ("title",))
         if args.limit:
-            train = train.iloc[: args.limit]
+            # a sample, not the first rows: a file may be sorted by category
+            train = train.sample(n=min(args.limit, len(train)), random_state=0)
         if args.test_limit:
-            test = test.iloc[: args.test_limit]
+            test = test.sample(n=min(args.test_limit, len(test)), random_state=0)
         tax = from_labels(list(train.category) + list(test.category))
         pool = train.text.tolist()
         pool_labels = [tax.by_path(c).id for c in train.category]

@@ -75,7 +75,8 @@ def main() -> int:
         train = read_split(dataset, "train", ("title",))
         test = read_split(dataset, "test", ("title",))
         if args.limit:
-            train = train.iloc[: args.limit]
+            # a sample, not the first rows: a file may be sorted by category
+            train = train.sample(n=min(args.limit, len(train)), random_state=0)
         tax = from_labels(train.category)
         texts = train.text.tolist()
         labels = [tax.by_path(c).id for c in train.category]
