@@ -131,8 +131,7 @@ def main() -> int:
         start = time.perf_counter()
         audit = audit_labels(texts, noisy, tax, preset=args.preset, seed=args.seed)
         ours_s = time.perf_counter() - start
-        ours_flag = np.zeros(len(labels), dtype=bool)
-        ours_flag[audit.ranking[: len(audit.issues)]] = True
+        ours_flag = audit.flagged
         peer_flag, peer_rank, peer_s = svc_peer(texts, noisy)
         row = {
             "dataset": dataset,

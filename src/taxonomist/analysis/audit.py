@@ -67,7 +67,8 @@ class AuditResult:
     issues: list[LabelIssue]
     rows: int
     suspicion: np.ndarray  # per row, 1 - out-of-fold probability of the given label
-    ranking: np.ndarray  # every row, most suspect first (flagged rows before the rest)
+    ranking: np.ndarray  # every row, most suspect first
+    flagged: np.ndarray  # per row: listed as an issue
     oof_accuracy: float
     preset: str
     folds: int
@@ -257,9 +258,11 @@ def audit_labels(
     for i, why in reasons.items():
         if "confident_learning" not in why:
             score[i] = max(score[i], 0.5)
-    ranking = np.lexsort((-score, ~flagged_any))
+    # every row by score (the flags decide what is listed, not the order: a flag is a yes/no
+    # verdict, the score how far the model is from the given label)
+    ranking = np.argsort(-score, kind="stable")
     issues: list[LabelIssue] = []
-    for i in ranking[: int(flagged_any.sum())]:
+    for i in ranking[flagged_any[ranking]]:
         i = int(i)
         sug = suggested[i]
         given, guess = taxonomy.get(labels[i]).path_str, taxonomy.get(oof.labels[sug]).path_str
@@ -286,6 +289,7 @@ def audit_labels(
         rows=len(y),
         suspicion=score,
         ranking=ranking,
+        flagged=flagged_any,
         oof_accuracy=float((best[seen] == y[seen]).mean()) if seen.any() else 0.0,
         preset=preset,
         folds=k,
