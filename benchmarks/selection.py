@@ -100,6 +100,7 @@ def main() -> int:
             ).model  # fmt: skip
             fast_errors, fast_right = errors_of(fast)
             row["fast"] = {"errors": fast_errors, "train_s": round(time.perf_counter() - start, 1)}
+            print(json.dumps({"svc": row["svc"], "fast": row["fast"]}), flush=True)
             if seed in balanced_seeds:
                 _, config = resolve_kind("balanced", None, {"seed": seed})
                 for name, folds in (("balanced_old", 0), ("balanced_new", 5)):
@@ -117,6 +118,8 @@ def main() -> int:
                     }
                     if model.selection:
                         row[name]["candidates"] = model.selection["candidates"]
+                    row[name]["errors_vs_svc"] = round(errors / svc_errors, 3)
+                    print(json.dumps({name: row[name]}), flush=True)  # a slow run shows progress
             for name in ("fast", "balanced_old", "balanced_new"):
                 if name in row:
                     row[name]["errors_vs_svc"] = round(row[name]["errors"] / svc_errors, 3)
