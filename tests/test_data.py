@@ -656,6 +656,8 @@ def test_prediction_columns() -> None:
         "confidence",
         "level_confidences",
         "needs_review",
+        "suggested_category",
+        "suggested_confidence",
     ]
     assert prediction_columns(3)[-4:] == [
         "category_2",
@@ -674,6 +676,8 @@ def test_prediction_rows() -> None:
         "confidence": 0.712346,
         "level_confidences": [0.9, 0.8, 0.712346],
         "needs_review": False,
+        "suggested_category": None,
+        "suggested_confidence": None,
         "category_2": "Apparel > Tops > T-Shirts",
         "confidence_2": 0.05,
     }
@@ -697,6 +701,8 @@ def test_write_csv(tmp_path: Path) -> None:
         "confidence": "0.712346",
         "level_confidences": "0.9000 > 0.8000 > 0.7123",
         "needs_review": "False",
+        "suggested_category": "",
+        "suggested_confidence": "",
         "category_2": "Apparel > Tops > T-Shirts",
         "confidence_2": "0.05",
     }

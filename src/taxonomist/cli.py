@@ -549,19 +549,30 @@ def taxonomy_show(
 
 @taxonomy_app.command("search")
 def taxonomy_search(
-    query: Annotated[str, typer.Argument(help="Words to find in category names.")],
+    query: Annotated[
+        str, typer.Argument(help="Words to find in category names and paths, any order.")
+    ],
     taxonomy: TaxonomyOpt = "shopify",
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            help="Show paths in this language (zh: Shopify's Chinese names); words match "
+            "in every language. Default: the query's script decides."
+        ),
+    ] = None,
 ) -> None:
-    """Find categories by name."""
+    """Find categories by name: every word, any order, singular or plural."""
     from . import service
 
     with _reported():
-        hits = service.search_taxonomy(taxonomy, query, limit=limit)
-    if not hits:
+        outcome = service.search_taxonomy(taxonomy, query, limit=limit, language=language)
+    if not outcome.hits:
         typer.echo("no matching categories", err=True)
         raise typer.Exit(code=1)
-    for cid, path in hits:
+    if not outcome.every_word:
+        typer.echo("no category matches every word; closest matches:", err=True)
+    for cid, path in outcome.hits:
         typer.echo(f"{cid}\t{path}")
 
 

@@ -629,12 +629,40 @@ def show_taxonomy(spec: str | None, category: str | None = None, *, depth: int =
     return lines
 
 
-def search_taxonomy(spec: str | None, query: str, *, limit: int = 20) -> list[tuple[str, str]]:
-    """(id, full path) of categories matching `query`."""
+@dataclass
+class SearchOutcome:
+    hits: list[tuple[str, str]]  # (category id, full path in the display language)
+    every_word: bool  # False: nothing held every word; these are the closest partial matches
+    language: str
+
+
+def search_taxonomy(
+    spec: str | None, query: str, *, limit: int = 20, language: str | None = None
+) -> SearchOutcome:
+    """Categories matching every word of `query` in any of the taxonomy's languages (else
+    the closest partial matches), with their paths in `language`; by default the query's own script decides: a Chinese query
+    shows Chinese paths where the taxonomy has them."""
+    from .predictions import check_language, primary_language
+    from .search import is_unspaced
+
     if not query.strip():
         raise TaxonomistError("search query is empty")
     tax = resolve_taxonomy(spec)
-    return [(c.id, c.path_str) for c in tax.search(query, limit=limit)]
+    if language is not None:
+        check_language(tax, language)
+    shown = language or primary_language(tax)
+    if language is None and is_unspaced(query):
+        shown = next((lang for lang in tax.languages if lang.startswith(("zh", "ja"))), shown)
+    # every language matches (a Chinese page still finds "iPhone"); `language` only shows
+    found = tax.search(query, limit=limit)
+    every_word = bool(found)
+    if not found:
+        found = tax.search(query, limit=limit, require_all=False)
+    return SearchOutcome(
+        [(c.id, PATH_SEPARATOR.join(tax.localized_path(c.id, shown))) for c in found],
+        every_word,
+        shown,
+    )
 
 
 @dataclass

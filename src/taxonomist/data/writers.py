@@ -19,6 +19,7 @@ WRITE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet
 
 def prediction_columns(top_k: int) -> list[str]:
     cols = ["id", "category", "category_id", "confidence", "level_confidences", "needs_review"]
+    cols += ["suggested_category", "suggested_confidence"]
     for k in range(2, top_k + 1):
         cols += [f"category_{k}", f"confidence_{k}"]
     return cols
@@ -36,6 +37,11 @@ def prediction_rows(preds: Iterable[ProductPrediction], top_k: int) -> list[dict
             "confidence": round(best.confidence, 6) if best else None,
             "level_confidences": [round(c, 6) for c in best.level_confidences] if best else [],
             "needs_review": pred.needs_review,
+            # the full-depth guess behind a backed-off row; empty on every other row
+            "suggested_category": pred.suggested.path_str if pred.suggested else None,
+            "suggested_confidence": (
+                round(pred.suggested.confidence, 6) if pred.suggested else None
+            ),
         }
         for k in range(2, top_k + 1):
             cand = pred.candidates[k - 1] if len(pred.candidates) >= k else None
@@ -104,6 +110,8 @@ class PredictionWriter:
             pa.field("confidence", pa.float64()),
             pa.field("level_confidences", pa.list_(pa.float64())),
             pa.field("needs_review", pa.bool_()),
+            pa.field("suggested_category", pa.string()),
+            pa.field("suggested_confidence", pa.float64()),
         ]
         for k in range(2, self.top_k + 1):
             fields += [
