@@ -146,10 +146,7 @@ class SearchIndex:
         if not terms or limit < 1:
             return []
         hits = [self._matching(t) for t in terms]
-        if require_all:
-            candidates = set.intersection(*hits)
-        else:
-            candidates = set().union(*hits)
+        candidates = set.intersection(*hits) if require_all else set().union(*hits)
         folded_query = " ".join(t.text for t in terms)
         scored = []
         for i in candidates:

@@ -640,8 +640,8 @@ def search_taxonomy(
     spec: str | None, query: str, *, limit: int = 20, language: str | None = None
 ) -> SearchOutcome:
     """Categories matching every word of `query` in any of the taxonomy's languages (else
-    the closest partial matches), with their paths in `language`; by default the query's own script decides: a Chinese query
-    shows Chinese paths where the taxonomy has them."""
+    the closest partial matches), with their paths in `language`; by default the query's
+    own script decides: a Chinese query shows Chinese paths where the taxonomy has them."""
     from .predictions import check_language, primary_language
     from .search import is_unspaced
 
