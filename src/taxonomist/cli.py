@@ -142,7 +142,15 @@ def _fail(exc: Exception) -> None:
 def classify(
     input: Annotated[Path, typer.Argument(help="Products: .csv, .tsv, .jsonl or .parquet.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .csv, .jsonl or .parquet.")],
-    taxonomy: TaxonomyOpt = "shopify",
+    taxonomy: Annotated[
+        str | None,
+        typer.Option(
+            "--taxonomy",
+            "-t",
+            help="Bundled name (shopify, google) or a taxonomy FILE. Default: shopify; with "
+            "--model, the model's own (another one is an error).",
+        ),
+    ] = None,
     model: Annotated[
         Path | None,
         typer.Option("--model", "-m", help="A trained model directory (else zero-shot)."),
@@ -162,6 +170,13 @@ def classify(
             max=1.0,
             help="Back off to the deepest level at least this confident; flag such rows "
             "needs_review.",
+        ),
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            help="Write category paths in this language where the taxonomy has names in it "
+            "(zh: Shopify's Chinese names); default: the taxonomy's primary names."
         ),
     ] = None,
     adapt: Annotated[
@@ -202,6 +217,7 @@ def classify(
                 taxonomy=taxonomy,
                 model=model,
                 min_confidence=min_confidence,
+                language=language,
                 encoder=encoder,
                 columns=columns,
                 top_k=top_k,
@@ -503,6 +519,8 @@ def evaluate(
             on_bad_row=printer,
         )
     typer.echo(outcome.result.summary())
+    for warning in outcome.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if outcome.missing_predictions:
         typer.echo(f"gold rows without a prediction: {outcome.missing_predictions}", err=True)
     for label, path in (("metrics", outcome.json_path), ("report", outcome.report_path)):

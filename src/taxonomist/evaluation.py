@@ -66,6 +66,11 @@ class EvaluationResult:
             "per-level accuracy: "
             + ", ".join(f"L{int(row['level'])} {row['accuracy']:.3f}" for row in self.per_level),
         ]
+        if "accuracy_full_depth" in m:
+            lines.append(
+                f"accuracy of the full-depth guesses (suggested_category on backed-off rows) "
+                f"{m['accuracy_full_depth']:.3f}"
+            )
         if "ece" in m:
             lines.append(
                 f"ECE {m['ece']:.3f} | coverage {m['coverage_at_precision']:.3f} at precision "

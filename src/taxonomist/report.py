@@ -70,6 +70,7 @@ _METRIC_NAMES = {
     "hierarchical_f1": "Hierarchical F1",
     "ece": "Expected calibration error (15 bins)",
     "threshold_at_precision": "Confidence threshold reaching that precision",
+    "accuracy_full_depth": "Accuracy of the full-depth guesses (before backing off)",
 }
 
 

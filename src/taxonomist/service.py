@@ -23,9 +23,14 @@ from .devices import check_device
 from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
 from .persistence import atomic_write_text
-from .predictions import Predictions
+from .predictions import Predictions, check_language
 from .taxonomy import PATH_SEPARATOR, Taxonomy
-from .taxonomy_loaders import from_labels, load_taxonomy
+from .taxonomy_loaders import (
+    check_model_taxonomy,
+    from_labels,
+    guess_label_separator,
+    load_taxonomy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,7 @@ class EvaluateOutcome:
     bad_rows: list[BadRow] = field(default_factory=list)
     json_path: Path | None = None
     report_path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -122,12 +128,13 @@ def classify_file(
     input_path: str | Path,
     output_path: str | Path,
     *,
-    taxonomy: str | None = "shopify",
+    taxonomy: str | None = None,
     model: str | Path | None = None,
     encoder: str = "auto",
     columns: ColumnSpec = ColumnSpec(),
     top_k: int = 1,
     min_confidence: float | None = None,
+    language: str | None = None,
     strict: bool = False,
     adapt: bool = True,
     batch_size: int = 512,
@@ -141,8 +148,8 @@ def classify_file(
 ) -> ClassifyOutcome:
     """Classify every good row of `input_path` into `output_path`, streaming.
 
-    With `model`, a trained model directory does the work (its own taxonomy); otherwise
-    zero-shot into `taxonomy`. Zero-shot with `adapt` first reads up to 20,000 texts to adapt
+    With `model`, a trained model directory does the work (its own taxonomy: a different
+    `taxonomy` is an error); otherwise zero-shot into `taxonomy` (default Shopify). Zero-shot with `adapt` first reads up to 20,000 texts to adapt
     the category prototypes to this catalogue (no labels used). With `min_confidence`, paths
     back off to their deepest confident level and such rows are flagged `needs_review`.
     Bad rows are reported (and skipped) unless `strict`; good rows are always written.
@@ -151,7 +158,8 @@ def classify_file(
     them; zero-shot pools the text scores with image scores from `alignment` (a directory
     saved by `align_file`) or, without one, from the ImageNet bridge. A bad image is reported
     through `on_image_problem` and its product is classified from its text. `device`
-    ("auto", "cpu", "cuda"...) is where a trained model's network runs.
+    ("auto", "cpu", "cuda"...) is where a trained model's network runs. `language` ("zh")
+    writes category paths with the taxonomy's names in that language where it has them.
     """
     if top_k < 1:
         raise DataError(f"top-k must be at least 1, got {top_k}")
@@ -170,6 +178,7 @@ def classify_file(
 
         trained = load_model(model, check_device(device))
         tax = trained.taxonomy
+        check_model_taxonomy(tax, taxonomy, model=str(model))
         encoders = [f"trained {trained.kind} model {model}"]
 
         def predict(products: list[Product]) -> Predictions:
@@ -219,6 +228,8 @@ def classify_file(
             )
             return preds.with_min_confidence(min_confidence, tax) if min_confidence else preds
 
+    if language is not None:
+        check_language(tax, language)
     report = ReadReport(str(input_path))
     with PredictionWriter(output_path, top_k) as writer:
         for batch in read_products(
@@ -231,7 +242,8 @@ def classify_file(
             on_image_problem=on_image_problem,
             allow_download=allow_download,
         ):
-            writer.write(predict(batch))
+            preds = predict(batch)
+            writer.write(preds.in_language(tax, language) if language else preds)
             if progress:
                 progress(len(batch))
     if report.good == 0:
@@ -293,6 +305,23 @@ def _read_labelled(
     return texts, labels, report
 
 
+def warn_about_label_separator(labels: list[str], separator: str, path: str | Path) -> None:
+    """Warn when labels look like paths joined by another separator than `separator`: they
+    would otherwise train flat, one-level labels without a word said."""
+    other = guess_label_separator(labels, separator)
+    if other is not None:
+        example = next((x for x in labels if other in x), "")
+        logger.warning(
+            "%s: labels look like paths joined by '%s' (e.g. '%s'), but levels are split "
+            "on '%s'; pass --label-separator '%s' to train a hierarchy",
+            path,
+            other,
+            example,
+            separator,
+            other,
+        )
+
+
 def _training_data(
     input_path: Path,
     valid_path: str | Path | None,
@@ -301,6 +330,7 @@ def _training_data(
     strict: bool,
     on_bad_row: Callable[[BadRow], None] | None,
     reading: ImageReading | None,
+    name: str | None = None,
 ) -> tuple[
     Taxonomy,
     list[ModelInput],
@@ -318,7 +348,8 @@ def _training_data(
             raise DataError("no labelled rows to train on", file=input_path)
         if valid_path:
             raw += read_labels(valid_path, columns)
-        tax = from_labels(raw, separator=columns.label_separator, name=input_path.stem)
+        warn_about_label_separator(raw, columns.label_separator, input_path)
+        tax = from_labels(raw, separator=columns.label_separator, name=name or input_path.stem)
     reading = reading or ImageReading()
     texts, labels, report = _read_labelled(input_path, tax, columns, strict, on_bad_row, reading)
     valid_texts = valid_labels = None
@@ -360,8 +391,16 @@ def train_file(
 
     device = check_device(device)  # before reading: a wrong device fails at once
     started = time.perf_counter()
+    # a taxonomy made from the labels is named after the model, not after its training file
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
-        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
+        Path(input_path),
+        valid_path,
+        taxonomy,
+        columns,
+        strict,
+        on_bad_row,
+        reading,
+        name=Path(out_dir).resolve().name,
     )
     trained = train_model(
         texts,
@@ -391,7 +430,10 @@ def train_file(
     )
 
 
-def _read_prediction_file(path: Path) -> tuple[dict[str, tuple[str, float | None]], int]:
+def _read_prediction_file(
+    path: Path,
+) -> tuple[dict[str, tuple[str, float | None, str]], int]:
+    """id -> (category, confidence, suggested full-depth category or ""), and the row count."""
     import pandas as pd
 
     fmt = detect_format(path)
@@ -420,7 +462,8 @@ def _read_prediction_file(path: Path) -> tuple[dict[str, tuple[str, float | None
                 field=column,
             )
     has_conf = "confidence" in frame.columns
-    out: dict[str, tuple[str, float | None]] = {}
+    has_suggestion = "suggested_category" in frame.columns
+    out: dict[str, tuple[str, float | None, str]] = {}
     for offset, row in enumerate(frame.itertuples(index=False)):
         rec = row._asdict()
         conf = rec.get("confidence") if has_conf else None
@@ -433,7 +476,9 @@ def _read_prediction_file(path: Path) -> tuple[dict[str, tuple[str, float | None
                 row=offset + 2,
                 field="confidence",
             ) from None
-        out[str(rec["id"])] = (str(rec["category"] or ""), conf)
+        suggested = rec.get("suggested_category") if has_suggestion else None
+        suggested = "" if suggested is None or suggested != suggested else str(suggested)
+        out[str(rec["id"])] = (str(rec["category"] or ""), conf, suggested)
     return out, len(frame)
 
 
@@ -464,6 +509,7 @@ def evaluate_files(
     gold_cols = columns.labels_only()
     report = ReadReport(str(gold_path))
     gold, pred, conf, ids = [], [], [], []
+    full_depth: list[tuple[str, ...]] = []
     missing = 0
     matched_ids: set[str] = set()
     for batch in read_products(
@@ -481,22 +527,43 @@ def evaluate_files(
                 continue
             matched_ids.add(product.id)
             ids.append(product.id)
-            category, confidence = preds[product.id]
+            category, confidence, suggested = preds[product.id]
             assert product.label is not None
             gold.append(product.label.path)
-            pred.append(
-                tuple(p.strip() for p in category.split(PATH_SEPARATOR.strip()) if p.strip())
-            )
-            conf.append(confidence)
+            pred.append(_split_path(category))
+            full_depth.append(_split_path(suggested) if suggested else pred[-1])
+            # a row that names no category abstained: it is sure of nothing
+            conf.append(0.0 if confidence is None and not category.strip() else confidence)
     if not gold:
+        if report.good == 0 and report.bad_rows:
+            raise DataError(
+                _no_gold_labels_message(gold_path, columns, tax, len(report.bad_rows)),
+                file=gold_path,
+            )
         raise DataError(
             f"no product ids in common between predictions ({n_pred} rows) and gold labels "
             f"({report.good} good rows); check --id-column",
             file=gold_path,
         )
-    confidences = [c for c in conf if c is not None] if None not in conf else None
+    warnings: list[str] = []
+    confidences: list[float] | None = None
+    if all(c is not None for c in conf):
+        confidences = [float(c) for c in conf if c is not None]
+    elif any(c is not None for c in conf):
+        blank = sum(1 for c in conf if c is None)
+        warnings.append(
+            f"{blank} of {len(conf)} predicted rows have a category but no confidence: "
+            "calibration (ECE) and coverage are left out"
+        )
     result = evaluate(gold, pred, confidences)
+    if any(f != p for f, p in zip(full_depth, pred)):
+        # rows backed off by --min-confidence: how the model's own full-depth guesses fare
+        result.metrics["accuracy_full_depth"] = sum(
+            1 for g, f in zip(gold, full_depth) if tuple(g) == tuple(f)
+        ) / len(gold)
+    warnings += _mismatch_warnings(gold, pred, gold_path, columns, tax)
     outcome = EvaluateOutcome(result, report, missing, n_pred - len(matched_ids), report.bad_rows)
+    outcome.warnings = warnings
     context = {
         "predictions": str(predictions_path),
         "gold labels": str(gold_path),
@@ -505,6 +572,8 @@ def evaluate_files(
         "gold rows without a prediction": str(missing),
         "bad gold rows": str(len(report.bad_rows)),
     }
+    if warnings:
+        context["warnings"] = " | ".join(warnings)
     if json_path:
         outcome.json_path = Path(json_path)
         _atomic_write(
@@ -516,7 +585,7 @@ def evaluate_files(
 
         mistakes = [
             Example(i, "", None, PATH_SEPARATOR.join(g), PATH_SEPARATOR.join(p), c)
-            for i, g, p, c in zip(ids, gold, pred, conf)
+            for i, g, p, c in zip(ids, gold, pred, conf, strict=True)
             if tuple(g) != tuple(p)
         ]
         outcome.report_path = Path(report_path)
@@ -529,6 +598,70 @@ def evaluate_files(
             misclassified=len(mistakes),
         )
     return outcome
+
+
+def _split_path(category: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in category.split(PATH_SEPARATOR.strip()) if p.strip())
+
+
+# Below this share of predictions that agree with gold even on the top level, the two
+# files almost surely speak different taxonomies or separators rather than a weak model.
+TOP_LEVEL_AGREEMENT_FLOOR = 0.05
+
+
+def _separator_hint(path: Path, columns: ColumnSpec) -> str:
+    try:
+        labels = read_labels(path, columns)
+    except TaxonomistError:
+        return ""
+    other = guess_label_separator(labels, columns.label_separator)
+    if other is None:
+        return ""
+    example = next((x for x in labels if other in x), "")
+    return (
+        f"; the gold labels look like paths joined by '{other}' (e.g. '{example}'): "
+        f"pass --label-separator '{other}'"
+    )
+
+
+def _no_gold_labels_message(path: Path, columns: ColumnSpec, tax: Taxonomy, bad: int) -> str:
+    hint = _separator_hint(path, columns)
+    return (
+        f"none of the gold labels is a category of taxonomy '{tax.name}' ({bad} bad rows)"
+        + (
+            hint
+            or "; are they from another taxonomy? Without --taxonomy the gold file's own "
+            "paths are the taxonomy"
+        )
+    )
+
+
+def _mismatch_warnings(
+    gold: list[tuple[str, ...]],
+    pred: list[tuple[str, ...]],
+    gold_path: Path,
+    columns: ColumnSpec,
+    tax: Taxonomy,
+) -> list[str]:
+    """A warning when almost no prediction shares even its top level with the gold label."""
+    from .taxonomy import _norm
+
+    answered = [(g, p) for g, p in zip(gold, pred) if p]
+    if len(answered) < 5:
+        return []
+    agree = sum(1 for g, p in answered if _norm(g[0]) == _norm(p[0]))
+    if agree > TOP_LEVEL_AGREEMENT_FLOOR * len(answered):
+        return []
+    gold_tops = sorted({g[0] for g, _ in answered})[:3]
+    pred_tops = sorted({p[0] for _, p in answered})[:3]
+    hint = _separator_hint(gold_path, columns) or (
+        "; the predictions and the gold labels seem to come from different taxonomies "
+        "(or levels are joined differently: see --label-separator)"
+    )
+    return [
+        f"only {agree} of {len(answered)} predictions share even the top level with the gold "
+        f"label (gold e.g. {gold_tops}, predicted e.g. {pred_tops}){hint}"
+    ]
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -698,7 +831,14 @@ def tune_file(
     device = check_device(device)
     started = time.perf_counter()
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
-        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
+        Path(input_path),
+        valid_path,
+        taxonomy,
+        columns,
+        strict,
+        on_bad_row,
+        reading,
+        name=Path(out_dir).resolve().name,
     )
     result = tune(
         texts,
