@@ -134,11 +134,12 @@ def _cand(cid: str, path: tuple[str, ...], levels: tuple[float, ...]) -> Candida
 
 def test_back_off_keeps_top_level_and_suggestion(tiny_taxonomy: Taxonomy) -> None:
     full = ("Accessories", "Bags", "Handbags")
+    leaf = " > ".join(full)
     preds = Predictions(
         [
-            ProductPrediction("a", (_cand("Accessories > Bags > Handbags", full, (0.3, 0.2, 0.1)),)),
-            ProductPrediction("b", (_cand("Accessories > Bags > Handbags", full, (0.9, 0.6, 0.4)),)),
-            ProductPrediction("c", (_cand("Accessories > Bags > Handbags", full, (0.9, 0.9, 0.9)),)),
+            ProductPrediction("a", (_cand(leaf, full, (0.3, 0.2, 0.1)),)),
+            ProductPrediction("b", (_cand(leaf, full, (0.9, 0.6, 0.4)),)),
+            ProductPrediction("c", (_cand(leaf, full, (0.9, 0.9, 0.9)),)),
         ]
     ).with_min_confidence(0.5, tiny_taxonomy)
     a, b, c = preds

@@ -149,9 +149,11 @@ def classify_file(
     """Classify every good row of `input_path` into `output_path`, streaming.
 
     With `model`, a trained model directory does the work (its own taxonomy: a different
-    `taxonomy` is an error); otherwise zero-shot into `taxonomy` (default Shopify). Zero-shot with `adapt` first reads up to 20,000 texts to adapt
-    the category prototypes to this catalogue (no labels used). With `min_confidence`, paths
-    back off to their deepest confident level and such rows are flagged `needs_review`.
+    `taxonomy` is an error); otherwise zero-shot into `taxonomy` (default Shopify).
+    Zero-shot with `adapt` first reads up to 20,000 texts to adapt the category prototypes
+    to this catalogue (no labels used). With `min_confidence`, paths back off to their
+    deepest confident level (the top level at least) and such rows are flagged
+    `needs_review`, keeping the full-depth guess as their suggestion.
     Bad rows are reported (and skipped) unless `strict`; good rows are always written.
 
     With `columns.image_column`, photos count too: a trained model that uses images reads
@@ -626,13 +628,10 @@ def _separator_hint(path: Path, columns: ColumnSpec) -> str:
 
 def _no_gold_labels_message(path: Path, columns: ColumnSpec, tax: Taxonomy, bad: int) -> str:
     hint = _separator_hint(path, columns)
-    return (
-        f"none of the gold labels is a category of taxonomy '{tax.name}' ({bad} bad rows)"
-        + (
-            hint
-            or "; are they from another taxonomy? Without --taxonomy the gold file's own "
-            "paths are the taxonomy"
-        )
+    return f"none of the gold labels is a category of taxonomy '{tax.name}' ({bad} bad rows)" + (
+        hint
+        or "; are they from another taxonomy? Without --taxonomy the gold file's own "
+        "paths are the taxonomy"
     )
 
 
