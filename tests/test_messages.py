@@ -233,5 +233,5 @@ def test_predictions_in_language_fall_back_per_level() -> None:
         [Node("a", None, {"en": "A", "zh": "甲"}), Node("a-1", "a", {"en": "B"})], name="t"
     )
     preds = Predictions([ProductPrediction("p", (_cand("a-1", ("A", "B"), (0.9, 0.8)),))])
-    assert preds.in_language(tax, "zh")[0].best.path == ("甲", "B")
-    assert preds.in_language(tax, "en")[0].best.path == ("A", "B")
+    assert preds.localized(tax, "zh")[0].best.path == ("甲", "B")
+    assert preds.localized(tax, "en")[0].best.path == ("A", "B")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -124,13 +124,44 @@ def _setup_logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    # library chatter (weight-loading bars, deprecation notices) is not for our users
-    for name in ("sentence_transformers", "transformers", "httpx"):
+    # library chatter (weight-loading bars, deprecation notices, the ONNX exporter's
+    # "torchvision is not installed" for operators we never export) is not for our users
+    for name in ("sentence_transformers", "transformers", "httpx", "onnxscript"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if not verbose:
         # transformers configures its own handler at import; this is the switch it reads
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # torch installs its own handler and levels at import, so only its switch reaches
+        # the ONNX exporter's warnings (four "torchvision is not installed" per export)
+        os.environ.setdefault("TORCH_LOGS", "-onnx")
+
+
+@contextmanager
+def _progress(
+    *, rows_in: Path | None = None, prefix: str = ""
+) -> Iterator[tuple[Callable[[str, int, int], None], Callable[[int], None]]]:
+    """A progress printer for a long command: bars on a terminal, else a line every ~10 s
+    per stage with done/total and the time left, and one line as each stage ends. Deep
+    steps (encoding a catalogue) reach it too. Yields the (stage, done, total) callback and
+    a counter of classified rows, whose total is estimated from `rows_in`."""
+    from .progress import ProgressPrinter, estimate_rows, reporting_to
+
+    lines = ProgressPrinter(prefix=prefix)
+    total = estimate_rows(rows_in) if rows_in is not None else 0
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        # an estimate that fell short becomes "unknown" rather than a stage ended early
+        lines("classifying", done, total if total > done else 0)
+
+    try:
+        with reporting_to(lines):
+            yield lines, advance
+    finally:
+        lines.close()
 
 
 def _fail(exc: Exception) -> None:
@@ -203,14 +234,12 @@ def classify(
 ) -> None:
     """Classify products: zero-shot into a taxonomy, or with a trained --model."""
     _setup_logging(verbose)
-    from tqdm import tqdm
-
     from . import service
 
     printer = _BadRowPrinter()
     with _reported(printer):
         columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
-        with tqdm(unit=" products", desc="classifying", disable=not sys.stderr.isatty()) as bar:
+        with _progress(rows_in=input) as (lines, advance):
             outcome = service.classify_file(
                 input,
                 out,
@@ -226,7 +255,7 @@ def classify(
                 batch_size=batch_size,
                 alignment=alignment,
                 allow_download=allow_download,
-                progress=bar.update,
+                progress=advance,
                 on_bad_row=printer,
                 on_image_problem=printer.image_problem,
                 device=device,
@@ -319,22 +348,7 @@ def train(
         if value is not None:
             overrides[name] = value
 
-    from tqdm import tqdm
-
-    bars: dict[str, tqdm] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        # "step" comes from kinds that train in mini-batches for minutes (finetune)
-        if stage == "step":
-            bar = bars.get("step") or bars.setdefault(
-                "step",
-                tqdm(total=total, unit=" steps", desc="training", disable=not sys.stderr.isatty()),
-            )
-            bar.update(done - bar.n)
-        elif stage == "epoch":
-            typer.echo(f"  epoch {done}/{total}", err=True)
-
-    with _reported(printer):
+    with _reported(printer), _progress(prefix="training") as (progress, _):
         columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
         outcome = service.train_file(
             input,
@@ -353,8 +367,6 @@ def train(
             reading=printer.reading(allow_download),
             device=device,
         )
-    for bar in bars.values():
-        bar.close()
     m = outcome.valid_metrics
     typer.echo(
         f"trained {outcome.kind} on {outcome.train_rows} rows in {outcome.seconds:.0f} s; "
@@ -391,15 +403,18 @@ def tune(
     from . import service
 
     printer = _BadRowPrinter()
+    started = time.monotonic()
 
     def on_trial(row: dict) -> None:
+        used = time.monotonic() - started
         typer.echo(
             f"trial {row['trial']}: validation accuracy {row['valid_accuracy']:.4f}, "
-            f"log-loss {row['valid_log_loss']:.4f} ({row['seconds']} s)",
+            f"log-loss {row['valid_log_loss']:.4f} ({row['seconds']} s; "
+            f"{used / 60:.1f} of {time_budget:g} min used)",
             err=True,
         )
 
-    with _reported(printer):
+    with _reported(printer), _progress(prefix="tuning"):
         columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
         outcome = service.tune_file(
             input,
@@ -540,8 +555,8 @@ def demo(
     _setup_logging(verbose)
     from . import service
 
-    with _reported():
-        outcome = service.run_demo(out, encoder=encoder)
+    with _reported(), _progress(rows_in=service.demo_input()) as (_, advance):
+        outcome = service.run_demo(out, encoder=encoder, progress=advance)
     c, e = outcome.classify, outcome.evaluate
     typer.echo(
         f"classified {c.written} bundled products into {c.taxonomy} zero-shot "

@@ -136,7 +136,7 @@ class Predictions(Sequence[ProductPrediction]):
             )
         return Predictions(out)
 
-    def in_language(self, taxonomy: Taxonomy, language: str) -> Predictions:
+    def localized(self, taxonomy: Taxonomy, language: str) -> Predictions:
         """The same predictions with every path written in `language`, level by level
         falling back to the primary name where the taxonomy has no name in that language.
 

@@ -245,7 +245,7 @@ def classify_file(
             allow_download=allow_download,
         ):
             preds = predict(batch)
-            writer.write(preds.in_language(tax, language) if language else preds)
+            writer.write(preds.localized(tax, language) if language else preds)
             if progress:
                 progress(len(batch))
     if report.good == 0:
