@@ -155,7 +155,7 @@ def _progress(
         nonlocal done
         done += count
         # an estimate that fell short becomes "unknown" rather than a stage ended early
-        lines("classifying", done, total if total > done else 0)
+        lines("classifying", done, total if total >= done else 0)
 
     try:
         with reporting_to(lines):

@@ -90,6 +90,7 @@ class _Stage:
     total: int = 0
     finished: bool = False
     bar: Any = None
+    updated: float = 0.0
 
 
 class ProgressPrinter:
@@ -123,6 +124,9 @@ class ProgressPrinter:
         self.prefix = prefix
         self.clock = clock
         self._stages: dict[str, _Stage] = {}
+        # a stage that reports only when done ("fit 1/1") began, at the latest, when the
+        # previous report came in
+        self._last_event = clock()
 
     def _name(self, stage: str) -> str:
         return f"{self.prefix}: {stage}" if self.prefix else stage
@@ -136,8 +140,10 @@ class ProgressPrinter:
         if state is None or done < state.done or (state.finished and done <= state.done):
             if state is not None:
                 self._end(stage, state, now)
-            state = self._stages[stage] = _Stage(started=now, last_line=now)
-        state.done, state.total = done, total
+            began = now if done == 0 else self._last_event
+            state = self._stages[stage] = _Stage(started=began, last_line=began)
+        self._last_event = now
+        state.done, state.total, state.updated = done, total, now
         if self.tty:
             self._bar(stage, state)
             if total > 0 and done >= total:
@@ -178,7 +184,11 @@ class ProgressPrinter:
         if state.bar is not None:
             state.bar.close()
             state.bar = None
-        took = _duration(now - state.started)
+        # a stage ended from outside (the next one, close) ended at its last report
+        took = _duration(
+            (now if state.total > 0 and state.done >= state.total else state.updated)
+            - state.started
+        )
         if state.total > 0 and state.done >= state.total:
             self._line(f"{self._name(stage)}: {state.total:,}/{state.total:,} in {took}")
         elif state.total > 0:
