@@ -29,6 +29,10 @@ taxonomy_app = typer.Typer(
     help="Inspect taxonomies: bundled (shopify, google) or files.", no_args_is_help=True
 )
 app.add_typer(taxonomy_app, name="taxonomy")
+models_app = typer.Typer(
+    help="A versioned model store: list, show, promote, roll back.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
 
 MAX_BAD_ROWS_SHOWN = 20
 
@@ -62,6 +66,10 @@ Device = Annotated[
     ),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")]
+StoreOpt = Annotated[
+    Path | None, typer.Option("--store", help="A model store folder (with --name).")
+]
+NameOpt = Annotated[str | None, typer.Option("--name", help="A model's name in --store.")]
 
 
 def _columns(
@@ -178,14 +186,20 @@ def classify(
         typer.Option(
             "--taxonomy",
             "-t",
-            help="Bundled name (shopify, google) or a taxonomy FILE. Default: shopify; with "
-            "--model, the model's own (another one is an error).",
+            help="Zero-shot: bundled name (shopify, google) or a taxonomy FILE "
+            "[default: shopify]. A trained model uses its own.",
         ),
     ] = None,
     model: Annotated[
         Path | None,
         typer.Option("--model", "-m", help="A trained model directory (else zero-shot)."),
     ] = None,
+    store: StoreOpt = None,
+    name: NameOpt = None,
+    language: Annotated[
+        str,
+        typer.Option(help="Language of the category paths written: en, or zh (Chinese names)."),
+    ] = "en",
     encoder: Annotated[
         str,
         typer.Option(
@@ -201,13 +215,6 @@ def classify(
             max=1.0,
             help="Back off to the deepest level at least this confident; flag such rows "
             "needs_review.",
-        ),
-    ] = None,
-    language: Annotated[
-        str | None,
-        typer.Option(
-            help="Write category paths in this language where the taxonomy has names in it "
-            "(zh: Shopify's Chinese names); default: the taxonomy's primary names."
         ),
     ] = None,
     adapt: Annotated[
@@ -245,8 +252,10 @@ def classify(
                 out,
                 taxonomy=taxonomy,
                 model=model,
-                min_confidence=min_confidence,
+                store=store,
+                name=name,
                 language=language,
+                min_confidence=min_confidence,
                 encoder=encoder,
                 columns=columns,
                 top_k=top_k,
@@ -271,7 +280,20 @@ def classify(
 @app.command()
 def train(
     input: Annotated[Path, typer.Argument(help="Labelled products: .csv, .tsv, .jsonl, .parquet.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Model directory to write (or --store and --name)."),
+    ] = None,
+    store: StoreOpt = None,
+    name: NameOpt = None,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="With --store: make the new version current at once (the first version of "
+            "a name always is).",
+        ),
+    ] = False,
     valid: Annotated[
         Path | None,
         typer.Option(
@@ -339,14 +361,14 @@ def train(
     overrides: dict[str, object] = {"seed": seed}
     if balance:
         overrides["balance"] = True
-    for name, value in (
+    for option, value in (
         ("encoder", encoder),
         ("peft", peft),
         ("adversarial", adversarial),
         ("epochs", epochs),
     ):
         if value is not None:
-            overrides[name] = value
+            overrides[option] = value
 
     with _reported(printer), _progress(prefix="training") as (progress, _):
         columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
@@ -366,6 +388,9 @@ def train(
             on_bad_row=printer,
             reading=printer.reading(allow_download),
             device=device,
+            store=store,
+            name=name,
+            promote=promote or None,
         )
     m = outcome.valid_metrics
     typer.echo(
@@ -607,6 +632,72 @@ def taxonomy_search(
         typer.echo("no category matches every word; closest matches:", err=True)
     for cid, path in outcome.hits:
         typer.echo(f"{cid}\t{path}")
+
+
+@models_app.command("list")
+def models_list(
+    store: Annotated[Path, typer.Option("--store", help="The model store folder.")],
+    name: Annotated[str | None, typer.Argument(help="One name (default: all).")] = None,
+) -> None:
+    """List stored versions, oldest first; * marks the current one."""
+    from .store import ModelStore
+
+    with _reported():
+        model_store = ModelStore(store)
+        names = [name] if name else model_store.names()
+        if not names:
+            typer.echo(f"no models in {store}")
+        for n in names:
+            for v in model_store.versions(n):
+                acc = v.valid_metrics.get("accuracy")
+                typer.echo(
+                    f"{'*' if v.current else ' '} {n} {v.version} {v.kind or '?'} "
+                    f"created {v.created_at or '?'}"
+                    + (f" valid accuracy {acc:.4f}" if acc is not None else "")
+                    + (f" parent {v.parent}" if v.parent else "")
+                )
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="The model's name.")],
+    store: Annotated[Path, typer.Option("--store", help="The model store folder.")],
+    version: Annotated[str | None, typer.Option(help="A version (default: current).")] = None,
+) -> None:
+    """Show one version (default: the current one) as JSON."""
+    import json
+
+    from .store import ModelStore
+
+    with _reported():
+        typer.echo(json.dumps(ModelStore(store).info(name, version).as_dict(), indent=2))
+
+
+@models_app.command("promote")
+def models_promote(
+    name: Annotated[str, typer.Argument(help="The model's name.")],
+    version: Annotated[str, typer.Argument(help="The version to make current.")],
+    store: Annotated[Path, typer.Option("--store", help="The model store folder.")],
+) -> None:
+    """Make a version current (atomically; servers pick it up without a restart)."""
+    from .store import ModelStore
+
+    with _reported():
+        ModelStore(store).promote(name, version)
+    typer.echo(f"{name}: current version is now {version}")
+
+
+@models_app.command("rollback")
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="The model's name.")],
+    store: Annotated[Path, typer.Option("--store", help="The model store folder.")],
+) -> None:
+    """Return to the version that was current before this one."""
+    from .store import ModelStore
+
+    with _reported():
+        version = ModelStore(store).rollback(name)
+    typer.echo(f"{name}: rolled back to {version}")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .errors import ConfigError
 from .taxonomy import PATH_SEPARATOR, Taxonomy
@@ -15,8 +16,11 @@ def primary_language(taxonomy: Taxonomy) -> str:
     return langs[0] if langs else "en"
 
 
-def check_language(taxonomy: Taxonomy, language: str) -> None:
-    """Raise a clear error unless `taxonomy` has names in `language`."""
+def check_language(taxonomy: Taxonomy, language: str | None) -> None:
+    """Raise a clear error unless `taxonomy` has names in `language` (None and "en", the
+    primary names, always do)."""
+    if language in (None, "en"):
+        return
     if language != primary_language(taxonomy) and language not in taxonomy.languages:
         raise ConfigError(
             f"taxonomy '{taxonomy.name}' has no names in language '{language}'; it has "
@@ -78,26 +82,44 @@ class Predictions(Sequence[ProductPrediction]):
         'Electronics > Communications > Telephony > Mobile & Smart Phones'
     """
 
-    def __init__(self, items: Sequence[ProductPrediction]) -> None:
+    def __init__(
+        self,
+        items: Sequence[ProductPrediction],
+        *,
+        model: Any = None,
+        proba: Any = None,
+        labels: Sequence[str] | None = None,
+    ) -> None:
         self._items = list(items)
+        # which model made these (a `classifier.ModelIdentity`), and on request its full
+        # class probabilities: rows follow the items, columns follow `labels` (category ids)
+        self.model = model
+        self.proba = proba
+        self.labels = list(labels) if labels is not None else None
+
+    def _derived(self, items: Sequence[ProductPrediction]) -> Predictions:
+        return Predictions(items, model=self.model, proba=self.proba, labels=self.labels)
 
     def __len__(self) -> int:
         return len(self._items)
 
     def __getitem__(self, index):  # type: ignore[override]
         if isinstance(index, slice):
-            return Predictions(self._items[index])
+            proba = self.proba[index] if self.proba is not None else None
+            return Predictions(
+                self._items[index], model=self.model, proba=proba, labels=self.labels
+            )
         return self._items[index]
 
     def __iter__(self) -> Iterator[ProductPrediction]:
         return iter(self._items)
 
     def top_k(self, k: int) -> Predictions:
-        return Predictions([replace(p, candidates=p.candidates[:k]) for p in self._items])
+        return self._derived([replace(p, candidates=p.candidates[:k]) for p in self._items])
 
     def above(self, threshold: float) -> Predictions:
         """Keep only candidates whose path confidence is at least `threshold`."""
-        return Predictions(
+        return self._derived(
             [
                 replace(p, candidates=tuple(c for c in p.candidates if c.confidence >= threshold))
                 for p in self._items
@@ -134,15 +156,17 @@ class Predictions(Sequence[ProductPrediction]):
                     suggested=best,
                 )
             )
-        return Predictions(out)
+        return self._derived(out)
 
-    def localized(self, taxonomy: Taxonomy, language: str) -> Predictions:
+    def localized(self, taxonomy: Taxonomy, language: str | None) -> Predictions:
         """The same predictions with every path written in `language`, level by level
         falling back to the primary name where the taxonomy has no name in that language.
 
         Raises:
             ConfigError: the taxonomy has no names at all in `language`.
         """
+        if language in (None, "en"):
+            return self
         check_language(taxonomy, language)
         if language == primary_language(taxonomy):
             return self
@@ -152,7 +176,7 @@ class Predictions(Sequence[ProductPrediction]):
                 return None
             return replace(cand, path=taxonomy.localized_path(cand.category_id, language))
 
-        return Predictions(
+        return self._derived(
             [
                 replace(
                     p,

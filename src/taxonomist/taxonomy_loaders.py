@@ -238,7 +238,9 @@ def same_taxonomy(a: Taxonomy, b: Taxonomy) -> bool:
     return all(c.id in b and b.get(c.id).path == c.path for c in a)
 
 
-def check_model_taxonomy(own: Taxonomy, requested: str | Path | None, *, model: str) -> None:
+def check_model_taxonomy(
+    own: Taxonomy, requested: str | Path | Taxonomy | None, *, model: str
+) -> None:
     """Refuse a taxonomy asked for alongside a trained model unless it is the model's own.
 
     A trained model can only predict the categories it was trained on, so a different
@@ -250,12 +252,16 @@ def check_model_taxonomy(own: Taxonomy, requested: str | Path | None, *, model: 
     """
     from .errors import ConfigError
 
-    if requested is None or str(requested).strip() == "":
+    if requested is None or (not isinstance(requested, Taxonomy) and not str(requested).strip()):
         return
-    try:
-        other = load_taxonomy(requested)
-    except TaxonomyError:
-        other = None
+    if isinstance(requested, Taxonomy):
+        other: Taxonomy | None = requested
+        requested = requested.name
+    else:
+        try:
+            other = load_taxonomy(requested)
+        except TaxonomyError:
+            other = None
     if other is not None and same_taxonomy(own, other):
         return
     raise ConfigError(
