@@ -224,8 +224,12 @@ def test_classify_language_zh_writes_chinese_paths(
             if row[column]:
                 assert set(row[column].split(" > ")) <= chinese, row
         assert row["category_id"] in {"ac", "ac-1", "ac-1-1", "ac-2", "fw", "fw-1"}
-    result = _run(*args, "--language", "fr")
-    assert result.exit_code == 1 and "no names in language 'fr'" in result.output
+    # a taxonomy without Chinese names: said before any work, not English paths silently
+    english = tmp_path / "en.json"
+    english.write_text(Taxonomy.from_paths([("Bags", "Handbags")]).to_json(), encoding="utf-8")
+    args = ["classify", tiny_corpus, "--out", tmp_path / "q.csv", "-t", english]
+    result = _run(*args, "--encoder", "fake", "--language", "zh")
+    assert result.exit_code == 1 and "no names in language 'zh'" in result.output
 
 
 def test_predictions_in_language_fall_back_per_level() -> None:
@@ -235,3 +239,13 @@ def test_predictions_in_language_fall_back_per_level() -> None:
     preds = Predictions([ProductPrediction("p", (_cand("a-1", ("A", "B"), (0.9, 0.8)),))])
     assert preds.localized(tax, "zh")[0].best.path == ("甲", "B")
     assert preds.localized(tax, "en")[0].best.path == ("A", "B")
+
+
+def test_training_slash_labels_into_a_taxonomy_names_the_separator(
+    slash_gold: Path, tmp_path: Path, tiny_taxonomy: Taxonomy
+) -> None:
+    tax = tmp_path / "tax.json"
+    tax.write_text(tiny_taxonomy.to_json(), encoding="utf-8")
+    result = _run("train", slash_gold, "--out", tmp_path / "m", "--preset", "fast", "-t", tax)
+    assert result.exit_code == 1
+    assert "--label-separator '/'" in result.output

@@ -116,3 +116,18 @@ def test_train_prints_one_line_per_stage_not_per_epoch(tmp_path: Path, tiny_corp
     assert 1 <= len(epoch_lines) <= 2, result.output
     assert all(ln.startswith("training: epoch: ") for ln in epoch_lines)
     assert "torchvision" not in result.output
+
+
+def test_classify_in_a_log_ends_with_one_progress_line(
+    tmp_path: Path, tiny_corpus: Path, tiny_taxonomy
+) -> None:
+    tax = tmp_path / "tax.json"
+    tax.write_text(tiny_taxonomy.to_json(), encoding="utf-8")
+    out = tmp_path / "p.csv"
+    result = CliRunner().invoke(
+        app,
+        ["classify", str(tiny_corpus), "--out", str(out), "-t", str(tax), "--encoder", "fake"],
+    )
+    assert result.exit_code == 0, result.output
+    progress = [ln for ln in result.output.splitlines() if ln.startswith("classifying:")]
+    assert len(progress) == 1 and progress[0].startswith("classifying: 160/160 in ")

@@ -91,6 +91,8 @@ class _Stage:
     finished: bool = False
     bar: Any = None
     updated: float = 0.0
+    first_at: float = 0.0
+    first_done: int = 0
 
 
 class ProgressPrinter:
@@ -140,8 +142,12 @@ class ProgressPrinter:
         if state is None or done < state.done or (state.finished and done <= state.done):
             if state is not None:
                 self._end(stage, state, now)
+            # the stage began, at the latest, when the previous report came in; its pace is
+            # measured from its own first report on
             began = now if done == 0 else self._last_event
-            state = self._stages[stage] = _Stage(started=began, last_line=began)
+            state = self._stages[stage] = _Stage(
+                started=began, last_line=now, first_at=now, first_done=done
+            )
         self._last_event = now
         state.done, state.total, state.updated = done, total, now
         if self.tty:
@@ -161,9 +167,9 @@ class ProgressPrinter:
             share = state.done / state.total
             text = f"{self._name(stage)}: {state.done:,}/{state.total:,} ({share:.0%}), "
             text += _duration(elapsed)
-            if state.done > 0:
-                left = elapsed / state.done * (state.total - state.done)
-                text += f", about {_duration(left)} left"
+            if state.done > state.first_done and now > state.first_at:
+                pace = (now - state.first_at) / (state.done - state.first_done)
+                text += f", about {_duration(pace * (state.total - state.done))} left"
             return text
         rate = state.done / elapsed if elapsed > 0 else 0.0
         return f"{self._name(stage)}: {state.done:,} done, {_duration(elapsed)} ({rate:,.0f}/s)"

@@ -275,7 +275,11 @@ def _read_labelled(
             assert product.label is not None
             labels.append(product.label.id)
     if not texts:
-        raise DataError(f"no usable labelled rows ({len(report.bad_rows)} bad rows)", file=path)
+        raise DataError(
+            f"no usable labelled rows ({len(report.bad_rows)} bad rows)"
+            + _separator_hint(path, columns),
+            file=path,
+        )
     return texts, labels, report
 
 
