@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import heapq
 import re
 import threading
 import unicodedata
@@ -100,26 +101,42 @@ class SearchIndex:
                 postings.setdefault(word, []).append(i)
         self.postings = {w: frozenset(ids) for w, ids in postings.items()}
         self.vocabulary = sorted(self.postings)
+        # unspaced scripts: which categories' paths hold each character, so a Chinese term
+        # is checked as a substring only where all its characters occur
+        chars: dict[str, list[int]] = {}
+        for i, text in enumerate(self.path_text):
+            for char in set(_UNSPACED.findall(text)):
+                chars.setdefault(char, []).append(i)
+        self.char_postings = {c: frozenset(ids) for c, ids in chars.items()}
 
     def _matching(self, term: _Term) -> set[int]:
         if term.unspaced:
-            return {i for i, text in enumerate(self.path_text) if term.text in text}
-        found = set(self.postings.get(term.text, ()))
-        if term.prefix_ok:
-            start = bisect.bisect_left(self.vocabulary, term.text)
-            for word in self.vocabulary[start:]:
-                if not word.startswith(term.text):
-                    break
-                found.update(self.postings[word])
+            rarest = sorted(
+                (self.char_postings.get(c, frozenset()) for c in set(term.text)), key=len
+            )
+            pool = set(rarest[0]).intersection(*rarest[1:]) if rarest else set()
+            return {i for i in pool if term.text in self.path_text[i]}
+        if not term.prefix_ok:
+            return set(self.postings.get(term.text, ()))
+        found: set[int] = set()
+        for word in self._prefixed(term):
+            found.update(self.postings[word])
         return found
 
-    def _in_name(self, i: int, term: _Term) -> tuple[bool, bool]:
+    def _prefixed(self, term: _Term) -> frozenset[str]:
+        """The indexed words that start with `term` (itself included)."""
+        start = bisect.bisect_left(self.vocabulary, term.text)
+        end = bisect.bisect_left(self.vocabulary, term.text + "\uffff", start)
+        return frozenset(self.vocabulary[start:end])
+
+    def _in_name(self, i: int, term: _Term, prefixed: frozenset[str]) -> tuple[bool, bool]:
         """(the category's own name holds the term, only as a word prefix)."""
         if term.unspaced:
             return term.text in self.name_text[i], False
-        if term.text in self.name_words[i]:
+        words = self.name_words[i]
+        if term.text in words:
             return True, False
-        if term.prefix_ok and any(w.startswith(term.text) for w in self.name_words[i]):
+        if term.prefix_ok and not words.isdisjoint(prefixed):
             return True, True
         return False, False
 
@@ -147,11 +164,17 @@ class SearchIndex:
             return []
         hits = [self._matching(t) for t in terms]
         candidates = set.intersection(*hits) if require_all else set().union(*hits)
-        folded_query = " ".join(t.text for t in terms)
+        prefixed = [
+            self._prefixed(t) if t.prefix_ok and not t.unspaced else frozenset() for t in terms
+        ]
+        whole = _fold(query).strip()
+        spaced_only = not any(t.unspaced for t in terms)
+        if spaced_only:
+            return self._rank_spaced(terms, hits, candidates, prefixed, whole, limit, require_all)
         scored = []
         for i in candidates:
-            matched = sum(1 for h in hits if i in h)
-            in_name = [self._in_name(i, t) for t in terms]
+            matched = sum(1 for h in hits if i in h) if not require_all else len(terms)
+            in_name = [self._in_name(i, t, p) for t, p in zip(terms, prefixed, strict=True)]
             named = sum(1 for hit, _ in in_name if hit)
             # in unspaced scripts a name that starts with the query is the thing itself far
             # more often than one that merely contains it ("手机" phone vs "干手机" hand dryer)
@@ -159,13 +182,12 @@ class SearchIndex:
                 1 for t in terms if t.unspaced and any(n.startswith(t.text) for n in self.names[i])
             )
             prefix_only = sum(1 for hit, pre in in_name if hit and pre)
-            exact = any(_fold(n) == _fold(query).strip() for n in self.names[i]) or (
-                named == len(terms)
+            exact = whole in self.names[i] or (
+                spaced_only
+                and named == len(terms)
                 and not prefix_only
                 and self.name_sizes[i] == len(terms)
-                and not any(t.unspaced for t in terms)
             )
-            cat = self.categories[i]
             key = (
                 -matched,
                 not exact,
@@ -173,13 +195,55 @@ class SearchIndex:
                 -starts,
                 prefix_only,
                 self._extra(i, terms, named),
-                cat.depth,
-                len(self.name_text[i]) if folded_query else 0,
+                self.categories[i].depth,
+                len(self.name_text[i]),
                 i,
             )
             scored.append((key, i))
-        scored.sort()
-        return [self.categories[i] for _, i in scored[:limit]]
+        return [self.categories[i] for _, i in heapq.nsmallest(limit, scored)]
+
+    def _rank_spaced(
+        self,
+        terms: list[_Term],
+        hits: list[set[int]],
+        candidates: set[int],
+        prefixed: list[frozenset[str]],
+        whole: str,
+        limit: int,
+        require_all: bool,
+    ) -> list[Category]:
+        """`search`'s ranking for words in spaced scripts only, the type-ahead case, kept
+        lean: a one-letter prefix matches most of a 10k taxonomy."""
+        n_terms = len(terms)
+        exact_words = [t.text for t in terms]
+        name_words, name_sizes, names = self.name_words, self.name_sizes, self.names
+        cats, name_text = self.categories, self.name_text
+        scored = []
+        for i in candidates:
+            words = name_words[i]
+            named = prefix_only = 0
+            for text, allowed in zip(exact_words, prefixed, strict=True):
+                if text in words:
+                    named += 1
+                elif allowed and not words.isdisjoint(allowed):
+                    named += 1
+                    prefix_only += 1
+            exact = whole in names[i] or (
+                named == n_terms and not prefix_only and name_sizes[i] == n_terms
+            )
+            matched = n_terms if require_all else sum(1 for h in hits if i in h)
+            key = (
+                -matched,
+                not exact,
+                -named,
+                prefix_only,
+                max(name_sizes[i] - named, 0),
+                cats[i].depth,
+                len(name_text[i]),
+                i,
+            )
+            scored.append((key, i))
+        return [cats[i] for _, i in heapq.nsmallest(limit, scored)]
 
 
 def _terms(query: str) -> list[_Term]:
