@@ -20,12 +20,18 @@ from .data import ColumnSpec, ReadReport, read_products
 from .data.readers import BadRow, Product, detect_format, read_labels
 from .data.writers import PredictionWriter
 from .devices import check_device
+from .diagnostics import (
+    mismatch_warnings,
+    no_gold_labels_message,
+    separator_hint,
+    warn_about_label_separator,
+)
 from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
 from .persistence import atomic_write_text
 from .predictions import check_language
 from .taxonomy import PATH_SEPARATOR, Taxonomy
-from .taxonomy_loaders import from_labels, guess_label_separator, load_taxonomy
+from .taxonomy_loaders import from_labels, load_taxonomy
 
 logger = logging.getLogger(__name__)
 
@@ -277,27 +283,10 @@ def _read_labelled(
     if not texts:
         raise DataError(
             f"no usable labelled rows ({len(report.bad_rows)} bad rows)"
-            + _separator_hint(path, columns),
+            + separator_hint(path, columns),
             file=path,
         )
     return texts, labels, report
-
-
-def warn_about_label_separator(labels: list[str], separator: str, path: str | Path) -> None:
-    """Warn when labels look like paths joined by another separator than `separator`: they
-    would otherwise train flat, one-level labels without a word said."""
-    other = guess_label_separator(labels, separator)
-    if other is not None:
-        example = next((x for x in labels if other in x), "")
-        logger.warning(
-            "%s: labels look like paths joined by '%s' (e.g. '%s'), but levels are split "
-            "on '%s'; pass --label-separator '%s' to train a hierarchy",
-            path,
-            other,
-            example,
-            separator,
-            other,
-        )
 
 
 def _training_data(
@@ -578,7 +567,7 @@ def evaluate_files(
     if not gold:
         if report.good == 0 and report.bad_rows:
             raise DataError(
-                _no_gold_labels_message(gold_path, columns, tax, len(report.bad_rows)),
+                no_gold_labels_message(gold_path, columns, tax, len(report.bad_rows)),
                 file=gold_path,
             )
         raise DataError(
@@ -602,7 +591,7 @@ def evaluate_files(
         result.metrics["accuracy_full_depth"] = sum(
             1 for g, f in zip(gold, full_depth) if tuple(g) == tuple(f)
         ) / len(gold)
-    warnings += _mismatch_warnings(gold, pred, gold_path, columns, tax)
+    warnings += mismatch_warnings(gold, pred, gold_path, columns, tax)
     outcome = EvaluateOutcome(result, report, missing, n_pred - len(matched_ids), report.bad_rows)
     outcome.warnings = warnings
     context = {
@@ -643,63 +632,6 @@ def evaluate_files(
 
 def _split_path(category: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in category.split(PATH_SEPARATOR.strip()) if p.strip())
-
-
-# Below this share of predictions that agree with gold even on the top level, the two
-# files almost surely speak different taxonomies or separators rather than a weak model.
-TOP_LEVEL_AGREEMENT_FLOOR = 0.05
-
-
-def _separator_hint(path: Path, columns: ColumnSpec) -> str:
-    try:
-        labels = read_labels(path, columns)
-    except TaxonomistError:
-        return ""
-    other = guess_label_separator(labels, columns.label_separator)
-    if other is None:
-        return ""
-    example = next((x for x in labels if other in x), "")
-    return (
-        f"; the gold labels look like paths joined by '{other}' (e.g. '{example}'): "
-        f"pass --label-separator '{other}'"
-    )
-
-
-def _no_gold_labels_message(path: Path, columns: ColumnSpec, tax: Taxonomy, bad: int) -> str:
-    hint = _separator_hint(path, columns)
-    return f"none of the gold labels is a category of taxonomy '{tax.name}' ({bad} bad rows)" + (
-        hint
-        or "; are they from another taxonomy? Without --taxonomy the gold file's own "
-        "paths are the taxonomy"
-    )
-
-
-def _mismatch_warnings(
-    gold: list[tuple[str, ...]],
-    pred: list[tuple[str, ...]],
-    gold_path: Path,
-    columns: ColumnSpec,
-    tax: Taxonomy,
-) -> list[str]:
-    """A warning when almost no prediction shares even its top level with the gold label."""
-    from .taxonomy import _norm
-
-    answered = [(g, p) for g, p in zip(gold, pred) if p]
-    if len(answered) < 5:
-        return []
-    agree = sum(1 for g, p in answered if _norm(g[0]) == _norm(p[0]))
-    if agree > TOP_LEVEL_AGREEMENT_FLOOR * len(answered):
-        return []
-    gold_tops = sorted({g[0] for g, _ in answered})[:3]
-    pred_tops = sorted({p[0] for _, p in answered})[:3]
-    hint = _separator_hint(gold_path, columns) or (
-        "; the predictions and the gold labels seem to come from different taxonomies "
-        "(or levels are joined differently: see --label-separator)"
-    )
-    return [
-        f"only {agree} of {len(answered)} predictions share even the top level with the gold "
-        f"label (gold e.g. {gold_tops}, predicted e.g. {pred_tops}){hint}"
-    ]
 
 
 def _atomic_write(path: Path, text: str) -> None:

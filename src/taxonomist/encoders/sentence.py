@@ -66,7 +66,7 @@ def weights_digest(directory: str | Path) -> str:
     for path, (rel, size, _) in zip(files, stamp, strict=True):
         digest.update(f"{rel}\x00{size}\x00".encode())
         with open(path, "rb") as handle:
-            for block in iter(lambda h=handle: h.read(1 << 20), b""):
+            while block := handle.read(1 << 20):
                 digest.update(block)
     value = digest.hexdigest()
     with _digest_lock:
