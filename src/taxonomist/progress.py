@@ -82,6 +82,14 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def _elapsed(state: _Stage, now: float) -> float:
+    if state.first_done > 0 and state.done > state.first_done:
+        # its first units finished before anyone heard of the stage: scale the measured pace
+        # rather than count whatever ran before it (reading, encoding) as part of it
+        return (now - state.first_at) * state.done / (state.done - state.first_done)
+    return now - state.started
+
+
 @dataclass
 class _Stage:
     started: float
@@ -162,7 +170,7 @@ class ProgressPrinter:
             self._line(self._progress_text(stage, state, now))
 
     def _progress_text(self, stage: str, state: _Stage, now: float) -> str:
-        elapsed = now - state.started
+        elapsed = _elapsed(state, now)
         if state.total > 0:
             share = state.done / state.total
             text = f"{self._name(stage)}: {state.done:,}/{state.total:,} ({share:.0%}), "
@@ -191,10 +199,8 @@ class ProgressPrinter:
             state.bar.close()
             state.bar = None
         # a stage ended from outside (the next one, close) ended at its last report
-        took = _duration(
-            (now if state.total > 0 and state.done >= state.total else state.updated)
-            - state.started
-        )
+        end = now if state.total > 0 and state.done >= state.total else state.updated
+        took = _duration(_elapsed(state, end))
         if state.total > 0 and state.done >= state.total:
             self._line(f"{self._name(stage)}: {state.total:,}/{state.total:,} in {took}")
         elif state.total > 0:
