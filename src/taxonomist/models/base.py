@@ -21,7 +21,7 @@ from ..calibration import fit_temperature, log_softmax, softmax
 from ..errors import DataError, NotTrainedError
 from ..hierarchy import TreeIndex
 from ..items import ModelInput, as_items, as_texts
-from ..persistence import read_manifest, read_taxonomy, save_model_dir
+from ..persistence import load_consistent, read_taxonomy, save_model_dir
 from ..predictions import Predictions
 from ..taxonomy import Taxonomy
 
@@ -279,5 +279,9 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
     from . import model_class
 
     path = Path(path)
-    manifest = read_manifest(path)
-    return model_class(manifest.get("kind", "")).from_dir(path, manifest, device)
+
+    def build(manifest: dict[str, Any]) -> Model:
+        return model_class(manifest.get("kind", "")).from_dir(path, manifest, device)
+
+    # the directory may be re-saved while we read it: load_consistent loads again if so
+    return load_consistent(path, build)
