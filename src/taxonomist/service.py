@@ -584,8 +584,6 @@ def evaluate_files(
     count; later rows with the same id are counted as duplicates (warned; `strict`: an
     error) and not scored. Output paths are checked before anything is read.
     """
-    from .evaluation import evaluate
-
     predictions_path, gold_path = Path(predictions_path), Path(gold_path)
     inputs = [predictions_path, gold_path]
     if json_path is not None:
@@ -595,8 +593,12 @@ def evaluate_files(
     check_distinct([("metrics JSON", json_path), ("report", report_path)])
     prediction_file = read_prediction_file(predictions_path, strict=strict)
     preds, n_pred = prediction_file.by_id, prediction_file.rows
-    tax = resolve_taxonomy(taxonomy, label_file=None if taxonomy else gold_path, columns=columns)
     gold_cols = columns.labels_only()
+    if not peek_file(gold_path, gold_cols)[1]:
+        raise DataError("the gold file has no data rows: nothing to score", file=gold_path)
+    from .evaluation import evaluate  # sklearn: slow to import, so after the cheap checks
+
+    tax = resolve_taxonomy(taxonomy, label_file=None if taxonomy else gold_path, columns=columns)
     report = ReadReport(str(gold_path))
     gold, pred, conf, ids = [], [], [], []
     missing = duplicate_gold = 0
@@ -628,8 +630,6 @@ def evaluate_files(
                 tuple(p.strip() for p in category.split(PATH_SEPARATOR.strip()) if p.strip())
             )
             conf.append(confidence)
-    if report.rows == 0:
-        raise DataError("the gold file has no data rows: nothing to score", file=gold_path)
     if not gold:
         raise DataError(
             f"no product ids in common between predictions ({n_pred} rows) and gold labels "

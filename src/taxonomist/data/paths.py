@@ -81,6 +81,8 @@ def check_output_file(
             way, or the output is one of the inputs.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"is a folder; give a {what} file name inside it", file=path)
     accepted = sorted(formats)
     if path.suffix.lower() not in accepted:
         raise DataError(
@@ -88,8 +90,6 @@ def check_output_file(
             f"{', '.join(accepted)}",
             file=path,
         )
-    if path.is_dir():
-        raise DataError(f"is a folder; give a {what} file name inside it", file=path)
     _writable_folder(path.parent, path)
     for source in inputs:
         if source is not None and same_file(path, source):

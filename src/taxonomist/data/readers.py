@@ -16,6 +16,7 @@ import codecs
 import csv
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -197,13 +198,18 @@ def _open_text(path: Path, encoding: str, **kw: Any) -> Any:
 def guess_encoding(raw: bytes) -> str:
     """A legacy encoding that decodes `raw` (bytes that were not UTF-8) plausibly: GB18030
     when they read as Chinese, else Windows-1252 when they decode, else Latin-1."""
-    try:
-        text = raw.decode("gb18030")
-        wide = [ch for ch in text if ord(ch) > 0x7F]
-        if wide and sum("\u4e00" <= ch <= "\u9fff" for ch in wide) >= 0.8 * len(wide):
-            return "gb18030"
-    except UnicodeDecodeError:
-        pass
+    # Chinese in GB18030 comes in runs of two-byte characters, both bytes high; accented
+    # Latin letters are mostly one high byte between ASCII ones (which GB18030 would also
+    # "decode", pairing the high byte with the next letter)
+    runs = [len(run) for run in re.findall(rb"[\x80-\xff]+", raw)]
+    if runs and sum(n % 2 == 0 for n in runs) >= 0.8 * len(runs):
+        try:
+            text = raw.decode("gb18030")
+            wide = [ch for ch in text if ord(ch) > 0x7F]
+            if wide and sum("\u4e00" <= ch <= "\u9fff" for ch in wide) >= 0.8 * len(wide):
+                return "gb18030"
+        except UnicodeDecodeError:
+            pass
     try:
         raw.decode("cp1252")
         return "cp1252"
