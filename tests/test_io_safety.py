@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import stat
+import sys
 import threading
 import time
 from pathlib import Path
@@ -331,6 +332,18 @@ def test_concurrent_saves_never_collide(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no .new-/.old- leftovers
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["version"] in (1, 2, 3)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
+def test_linux_swaps_directories_in_one_step(tmp_path: Path) -> None:
+    from taxonomist.persistence import _exchange
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "from-a").touch()
+    (tmp_path / "b").mkdir()
+    assert _exchange(tmp_path / "a", tmp_path / "b")
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["from-a"]
+    assert list((tmp_path / "a").iterdir()) == []
 
 
 @pytest.mark.parametrize("exchange", [True, False])

@@ -242,6 +242,8 @@ def classify_file(
                 strict=strict and not columns.image_column,
                 batch_size=batch_size,
                 report=ReadReport(str(input_path)),
+                check_ids=False,  # the main pass reports repeated ids and decoding
+                quiet=True,
             ):
                 sample.extend(p.text for p in batch)
                 if len(sample) >= limit:

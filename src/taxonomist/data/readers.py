@@ -389,6 +389,7 @@ def read_products(
     allow_download: bool = False,
     download_dir: str | Path | None = None,
     check_ids: bool = True,
+    quiet: bool = False,
 ) -> Iterator[list[Product]]:
     """Yield validated products from `path` in lists of at most `batch_size`.
 
@@ -408,6 +409,8 @@ def read_products(
         check_ids: report rows whose id repeats an earlier row's (counted in `report`, one
             warning at the end; `strict` makes the first an error). The row is still yielded:
             what a repeat means is the caller's decision (evaluate counts the first only).
+        quiet: no end-of-file warnings (undecodable rows, repeated ids) in the log, for a
+            pass over a file that another pass reports; `report` is still filled.
 
     A file with a header and no data rows (or an empty JSONL file) yields nothing: callers
     decide whether that is an error. When most rows fail to decode, `report.encoding_hint`
@@ -544,6 +547,7 @@ def read_products(
             batch = []
     if report.undecodable_rows and report.undecodable_rows * 2 >= report.rows:
         report.encoding_hint = encoding_hint(_raw_bytes(undecodable_sample), columns.encoding)
+    if report.encoding_hint and not quiet:
         logger.warning(
             "%s: %d of %d rows are not valid %s; %s",
             path,
@@ -552,7 +556,7 @@ def read_products(
             _codec(columns),
             report.encoding_hint,
         )
-    if report.duplicate_ids:
+    if report.duplicate_ids and not quiet:
         logger.warning("%s; --strict makes this an error", report.duplicates_message())
     if batch:
         yield batch
@@ -704,6 +708,7 @@ def read_labels(path: str | Path, columns: ColumnSpec = ColumnSpec()) -> list[st
         report=ReadReport(str(path)),
         require_label=True,
         check_ids=False,
+        quiet=True,
     ):
         labels.extend(p.text for p in batch)
     return labels
