@@ -207,6 +207,23 @@ def test_evaluate_scores_each_id_once(tmp_path: Path) -> None:
     assert f"{preds}: line 4: field 'id': duplicate id 'b'" in result.output
 
 
+def test_train_warns_about_duplicate_ids(
+    tmp_path: Path, tiny_corpus: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "labelled.csv"
+    lines = tiny_corpus.read_text(encoding="utf-8").splitlines()
+    data.write_text("\n".join([*lines, lines[1]]) + "\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        result = _run("train", data, "--out", tmp_path / "m", "--preset", "fast")
+    assert result.exit_code == 0, result.output
+    first_id = lines[1].split(",")[0]
+    assert f"1 row(s) repeat an earlier row's id: '{first_id}' (line {len(lines) + 1}" in (
+        caplog.text
+    )
+    result = _run("train", data, "--out", tmp_path / "m", "--preset", "fast", "--strict")
+    assert result.exit_code == 1 and f"duplicate id '{first_id}'" in result.output
+
+
 # -- 4. confidences in a predictions file ------------------------------------------------------
 
 

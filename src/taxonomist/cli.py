@@ -302,7 +302,9 @@ def classify(
         f"({outcome.seconds:.1f} s, {rate:.0f}/s); {len(outcome.report.bad_rows)} bad rows skipped"
         + (f", {len(outcome.report.image_problems)} without a usable image" if image_column else "")
         + (
-            f"; {outcome.report.duplicate_ids} rows repeat an earlier id"
+            f"; {outcome.report.duplicate_ids} "
+            + ("row repeats" if outcome.report.duplicate_ids == 1 else "rows repeat")
+            + " an earlier id"
             if outcome.report.duplicate_ids
             else ""
         )
