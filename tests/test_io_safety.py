@@ -546,7 +546,17 @@ def test_version() -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["classify"], ["train"], ["tune"], ["align"], ["evaluate"], ["demo"], ["taxonomy"]],
+    [
+        [],
+        ["classify"],
+        ["train"],
+        ["tune"],
+        ["align"],
+        ["evaluate"],
+        ["demo"],
+        ["taxonomy"],
+        ["models", "list"],
+    ],
 )
 def test_help_fits_80_columns(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
