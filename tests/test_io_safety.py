@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from taxonomist.cli import app
 from taxonomist.data import ColumnSpec, PredictionWriter, ReadReport, read_products
-from taxonomist.data.paths import check_model_dir, check_output_file, same_file
+from taxonomist.data.paths import check_distinct, check_model_dir, check_output_file, same_file
 from taxonomist.data.readers import guess_encoding, sniff_delimiter
 from taxonomist.errors import DataError
 from taxonomist.persistence import load_consistent, save_model_dir
@@ -144,6 +144,16 @@ def test_train_never_replaces_a_user_folder(tmp_path: Path, products: Path) -> N
         from taxonomist.service import align_file
 
         align_file(inside, model, columns=ColumnSpec(image_column="image"))
+
+
+def test_two_outputs_naming_one_file(tmp_path: Path) -> None:
+    report = tmp_path / "r.html"
+    alias = tmp_path / "alias.json"
+    alias.symlink_to(report)
+    report.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="would be the same file"):
+        check_distinct([("metrics JSON", alias), ("report", report)])
+    check_distinct([("metrics JSON", tmp_path / "m.json"), ("report", report), ("x", None)])
 
 
 def test_check_helpers_accept_good_paths(tmp_path: Path) -> None:
@@ -515,7 +525,10 @@ def test_header_only_input_gives_empty_output(
         assert pq.read_table(out).num_rows == 0
     empty = tmp_path / "empty.jsonl"
     empty.write_text("", encoding="utf-8")
-    assert _classify(empty, tmp_path / "e.csv", tax).exit_code == 0
+    result = _classify(empty, tmp_path / "e.csv", tax, "--keep-columns", "brand")
+    assert result.exit_code == 0, result.output
+    assert _rows(tmp_path / "e.csv") == []
+    assert (tmp_path / "e.csv").read_text(encoding="utf-8").strip().endswith(",brand")
 
 
 def test_header_only_training_and_gold_files_are_errors(tmp_path: Path, products: Path) -> None:

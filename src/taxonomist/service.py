@@ -169,7 +169,11 @@ def classify_file(
     input_path, output_path = Path(input_path), Path(output_path)
     check_output_file(output_path, WRITE_FORMATS, inputs=[input_path], what="output")
     names, has_rows = peek_file(input_path, columns)
-    keep = resolve_keep_columns(columns, names, input_path) if columns.keep_columns else []
+    keep: list[str] = []
+    if columns.keep_columns and (names or has_rows):
+        keep = resolve_keep_columns(columns, names, input_path)
+    elif isinstance(columns.keep_columns, tuple):
+        keep = list(columns.keep_columns)  # an empty JSONL file names no columns to check
 
     def writer() -> PredictionWriter:
         return PredictionWriter(
