@@ -96,7 +96,7 @@ class MicroBatcher:
                 self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), remaining)
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     break
             jobs = self._take()
             try:
