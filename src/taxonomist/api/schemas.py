@@ -15,9 +15,8 @@ MAX_TOP_K = 20
 # What a photo may be: base64 data (bare or as a data: URI), or an http(s) URL that the server
 # fetches only when started with --allow-download. A file path or file:// URL never matches:
 # the server reads no file a caller names.
-IMAGE_PATTERN = (
-    r"^(data:image/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/=\s]*|https?://[^\s]+|[A-Za-z0-9+/=\s]+)$"
-)
+_BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+IMAGE_PATTERN = rf"^(?:(?:data:image/[A-Za-z0-9.+-]+;base64,)?{_BASE64}|https?://[^\s]+)$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 Language = Literal["en", "zh"]

@@ -8,6 +8,7 @@ serving, then swaps the reference: a request sees the old model or the new one, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -140,7 +141,9 @@ class ModelRegistry:
             clf = await asyncio.to_thread(self.loader, path)
         except (TaxonomistError, OSError) as exc:
             if name in self._served:
-                logger.error("model %s: cannot load %s, still serving the old one: %s", name, path, exc)
+                logger.error(
+                    "model %s: cannot load %s, still serving the old one: %s", name, path, exc
+                )
             else:
                 logger.error("model %s: cannot load %s: %s", name, path, exc)
                 self._expected.pop(name, None)
@@ -204,10 +207,8 @@ class ModelRegistry:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                pass
         self._tasks.clear()
         for batcher in self._batchers.values():
             await batcher.stop()
