@@ -70,6 +70,8 @@ def field_name(loc: Sequence[Any]) -> str:
     """('body', 'products', 0, 'title') -> 'products[0].title'."""
     out = ""
     for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
+        if isinstance(part, str) and "[" in part:  # a union branch's tag: list[ProductIn]
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:

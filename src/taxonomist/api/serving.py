@@ -117,6 +117,10 @@ class ModelRegistry:
         return self._batchers[name]
 
     # -- loading ------------------------------------------------------------------------------
+    def serve(self, name: str, classifier: Any) -> None:
+        """Serve an already-loaded classifier under `name` (replacing any model of that name)."""
+        self._install(Served(name, classifier, None, None))
+
     def _install(self, served: Served) -> None:
         # one reference assignment: a concurrent reader sees the old or the new, never neither
         self._served[served.name] = served
