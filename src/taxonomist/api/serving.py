@@ -54,7 +54,7 @@ class Served:
 def _default_loader(path: Path) -> Any:
     from ..classifier import load_classifier
 
-    return load_classifier(path)
+    return load_classifier(path, warm=True)
 
 
 class ModelRegistry:
