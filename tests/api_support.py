@@ -12,15 +12,20 @@ CORPORA = Path(__file__).parent / "corpora"
 MODEL_NAME = "tiny"
 
 
-def tiny_model_dir(factory: pytest.TempPathFactory) -> Path:
-    """A `linear` model directory named `tiny`, trained once per process and reused."""
+def tiny_model_dir(factory: pytest.TempPathFactory, name: str = MODEL_NAME, seed: int = 13) -> Path:
+    """A `linear` model directory on the tiny corpus, trained once per process and reused."""
     from taxonomist import service
 
-    target = factory.getbasetemp() / "api-models" / MODEL_NAME
+    target = factory.getbasetemp() / "api-models" / name
     if not (target / "manifest.json").exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         service.train_file(
-            CORPORA / "fashion_tiny.csv", target, preset="fast", kind="linear", refit=False
+            CORPORA / "fashion_tiny.csv",
+            target,
+            preset="fast",
+            kind="linear",
+            refit=False,
+            seed=seed,
         )
     return target
 

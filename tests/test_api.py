@@ -244,6 +244,7 @@ def test_readyz_is_503_until_the_model_is_loaded(model_dir: Path) -> None:
 
 def test_concurrent_requests_are_batched(model_dir: Path) -> None:
     import httpx
+
     from taxonomist.classifier import load_classifier
 
     clf = load_classifier(model_dir)
@@ -347,3 +348,80 @@ def test_serve_refuses_to_run_without_keys(model_dir: Path) -> None:
     result = CliRunner().invoke(app, ["api-key", "--scopes", "classify,review"])
     assert result.exit_code == 0 and "classify,review" in result.output
     assert CliRunner().invoke(app, ["api-key", "--scopes", "root"]).exit_code == 1
+
+
+# -- the model store and photos ------------------------------------------------------------
+
+
+def test_promote_and_rollback_are_picked_up_without_restart(
+    model_dir: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    from taxonomist.store import ModelStore
+
+    other = tiny_model_dir(tmp_path_factory, "tiny-other", seed=14)
+    store = ModelStore(tmp_path / "store")
+    first = store.add(MODEL_NAME, model_dir)
+    second = store.add(MODEL_NAME, other)
+    assert first != second and store.current_version(MODEL_NAME) == first
+    app = create_app(ApiSettings(store=tmp_path / "store", open_access=True, reload_interval_s=0.1))
+    body = {"product": {"title": "a blue shirt"}}
+
+    def served_version(c: TestClient, want: str) -> str:
+        for _ in range(400):
+            version = c.post(CLASSIFY, json=body).json()["model"]["version"]
+            if version == want:
+                return version
+            threading.Event().wait(0.05)
+        return version
+
+    with TestClient(app) as c:
+        wait_ready(c)
+        assert served_version(c, first) == first
+        store.promote(MODEL_NAME, second)
+        assert served_version(c, second) == second
+        assert c.get(f"/v1/models/{MODEL_NAME}").json()["versions"] == [first, second]
+        store.rollback(MODEL_NAME)
+        assert served_version(c, first) == first
+        text = c.get("/metrics").text
+        assert _metric(text, f'taxonomist_model_loads_total{{model="{MODEL_NAME}"}}') == 3
+
+
+def test_photos_reach_a_model_that_reads_them(tmp_path_factory: pytest.TempPathFactory) -> None:
+    import base64
+
+    from taxonomist import service
+    from taxonomist.data import ColumnSpec
+
+    images = Path(__file__).parent / "corpora" / "images"
+    fake_image = {"encoder": "fake", "epochs": 5, "hidden": 32, "batch_size": 32}
+    overrides = {"mode": "late", "text_encoder": "fake", "image_config": fake_image}
+    target = tmp_path_factory.mktemp("fusion") / "photos"
+    service.train_file(
+        Path(__file__).parent / "corpora" / "fashion_tiny_images.csv",
+        target,
+        preset="fast",
+        kind="fusion",
+        columns=ColumnSpec(image_column="image"),
+        overrides=overrides,
+    )
+    app = create_app(ApiSettings(model=target, open_access=True))
+    photo = next(images.glob("*.jpg")).read_bytes()
+    products = [
+        {"id": "raw", "title": "Women Handbag", "image": base64.b64encode(photo).decode()},
+        {
+            "id": "uri",
+            "title": "Women Handbag",
+            "image": "data:image/jpeg;base64," + base64.b64encode(photo).decode(),
+        },  # fmt: skip
+        {"id": "bad", "title": "Women Handbag", "image": base64.b64encode(b"not a jpeg").decode()},
+        {"id": "url", "title": "Women Handbag", "image": "https://example.com/a.jpg"},
+    ]
+    with TestClient(app) as c:
+        wait_ready(c)
+        assert c.get("/v1/models/photos").json()["uses_images"] is True
+        r = c.post("/v1/models/photos/classify", json={"products": products})
+        assert r.status_code == 200, r.text
+        warnings = {x["id"]: x["warnings"] for x in r.json()["results"]}
+    assert warnings["raw"] == [] and warnings["uri"] == []
+    assert "not an image" in warnings["bad"][0]
+    assert "does not allow downloads" in warnings["url"][0]
