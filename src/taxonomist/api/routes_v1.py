@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ..errors import DataError, TaxonomistError, TaxonomyError
 from ..predictions import Candidate, Predictions, ProductPrediction
@@ -148,17 +148,20 @@ def results_out(
 )
 async def classify(
     name: ModelName, body: ClassifyRequest, request: Request, models: Registry
-) -> ClassifyResponse:
+) -> Response:
     served = models.get(name)
     products = body.items
-    with tempfile.TemporaryDirectory(prefix="taxonomist-api-") as tmp:
-        directory = Path(tmp) if any(p.image for p in products) else None
-        if directory is not None:
+    if any(p.image for p in products):
+        # photos are decoded to a private folder that lives until the model has read them
+        with tempfile.TemporaryDirectory(prefix="taxonomist-api-") as tmp:
             records, warnings = await asyncio.to_thread(
-                _records, products, served, request, directory
+                _records, products, served, request, Path(tmp)
             )
-        else:
-            records, warnings = _records(products, served, request, None)
+            preds, classifier = await models.batcher(name).submit(
+                records, body.language, body.top_k
+            )
+    else:
+        records, warnings = _records(products, served, request, None)
         preds, classifier = await models.batcher(name).submit(records, body.language, body.top_k)
     results = results_out(
         preds,
@@ -168,9 +171,11 @@ async def classify(
         language=body.language,
         warnings=warnings,
     )
-    return ClassifyResponse(
+    out = ClassifyResponse(
         model=model_ref(served, classifier), language=body.language, results=results
     )
+    # already validated by construction: answering with bytes skips FastAPI's second pass
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 # -- models ---------------------------------------------------------------------------------
