@@ -139,9 +139,11 @@ class MicroBatcher:
                     try:
                         preds = await self._predict(classifier, [job], language)
                     except Exception as exc:  # noqa: BLE001 - handed to that caller
-                        job.future.set_exception(exc)
+                        if not job.future.done():  # a caller that left is cancelled
+                            job.future.set_exception(exc)
                     else:
-                        job.future.set_result((preds, classifier))
+                        if not job.future.done():
+                            job.future.set_result((preds, classifier))
                 continue
             start = 0
             for job in group:
