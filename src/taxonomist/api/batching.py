@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _Job:
-    records: list[dict[str, Any]]
+    records: list[Any]  # checked `Product`s
     language: str
     top_k: int
     future: asyncio.Future = field(repr=False)
@@ -79,7 +79,7 @@ class MicroBatcher:
             if not job.future.done():
                 job.future.cancel()
 
-    async def submit(self, records: list[dict[str, Any]], language: str, top_k: int) -> Any:
+    async def submit(self, records: list[Any], language: str, top_k: int) -> Any:
         """Predictions for `records` (top `top_k` each) and the classifier that made them."""
         self.start()
         job = _Job(records, language, top_k, asyncio.get_running_loop().create_future())
