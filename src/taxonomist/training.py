@@ -256,10 +256,18 @@ def plot_training_curve(model: Model, path: Path) -> Path | None:
             label="validation accuracy",
         )
         right.set_ylabel("accuracy")
-        right.legend(loc="center right")
-    left.legend(loc="upper right")
+    # one legend for both axes, below the plot: inside, some corner always hides a curve
+    handles = [h for ax in fig.axes for h in ax.get_legend_handles_labels()[0]]
+    fig.legend(
+        handles,
+        [str(h.get_label()) for h in handles],
+        loc="lower center",
+        ncol=len(handles),
+        fontsize=8,
+        frameon=False,
+    )
     left.set_title("Training curve")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
