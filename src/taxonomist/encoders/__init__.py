@@ -10,12 +10,13 @@ name.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ConfigError
 from .base import Encoder, Role, normalize
-from .cache import CachedEncoder, EmbeddingCache
+from .cache import CachedEncoder, EmbeddingCache, open_cache
 from .fake import FakeEncoder
 from .language import detect_language, language_shares
 
@@ -32,6 +33,7 @@ __all__ = [
     "detect_language",
     "language_shares",
     "normalize",
+    "open_cache",
 ]
 
 
@@ -139,19 +141,17 @@ def build_cached_encoder(
     device: str = "cpu",
     saved: Path | None = None,
 ) -> Encoder:
-    """`build_encoder` behind the on-disk embedding cache (the default one unless given),
-    for trained kinds that re-read the same catalogue across fits."""
-    cache = cache or EmbeddingCache()
+    """`build_encoder` behind an on-disk embedding cache (none when `cache` is None), for
+    trained kinds that re-read the same catalogue across fits."""
     if spec.lower().startswith("by-language:"):
         # each route is cached under its own encoder's name, shared with single-encoder use
-        return _routed(
-            spec,
-            lambda name: CachedEncoder(build_encoder(name, device=device, saved=saved), cache),
-            device=device,
-            saved=saved,
-        )
+        def build(name: str) -> Encoder:
+            inner = build_encoder(name, device=device, saved=saved)
+            return CachedEncoder(inner, cache) if cache is not None else inner
+
+        return _routed(spec, build, device=device, saved=saved)
     encoder = build_encoder(spec, device=device, saved=saved)
-    return CachedEncoder(encoder, cache)
+    return CachedEncoder(encoder, cache) if cache is not None else encoder
 
 
 class EncoderSet:
@@ -191,12 +191,15 @@ class _LazyAutoSet(EncoderSet):
         self._device = device
         self._wrap = wrap
         self._loaded: dict[str, Encoder] = {}
+        self._lock = threading.Lock()
         super().__init__({}, fallback=None)  # type: ignore[arg-type]
 
     def for_language(self, language: str) -> Encoder:
         key = "e5" if language == "zh" else "minilm"
         if key not in self._loaded:
-            self._loaded[key] = self._wrap(build_encoder(key, device=self._device))
+            with self._lock:  # two threads seeing their first Chinese text load E5 once
+                if key not in self._loaded:
+                    self._loaded[key] = self._wrap(build_encoder(key, device=self._device))
         return self._loaded[key]
 
     @property
