@@ -124,3 +124,47 @@ def test_cached_routed_encoder_caches_per_route(tmp_path):
     first = encoder.encode(["红色 T恤", "red shirt"])
     again = encoder.encode(["红色 T恤", "red shirt"])
     np.testing.assert_array_equal(first, again)
+
+
+def test_fewshot_kind_learns_from_five_per_category_and_round_trips(tiny_rows, tmp_path):
+    from taxonomist.models.fewshot import assign_folds
+
+    by_label: dict[str, list[dict[str, str]]] = {}
+    for row in tiny_rows:
+        by_label.setdefault(row["category"], []).append(row)
+    train = [r for rows in by_label.values() for r in rows[:5]]
+    test = [r for rows in by_label.values() for r in rows[5:]]
+    taxonomy = from_labels(r["category"] for r in tiny_rows)
+    trained = train_model(
+        [r["title"] for r in train],
+        [r["category"] for r in train],
+        taxonomy,
+        tmp_path / "few",
+        kind="fewshot",
+        overrides={"encoder": "fake"},
+    )
+    assert trained.valid_rows == 0 and trained.train_rows == len(train)
+    model = trained.model
+    history = model.report.history[0]
+    assert 0 <= history["weight_prototypes"] <= 1 and history["prior"] in model.config.priors
+    pred = [p.best.path for p in model.predict([r["title"] for r in test])]
+    gold = [tuple(r["category"].split(" > ")) for r in test]
+    accuracy = np.mean([p == g for p, g in zip(pred, gold)])
+    assert accuracy > 0.5  # 20 categories: chance is 0.05
+    loaded = load_model(trained.path)
+    probe = [r["title"] for r in test[:10]]
+    np.testing.assert_allclose(loaded.predict_proba(probe), model.predict_proba(probe), atol=1e-5)
+    folds = assign_folds(np.array([0, 0, 0, 1, 1, 2]), 3, seed=1)
+    assert set(folds[:3]) == {0, 1, 2} and folds[3] != folds[4]
+
+
+def test_fewshot_falls_back_on_category_names_for_an_unseen_class(tmp_path):
+    taxonomy = from_labels(["Shoes", "Shirts", "Watches"])
+    texts = ["running shoes", "leather shoes", "cotton shirts", "linen shirts"]
+    labels = ["Shoes", "Shoes", "Shirts", "Shirts"]
+    trained = train_model(
+        texts, labels, taxonomy, tmp_path / "m", kind="fewshot", overrides={"encoder": "fake"}
+    )
+    # a label never seen has no column; the seen ones still predict from names and examples
+    assert trained.model.labels == ["Shirts", "Shoes"]
+    assert trained.model.predict(["suede shoes"])[0].best.path == ("Shoes",)

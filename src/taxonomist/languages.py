@@ -49,10 +49,10 @@ class LanguagePlan:
     def adapt(self, kind: str, config: dict[str, Any]) -> dict[str, Any]:
         """`config` (a member's preset settings) with this plan's choices for `kind`."""
         config = dict(config)
-        if kind in ("linear", "knn"):
+        if kind in ("linear", "knn", "fewshot"):
             config.update(self.tfidf)
-            config.update(self.linear if kind == "linear" else self.knn)
-        elif kind == "head" and self.encoder:
+            config.update(self.linear if kind == "linear" else self.knn if kind == "knn" else {})
+        if kind in ("head", "fewshot") and self.encoder:
             english = str(config.get("encoder", "minilm"))
             if english.lower() in ENGLISH_DEFAULTS:  # an encoder the user chose stays
                 config["encoder"] = self.encoder.format(english=english)

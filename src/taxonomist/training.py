@@ -129,6 +129,19 @@ def resolve_kind(
     return chosen_kind, cls.config_class.from_dict(config)
 
 
+# With at most this many labelled products in the median category, training suggests the
+# `fewshot` kind (docs/benchmarks.md, "Few labels")
+FEW_LABELS = 20
+
+
+def few_labels(labels: Sequence[str]) -> bool:
+    """Whether the median category has at most `FEW_LABELS` labelled products."""
+    from collections import Counter
+
+    counts = sorted(Counter(labels).values())
+    return counts[len(counts) // 2] <= FEW_LABELS
+
+
 def group_split(
     texts: Sequence[ModelInput], fraction: float = 0.1, seed: int = 13
 ) -> tuple[list[int], list[int]]:
@@ -212,12 +225,21 @@ def train_model(
         raise DataError(
             f"training data has a single class ({labels[0]!r}); a classifier needs at least two"
         )
-    if valid_texts is None:
+    if kind is None and has_images(texts):
+        kind = "fusion"
+    if kind is None and few_labels(labels):
+        logger.warning(
+            "at most %d labelled products in most categories: --kind fewshot usually does "
+            "better than a preset there",
+            FEW_LABELS,
+        )
+    if valid_texts is None and kind == "fewshot":
+        # it cross-validates on every labelled row; a held-out split would waste labels
+        valid_texts, valid_labels = [], []
+    elif valid_texts is None:
         texts, labels, valid_texts, valid_labels = cut_validation(
             texts, labels, valid_fraction, seed
         )
-    if kind is None and has_images(texts):
-        kind = "fusion"
     languages = plan_for(texts)
     chosen, config = resolve_kind(preset, kind, dict(overrides or {}), languages)
     model = model_class(chosen)(taxonomy, config)
@@ -228,7 +250,7 @@ def train_model(
         kinds = {chosen, *(k for k, _ in getattr(config, "members", ()))}
         # retraining a transformer or backbone blocks would double a long training run
         refit = "finetune" not in kinds and not getattr(config, "finetune_blocks", 0)
-    if refit:
+    if refit and valid_texts:
         logger.info("refitting on train + validation (%d rows)", len(texts) + len(valid_texts))
         model.refit_full(texts + valid_texts, labels + list(valid_labels or []), progress=progress)
     path = model.save(
