@@ -10,7 +10,7 @@ reference is `fast` (TF-IDF + linear SVM) and the peer trained on every training
 run. Test rows: the dataset's test split (its first `--test-limit` rows); zh-retail uses the
 test cut of benchmarks/chinese.py over its first `--zh-limit` rows. Encoders: MiniLM int8 for
 English, E5-small for Chinese (what the language-aware presets choose).
-Writes benchmarks/results/few_labels.json and prints a Markdown table.
+Writes benchmarks/results/few_labels-<datasets>.json and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ def splits(dataset: str, test_limit: int, zh_limit: int) -> tuple[pd.DataFrame, 
 
 def sample(train: pd.DataFrame, shots: int, seed: int) -> pd.DataFrame:
     """`shots` rows per category (all of a smaller one), drawn with the seed."""
-    return (
-        train.groupby("category", group_keys=False)
-        .apply(lambda g: g.sample(min(shots, len(g)), random_state=seed))
-        .reset_index(drop=True)
-    )
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    for rows in train.groupby("category").indices.values():
+        chosen.extend(rng.choice(rows, min(shots, len(rows)), replace=False).tolist())
+    return train.iloc[sorted(chosen)].reset_index(drop=True)
 
 
 def accuracy(pred, gold) -> float:
@@ -140,7 +140,7 @@ def main() -> int:
             )  # fmt: skip
             print(json.dumps(results[-1]), flush=True)
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "few_labels.json").write_text(
+        (RESULTS / f"few_labels-{args.datasets.replace(',', '-')}.json").write_text(
             json.dumps({"load_average": os.getloadavg(), "rows": results}, indent=2)
         )
     print("| data | labels/category | method | accuracy |")
