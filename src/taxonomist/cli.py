@@ -393,7 +393,8 @@ def train(
         str | None,
         typer.Option(
             help="Override the preset's kind: linear | knn | head | finetune | ensemble | "
-            "image | fusion (with --image-column, fusion is the default)."
+            "fewshot (5-20 labels a category) | image | fusion (with --image-column, fusion "
+            "is the default)."
         ),
     ] = None,
     taxonomy: Annotated[
