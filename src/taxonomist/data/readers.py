@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -371,7 +371,7 @@ def _has_bad_bytes(text: str) -> bool:
     return _BAD_BYTES.search(text) is not None
 
 
-def _cell(record: dict[str, Any], column: str) -> str:
+def _cell(record: Mapping[str, Any], column: str) -> str:
     value = record.get(column)
     if value is None:
         return ""
