@@ -92,10 +92,6 @@ class ColumnSpec:
         if not isinstance(self.keep_columns, str) and any(not c.strip() for c in self.keep_columns):
             raise ConfigError(f"keep columns must be non-empty names, got {self.keep_columns!r}")
 
-    @property
-    def utf8(self) -> bool:
-        return self.encoding == "utf-8"
-
 
 @dataclass(frozen=True)
 class Product:
