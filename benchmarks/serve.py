@@ -122,6 +122,14 @@ def run_wrk(url: str, script: Path, clients: int, seconds: int) -> dict:
     }
 
 
+def model_calls(base: str) -> tuple[float, float]:
+    """(model calls, products) so far, from the server's own metrics."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    found = dict(re.findall(r'taxonomist_model_batch_items_(count|sum)\{model="m"\} (\S+)', text))
+    return float(found.get("count", 0)), float(found.get("sum", 0))
+
+
 def rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
@@ -192,23 +200,23 @@ def main() -> int:
                 ("batch32_1_client", batch_lua, 1, 32),
                 ("batch32_4_clients", batch_lua, 4, 32),
             ):
+                calls_before, items_before = model_calls(base)
                 run = run_wrk(url, script, clients, args.seconds)
+                calls_after, items_after = model_calls(base)
                 run["items_per_s"] = run["requests_per_s"] * per_request
+                run["products_per_model_call"] = (items_after - items_before) / max(
+                    1.0, calls_after - calls_before
+                )
                 runs[label] = run
                 print(
                     f"{label}: {run['requests_per_s']:.1f} req/s, {run['items_per_s']:.0f} "
                     f"items/s, p50 {run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, "
-                    f"non-2xx {run['non_2xx']}",
+                    f"non-2xx {run['non_2xx']}, "
+                    f"{run['products_per_model_call']:.1f} products per model call",
                     flush=True,
                 )
             result["runs"] = runs
         result["rss_after_load_mib"] = rss_mib(proc.pid)
-        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
-            metrics = response.read().decode()
-        count = re.search(r'taxonomist_model_batch_items_count\{model="m"\} ([\d.e+]+)', metrics)
-        total = re.search(r'taxonomist_model_batch_items_sum\{model="m"\} ([\d.e+]+)', metrics)
-        if count and total:
-            result["mean_items_per_model_call"] = float(total.group(1)) / float(count.group(1))
     finally:
         proc.send_signal(signal.SIGINT)
         try:
