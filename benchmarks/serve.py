@@ -59,6 +59,24 @@ def batch_path(model: Path, texts: list[str]) -> dict:
     return {"items": len(texts), "seconds": seconds, "items_per_s": len(texts) / seconds}
 
 
+def cli_classify(model: Path, texts: list[str]) -> dict:
+    """`taxonomist classify` on a CSV of the same titles, end to end (start-up included)."""
+    import csv
+
+    exe = Path(sys.executable).with_name("taxonomist")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "titles.csv"
+        with open(data, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "title"])
+            writer.writerows((i, t) for i, t in enumerate(texts))
+        cmd = [str(exe), "classify", str(data), "--model", str(model), "--out"]
+        started = time.perf_counter()
+        subprocess.run([*cmd, str(Path(tmp) / "out.csv")], check=True, capture_output=True)
+        seconds = time.perf_counter() - started
+    return {"items": len(texts), "seconds": seconds, "items_per_s": len(texts) / seconds}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -166,6 +184,8 @@ def main() -> int:
     result: dict = {"model": str(args.model), "rows": len(texts), "seconds": args.seconds}
     result["batch_path"] = batch_path(args.model, texts)
     print(f"batch path: {result['batch_path']['items_per_s']:.0f} items/s", flush=True)
+    result["cli_classify"] = cli_classify(args.model, texts)
+    print(f"classify CLI, start-up included: {result['cli_classify']['seconds']:.1f} s", flush=True)
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
