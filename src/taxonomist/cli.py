@@ -283,6 +283,15 @@ def train(
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
+    precision_target: Annotated[
+        float,
+        typer.Option(
+            min=0.5,
+            max=1.0,
+            help="Per-category routing thresholds are chosen on validation to reach this "
+            "precision; products below them go to review.",
+        ),
+    ] = 0.99,
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -336,6 +345,7 @@ def train(
             on_bad_row=printer,
             reading=printer.reading(allow_download),
             device=device,
+            precision_target=precision_target,
         )
     for bar in bars.values():
         bar.close()
@@ -345,6 +355,11 @@ def train(
         f"validation ({outcome.valid_rows} rows): accuracy {m.get('accuracy', float('nan')):.4f}, "
         f"macro-F1 {m.get('f1_macro', float('nan')):.4f}, ECE {m.get('ece', float('nan')):.4f}"
     )
+    if "automation_rate" in m:
+        typer.echo(
+            f"automation rate at {precision_target:g} precision (validation): "
+            f"{m['automation_rate']:.3f}"
+        )
     typer.echo(f"model: {outcome.model_dir}")
     if outcome.curve_path:
         typer.echo(f"training curve: {outcome.curve_path}")

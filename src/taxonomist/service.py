@@ -348,6 +348,7 @@ def train_file(
     on_bad_row: Callable[[BadRow], None] | None = None,
     reading: ImageReading | None = None,
     device: str = "auto",
+    precision_target: float | None = None,
 ) -> TrainOutcome:
     """Train a model on a labelled file and save it to `out_dir`.
 
@@ -377,6 +378,7 @@ def train_file(
         refit=refit,
         progress=progress,
         device=device,
+        precision_target=precision_target,
     )
     metrics = trained.model.report.valid_metrics if trained.model.report else {}
     return TrainOutcome(
