@@ -183,6 +183,13 @@ def classify(
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
+    review_db: Annotated[
+        str | None,
+        typer.Option(
+            help="Queue the products below the model's routing thresholds for review in this "
+            "database: sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB.",
+        ),
+    ] = None,
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -214,6 +221,7 @@ def classify(
                 on_bad_row=printer,
                 on_image_problem=printer.image_problem,
                 device=device,
+                review_db=review_db,
             )
     rate = outcome.written / max(outcome.seconds, 1e-9)
     typer.echo(
@@ -221,6 +229,8 @@ def classify(
         f"({outcome.seconds:.1f} s, {rate:.0f}/s); {len(outcome.report.bad_rows)} bad rows skipped"
         + (f", {len(outcome.report.image_problems)} without a usable image" if image_column else "")
     )
+    if outcome.queued is not None:
+        typer.echo(f"queued {outcome.queued} products for review in {review_db}")
 
 
 @app.command()

@@ -24,6 +24,7 @@ from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
 from .persistence import atomic_write_text
 from .predictions import Predictions
+from .routing import route
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 from .taxonomy_loaders import from_labels, load_taxonomy
 
@@ -40,6 +41,7 @@ class ClassifyOutcome:
     seconds: float
     taxonomy: str
     encoders: list[str]
+    queued: int | None = None  # products put in the review queue (with review_db)
 
 
 @dataclass
@@ -138,6 +140,7 @@ def classify_file(
     on_bad_row: Callable[[BadRow], None] | None = None,
     on_image_problem: Callable[[BadRow], None] | None = None,
     device: str = "auto",
+    review_db: str | Path | None = None,
 ) -> ClassifyOutcome:
     """Classify every good row of `input_path` into `output_path`, streaming.
 
@@ -152,6 +155,10 @@ def classify_file(
     saved by `align_file`) or, without one, from the ImageNet bridge. A bad image is reported
     through `on_image_problem` and its product is classified from its text. `device`
     ("auto", "cpu", "cuda"...) is where a trained model's network runs.
+
+    A trained model with routing thresholds flags `needs_review` on every product below its
+    category's threshold; with `review_db` (a URL or SQLite file) those products are queued
+    for review with their top suggestions (zero-shot: the rows --min-confidence flags).
     """
     if top_k < 1:
         raise DataError(f"top-k must be at least 1, got {top_k}")
@@ -165,18 +172,22 @@ def classify_file(
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
     detect_format(input_path)
+    # the queue shows reviewers a few alternatives even when the output keeps one
+    k = max(top_k, 5) if review_db is not None else top_k
+    routing = None
     if model is not None:
         from .models import load_model
 
         trained = load_model(model, check_device(device))
         tax = trained.taxonomy
+        routing = trained.routing
         encoders = [f"trained {trained.kind} model {model}"]
 
         def predict(products: list[Product]) -> Predictions:
             return trained.predict(
                 model_inputs(products, columns),
                 [p.id for p in products],
-                top_k=top_k,
+                top_k=k,
                 min_confidence=min_confidence,
             )
 
@@ -213,12 +224,13 @@ def classify_file(
             preds = clf.predict(
                 [p.text for p in products],
                 [p.id for p in products],
-                top_k=top_k,
+                top_k=k,
                 image_log_probs=image_logp,
                 image_weight=scorer.image_weight if scorer is not None else 0.5,
             )
             return preds.with_min_confidence(min_confidence, tax) if min_confidence else preds
 
+    review = _review_intake(review_db, tax, model, routing, min_confidence)
     report = ReadReport(str(input_path))
     with PredictionWriter(output_path, top_k) as writer:
         for batch in read_products(
@@ -231,7 +243,12 @@ def classify_file(
             on_image_problem=on_image_problem,
             allow_download=allow_download,
         ):
-            writer.write(predict(batch))
+            preds = predict(batch)
+            if review is not None:
+                preds = review(preds, batch)
+            elif routing is not None:
+                preds = route(preds, routing)
+            writer.write(preds.top_k(top_k))
             if progress:
                 progress(len(batch))
     if report.good == 0:
@@ -239,6 +256,8 @@ def classify_file(
         raise DataError(
             f"no valid rows to classify ({len(report.bad_rows)} bad rows)", file=input_path
         )
+    if review is not None:
+        review.store.close()
     return ClassifyOutcome(
         output_path,
         writer.count,
@@ -246,7 +265,31 @@ def classify_file(
         time.perf_counter() - started,
         f"{tax.name} {tax.version or ''}".strip(),
         [str(e) for e in encoders],
+        queued=review.queued if review is not None else None,
     )
+
+
+def _review_intake(
+    review_db: str | Path | None,
+    taxonomy: Taxonomy,
+    model: str | Path | None,
+    routing: Any,
+    min_confidence: float | None,
+) -> Any:
+    """The review queue's intake for classify, opened before any work so a bad URL or a
+    database that is down fails at once."""
+    if review_db is None:
+        return None
+    if routing is None and min_confidence is None:
+        raise ConfigError(
+            "--review-db queues the products below a trained model's routing thresholds: "
+            "give a --model trained with them, or --min-confidence to choose which go to review"
+        )
+    from .review import ReviewStore
+    from .review.intake import ReviewIntake, model_identity
+
+    name, version = model_identity(model) if model is not None else (taxonomy.name, "zero-shot")
+    return ReviewIntake(ReviewStore(review_db, taxonomy), routing, name, version)
 
 
 @dataclass
@@ -393,7 +436,9 @@ def train_file(
     )
 
 
-def _read_prediction_file(path: Path) -> tuple[dict[str, tuple[str, float | None]], int]:
+def _read_prediction_file(
+    path: Path, review_flags: dict[str, bool] | None = None
+) -> tuple[dict[str, tuple[str, float | None]], int]:
     import pandas as pd
 
     fmt = detect_format(path)
@@ -422,6 +467,8 @@ def _read_prediction_file(path: Path) -> tuple[dict[str, tuple[str, float | None
                 field=column,
             )
     has_conf = "confidence" in frame.columns
+    has_review = "needs_review" in frame.columns
+    flags = review_flags if review_flags is not None else {}
     out: dict[str, tuple[str, float | None]] = {}
     for offset, row in enumerate(frame.itertuples(index=False)):
         rec = row._asdict()
@@ -436,6 +483,8 @@ def _read_prediction_file(path: Path) -> tuple[dict[str, tuple[str, float | None
                 field="confidence",
             ) from None
         out[str(rec["id"])] = (str(rec["category"] or ""), conf)
+        if has_review:
+            flags[str(rec["id"])] = str(rec["needs_review"]).strip().lower() in ("true", "1")
     return out, len(frame)
 
 
@@ -461,7 +510,8 @@ def evaluate_files(
     from .evaluation import evaluate
 
     predictions_path, gold_path = Path(predictions_path), Path(gold_path)
-    preds, n_pred = _read_prediction_file(predictions_path)
+    flags: dict[str, bool] = {}
+    preds, n_pred = _read_prediction_file(predictions_path, flags)
     tax = resolve_taxonomy(taxonomy, label_file=None if taxonomy else gold_path, columns=columns)
     gold_cols = columns.labels_only()
     report = ReadReport(str(gold_path))
@@ -498,6 +548,11 @@ def evaluate_files(
         )
     confidences = [c for c in conf if c is not None] if None not in conf else None
     result = evaluate(gold, pred, confidences)
+    if any(flags.values()):
+        # routed predictions: the share a model files on its own, and how precise those are
+        auto = [tuple(g) == tuple(p) for i, g, p in zip(ids, gold, pred) if not flags.get(i)]
+        result.metrics["automation_rate"] = len(auto) / len(ids)
+        result.metrics["automated_precision"] = sum(auto) / len(auto) if auto else float("nan")
     outcome = EvaluateOutcome(result, report, missing, n_pred - len(matched_ids), report.bad_rows)
     context = {
         "predictions": str(predictions_path),
