@@ -1,0 +1,23 @@
+"""Dependencies shared by the routers (and by routers other modules add)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from .problems import ApiProblem
+from .serving import ModelRegistry
+
+JSON_TYPES = ("application/json",)
+
+
+def registry(request: Request) -> ModelRegistry:
+    return request.app.state.registry
+
+
+def require_json(request: Request) -> None:
+    """415 unless the body is declared JSON (application/json or any +json type)."""
+    declared = request.headers.get("content-type", "")
+    media = declared.split(";", 1)[0].strip().lower()
+    if media not in JSON_TYPES and not media.endswith("+json"):
+        shown = media or "none"
+        raise ApiProblem(415, f"send the body as application/json (content type was {shown})")
