@@ -50,13 +50,16 @@ def read_split(dataset: str, split: str) -> tuple[list[str], list[str], list[str
 
     path = DATA / dataset / f"{split}.csv"
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    texts = {p.line: p.text for b in read_products(path, ColumnSpec(text_columns=("title",))) for p in b}
+    texts = {
+        p.line: p.text for b in read_products(path, ColumnSpec(text_columns=("title",))) for p in b
+    }
     rows = [(r.id, texts[i + 2], r.category) for i, r in enumerate(frame.itertuples())]
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
 def automation(datasets: list[str], presets: list[str]) -> list[dict]:
-    from taxonomist.routing import Routing, automation as automated
+    from taxonomist.routing import Routing
+    from taxonomist.routing import automation as automated
     from taxonomist.taxonomy_loaders import from_labels
     from taxonomist.training import train_model
 
@@ -105,9 +108,7 @@ def automation(datasets: list[str], presets: list[str]) -> list[dict]:
     return out
 
 
-def simulate(
-    dataset: str, answers: int, order: str, seed: int, workdir: Path
-) -> dict:
+def simulate(dataset: str, answers: int, order: str, seed: int, workdir: Path) -> dict:
     """One store, one queue, N answers in `order` ('queue' or 'random'), one retrain."""
     from taxonomist.review import Filters, ReviewStore
     from taxonomist.review.loop import first_version, queue_file, retrain
@@ -143,7 +144,9 @@ def simulate(
     gold = {ids[i]: tax.by_path(paths[i]).id for i in second}
     with ReviewStore(db, tax) as store:
         items = store.list_items(Filters(), limit=len(second))
-        chosen = items[:answers] if order == "queue" else rng.sample(items, min(answers, len(items)))
+        chosen = (
+            items[:answers] if order == "queue" else rng.sample(items, min(answers, len(items)))
+        )
         corrected = 0
         for item in chosen:
             truth = gold[item["product_id"]]
@@ -153,7 +156,9 @@ def simulate(
     report = retrain(store_dir, "products", db)
     test_acc = {}
     for label, version in (("v1", v1), ("candidate", report.candidate)):
-        test_acc[label] = _test_accuracy(store_dir / "products" / "versions" / version, t_texts, t_paths)
+        test_acc[label] = _test_accuracy(
+            store_dir / "products" / "versions" / version, t_texts, t_paths
+        )
     return {
         "dataset": dataset,
         "order": order,
@@ -193,8 +198,10 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     if args.part == "automation":
         rows = automation(datasets, [p for p in args.presets.split(",") if p])
-        print("| dataset | preset | test accuracy | automation rate (per-category thresholds) "
-              "| precision | automation rate (one global threshold, peer) | precision |")
+        print(
+            "| dataset | preset | test accuracy | automation rate (per-category thresholds) "
+            "| precision | automation rate (one global threshold, peer) | precision |"
+        )
         print("|---|---|---|---|---|---|---|")
         for r in rows:
             print(
@@ -211,8 +218,10 @@ def main() -> None:
                     row = simulate(dataset, args.answers, order, args.seed, Path(tmp))
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 rows.append(row)
-        print("| dataset | answered | order | corrections | v1 test acc | candidate test acc "
-              "| gain | promoted |")
+        print(
+            "| dataset | answered | order | corrections | v1 test acc | candidate test acc "
+            "| gain | promoted |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(

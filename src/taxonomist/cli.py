@@ -590,6 +590,71 @@ def taxonomy_search(
         typer.echo(f"{cid}\t{path}")
 
 
+review_app = typer.Typer(
+    help="The review queue: export reviewed labels (reviewers work in the web page or API).",
+    no_args_is_help=True,
+)
+app.add_typer(review_app, name="review")
+ReviewDb = Annotated[
+    str,
+    typer.Option(
+        "--db", help="Review database: sqlite:///PATH, a file path, or postgresql://USER@HOST/DB."
+    ),
+]
+
+
+@review_app.command("export")
+def review_export(
+    db: ReviewDb,
+    out: Annotated[Path, typer.Option("--out", "-o", help="labels.csv or labels.parquet.")],
+) -> None:
+    """Write the latest accepted or corrected label of every reviewed product."""
+    with _reported():
+        from .review import ReviewStore
+        from .review.export import export_labels
+
+        with ReviewStore(db) as store:
+            count = export_labels(store, out)
+    typer.echo(f"exported {count} reviewed labels -> {out}")
+
+
+@app.command()
+def retrain(
+    store: Annotated[Path, typer.Option("--store", help="The model store folder.")],
+    name: Annotated[str, typer.Option("--name", help="The model's name in the store.")],
+    review_db: Annotated[
+        str | None,
+        typer.Option(help="Review database (default: review.sqlite in the store folder)."),
+    ] = None,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            min=0.0001, max=0.5, help="Refuse a candidate worse on the holdout at this p-value."
+        ),
+    ] = 0.05,
+    verbose: Verbose = False,
+) -> None:
+    """Train a candidate on the current version's data plus reviewed labels; promote it only
+    when it is not worse on the frozen holdout and better on reviewed products it did not
+    train on. Exit code 2 when the candidate is refused (the current version keeps serving)."""
+    _setup_logging(verbose)
+    with _reported():
+        from .review.db import DEFAULT_FILE
+        from .review.loop import retrain as run_retrain
+
+        report = run_retrain(store, name, review_db or str(store / DEFAULT_FILE), alpha=alpha)
+    h = report.holdout
+    typer.echo(
+        f"candidate {report.candidate} (from {report.current}): holdout accuracy "
+        f"{h['candidate_accuracy']:.4f} vs {h['current_accuracy']:.4f} on {h['rows']} rows"
+    )
+    for reason in report.reasons:
+        typer.echo(("" if report.promoted else "refused: ") + reason)
+    typer.echo(f"report: {report.report_path}")
+    if not report.promoted:
+        raise typer.Exit(code=2)
+
+
 def main() -> None:
     app()
 

@@ -1,55 +1,55 @@
-"""Reviewer API (`review` scope) and the retrain call (`admin` scope).
+"""Reviewer API (`review` scope), the reviewer page, and the retrain call (`admin` scope).
 
-The routes are built by `review_router(...)` around dependencies the app factory supplies:
-who is calling (the API key's name is the reviewer of record), the review store, and
-optionally the model store for retraining. Every failure of the review store is answered as
-RFC 7807 problem+json with the status its error class names (404, 409, 422, 503).
+`review_router(reviews, ...)` builds the routes around one open `ReviewStore`; the app
+factory includes it (`create_app(routers=[...])`). The API key's name is the reviewer of
+record. The review store's errors become problem+json with the status each error class
+names (404 no item, 409 decided/reserved/expired, 422 unknown category, 503 database down).
 """
 
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from ..errors import ConfigError, DataError, ModelError, TaxonomistError
 from ..review.errors import ReviewError
 from ..review.queue import MAX_BULK, RESERVATION_SECONDS, Filters, ReviewStore
+from .auth import ApiKey, require_scope
+from .problems import ApiProblem
 
 IMAGE_TYPES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
+OPEN_ACCESS_REVIEWER = "local"  # the reviewer of record when the server runs without keys
 
 
-def problem(status: int, title: str, detail: str, instance: str = "") -> JSONResponse:
-    return JSONResponse(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": instance},
-        status_code=status,
-        media_type="application/problem+json",
-    )
+def _web_file(name: str) -> Path:
+    return Path(str(resources.files("taxonomist") / "web" / name))
 
 
-def _as_problem(exc: TaxonomistError, request: Request) -> JSONResponse:
-    if isinstance(exc, ReviewError):
-        status = exc.status
-    elif isinstance(exc, (ConfigError, DataError)):
-        status = 422
-    elif isinstance(exc, ModelError):
-        status = 409
-    else:
-        status = 400
-    titles = {404: "Not found", 409: "Conflict", 422: "Invalid request", 503: "Unavailable"}
-    return problem(status, titles.get(status, "Bad request"), str(exc), request.url.path)
-
-
-def _call(request: Request, work: Callable[[], Any]) -> Any:
+@contextmanager
+def _problems() -> Iterator[None]:
     try:
-        return work()
-    except TaxonomistError as exc:
-        return _as_problem(exc, request)
+        yield
+    except ReviewError as exc:
+        raise ApiProblem(exc.status, str(exc)) from None
+
+
+def _reviewer(key: Annotated[ApiKey | None, Depends(require_scope("review"))]) -> str:
+    return key.name if key is not None else OPEN_ACCESS_REVIEWER
+
+
+def _admin(key: Annotated[ApiKey | None, Depends(require_scope("admin"))]) -> str:
+    return key.name if key is not None else OPEN_ACCESS_REVIEWER
+
+
+Reviewer = Annotated[str, Depends(_reviewer)]
+Admin = Annotated[str, Depends(_admin)]
 
 
 class FilterBody(BaseModel):
@@ -90,32 +90,32 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 
 def review_router(
-    reviewer: Callable[..., str],
-    store: Callable[..., ReviewStore],
+    reviews: ReviewStore,
     *,
-    admin: Callable[..., str] | None = None,
-    model_store_dir: Callable[..., Path | None] | None = None,
-    review_db: Callable[..., str | None] | None = None,
+    model_store: Path | None = None,
+    review_db: str | None = None,
 ) -> APIRouter:
-    """The review routes under /review (and /admin/retrain when `admin` is given).
+    """The routes under /review, and POST /admin/retrain when a model store is given.
 
     Args:
-        reviewer: a dependency returning the caller's name; it must enforce the `review`
-            scope (e.g. the app's `require_scope("review")`).
-        store: a dependency returning the open `ReviewStore`.
-        admin: a dependency enforcing the `admin` scope, for POST /admin/retrain.
-        model_store_dir, review_db: dependencies returning the model store folder and the
-            review database URL that retraining uses.
+        reviews: the open review store (its taxonomy checks corrections and answers
+            the type-ahead search).
+        model_store: the model store folder that `retrain` trains into.
+        review_db: the review database URL, for `retrain`.
     """
     router = APIRouter(tags=["review"])
-    Reviewer = Annotated[str, Depends(reviewer)]
-    Store = Annotated[ReviewStore, Depends(store)]
+
+    @router.get("/review", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(_web_file("review.html"), media_type="text/html")
+
+    @router.get("/review/review.js", include_in_schema=False)
+    def script() -> FileResponse:
+        return FileResponse(_web_file("review.js"), media_type="text/javascript")
 
     @router.get("/review/items", summary="Queue items in priority order")
     def list_items(
-        request: Request,
         who: Reviewer,
-        reviews: Store,
         category_id: Annotated[str | None, Query(max_length=512)] = None,
         model_version: Annotated[str | None, Query(max_length=256)] = None,
         reason: Annotated[str | None, Query(max_length=64)] = None,
@@ -125,155 +125,114 @@ def review_router(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> Any:
-        filters = Filters(category_id, model_version, reason, min_confidence, max_confidence, status)
-        return _call(
-            request,
-            lambda: {
+        filters = Filters(
+            category_id, model_version, reason, min_confidence, max_confidence, status
+        )
+        with _problems():
+            return {
                 "items": reviews.list_items(filters, limit=limit, offset=offset),
                 "total": reviews.count(filters),
-            },
-        )
+            }
 
     @router.get("/review/items/{item_id}", summary="One queue item")
-    def get_item(request: Request, item_id: int, who: Reviewer, reviews: Store) -> Any:
-        return _call(request, lambda: reviews.get(item_id))
+    def get_item(item_id: int, who: Reviewer) -> Any:
+        with _problems():
+            return reviews.get(item_id)
 
     @router.get("/review/items/{item_id}/image", summary="The product's photo")
-    def get_image(request: Request, item_id: int, who: Reviewer, reviews: Store) -> Any:
-        item = _call(request, lambda: reviews.get(item_id))
-        if isinstance(item, Response):
-            return item
+    def get_image(item_id: int, who: Reviewer) -> Any:
+        with _problems():
+            item = reviews.get(item_id)
         image = item.get("image")
         if not image:
-            return problem(404, "Not found", f"item {item_id} has no photo", request.url.path)
+            raise ApiProblem(404, f"item {item_id} has no photo")
         if image.startswith(("http://", "https://")):
             return JSONResponse({"url": image})
         path = Path(image)
         if path.suffix.lower() not in IMAGE_TYPES or not path.is_file():
-            return problem(
-                404, "Not found", f"item {item_id}'s photo is not readable here", request.url.path
-            )
+            raise ApiProblem(404, f"item {item_id}'s photo is not readable on the server")
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0])
 
     @router.post("/review/next", summary="Reserve the highest-priority free item")
-    def next_item(request: Request, body: NextBody, who: Reviewer, reviews: Store) -> Any:
-        result = _call(
-            request, lambda: reviews.next_item(who, body.filters(), body.reserve_seconds)
-        )
-        return result if isinstance(result, Response) else {"item": result}
+    def next_item(body: NextBody, who: Reviewer) -> Any:
+        with _problems():
+            return {"item": reviews.next_item(who, body.filters(), body.reserve_seconds)}
 
-    @router.post("/review/items/{item_id}/reserve", summary="Reserve an item")
+    @router.post("/review/items/{item_id}/reserve", summary="Reserve an item for a few minutes")
     def reserve(
-        request: Request,
         item_id: int,
         who: Reviewer,
-        reviews: Store,
-        seconds: Annotated[int, Query(ge=10, le=3600)] = RESERVATION_SECONDS,
+        seconds: Annotated[int, Query(ge=1, le=3600)] = RESERVATION_SECONDS,
     ) -> Any:
-        return _call(request, lambda: reviews.reserve(item_id, who, seconds))
+        with _problems():
+            return reviews.reserve(item_id, who, seconds)
 
     @router.post("/review/items/{item_id}/release", summary="Give a reservation back")
-    def release(request: Request, item_id: int, who: Reviewer, reviews: Store) -> Any:
-        return _call(request, lambda: reviews.release(item_id, who) or {"released": item_id})
+    def release(item_id: int, who: Reviewer) -> Any:
+        with _problems():
+            reviews.release(item_id, who)
+        return {"released": item_id}
 
-    @router.post("/review/items/{item_id}/decision", summary="Accept, correct or skip")
+    @router.post("/review/items/{item_id}/decision", summary="Accept, correct or skip an item")
     def decide(
-        request: Request,
-        item_id: int,
-        body: DecisionBody,
-        who: Reviewer,
-        reviews: Store,
-        idempotency_key: IdempotencyKey = None,
+        item_id: int, body: DecisionBody, who: Reviewer, idempotency_key: IdempotencyKey = None
     ) -> Any:
-        def work() -> Any:
+        with _problems():
             result = reviews.decide(
                 item_id, who, body.action, body.category_id, idempotency_key=idempotency_key
             )
-            return {
-                "decision_id": result.decision_id,
-                "item_id": result.item_id,
-                "product_id": result.product_id,
-                "action": result.action,
-                "category_id": result.category_id,
-                "reviewer": result.reviewer,
-                "replayed": result.replayed,
-            }
-
-        return _call(request, work)
+        return {
+            "decision_id": result.decision_id,
+            "item_id": result.item_id,
+            "product_id": result.product_id,
+            "action": result.action,
+            "category_id": result.category_id,
+            "reviewer": result.reviewer,
+            "replayed": result.replayed,
+        }
 
     @router.post("/review/bulk-accept", summary="Accept every open item matching the filters")
-    def bulk_accept(
-        request: Request,
-        body: BulkBody,
-        who: Reviewer,
-        reviews: Store,
-        idempotency_key: IdempotencyKey = None,
-    ) -> Any:
-        def work() -> Any:
+    def bulk_accept(body: BulkBody, who: Reviewer, idempotency_key: IdempotencyKey = None) -> Any:
+        with _problems():
             result = reviews.bulk_accept(
                 body.filters(), who, idempotency_key=idempotency_key, limit=body.limit
             )
-            return {
-                "accepted": len(result.accepted),
-                "item_ids": result.accepted,
-                "skipped_reserved": result.skipped_reserved,
-            }
-
-        return _call(request, work)
+        return {
+            "accepted": len(result.accepted),
+            "item_ids": result.accepted,
+            "skipped_reserved": result.skipped_reserved,
+        }
 
     @router.get("/review/decisions", summary="The audit log, oldest first")
     def decisions(
-        request: Request,
         who: Reviewer,
-        reviews: Store,
         product_id: Annotated[str | None, Query(max_length=512)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> Any:
-        return _call(
-            request,
-            lambda: {
+        with _problems():
+            return {
                 "decisions": reviews.decisions(product_id=product_id, limit=limit, offset=offset)
-            },
-        )
+            }
 
     @router.get("/review/categories", summary="Type-ahead search over the whole taxonomy")
     def categories(
-        request: Request,
         who: Reviewer,
-        reviews: Store,
         q: Annotated[str, Query(min_length=1, max_length=200)],
         limit: Annotated[int, Query(ge=1, le=50)] = 10,
     ) -> Any:
-        taxonomy = reviews.taxonomy
-        if taxonomy is None:
-            return problem(409, "Conflict", "the review store has no taxonomy", request.url.path)
-        if not q.strip():
-            return {"categories": []}
-        hits = taxonomy.search(q, limit=limit)
+        if reviews.taxonomy is None:
+            raise ApiProblem(409, "the review store was opened without a taxonomy")
+        hits = reviews.taxonomy.search(q, limit=limit) if q.strip() else []
         return {"categories": [{"id": c.id, "path": c.path_str} for c in hits]}
 
-    if admin is not None and model_store_dir is not None and review_db is not None:
-        Admin = Annotated[str, Depends(admin)]
+    if model_store is not None and review_db is not None:
+        root, db = Path(model_store), review_db
 
-        @router.post("/admin/retrain", summary="Train, gate and maybe promote a candidate")
-        def retrain_route(
-            request: Request,
-            body: RetrainBody,
-            who: Admin,
-            root: Annotated[Path | None, Depends(model_store_dir)],
-            db: Annotated[str | None, Depends(review_db)],
-        ) -> Any:
+        @router.post("/admin/retrain", summary="Train a candidate on reviewed labels; gate it")
+        def retrain_route(body: RetrainBody, who: Admin) -> Any:
             from ..review.loop import retrain
 
-            if root is None or db is None:
-                return problem(
-                    409,
-                    "Conflict",
-                    "retraining needs a model store and a review database; start the server "
-                    "with both",
-                    request.url.path,
-                )
-            return _call(request, lambda: retrain(root, body.name, db).to_dict())
+            return retrain(root, body.name, db).to_dict()
 
     return router

@@ -121,8 +121,11 @@ def open_engine(spec: str | Path) -> Any:
         migrate(engine)
     except DBAPIError as exc:
         engine.dispose()
+        hint = ""
+        if engine.dialect.name == "postgresql" and "connect" in _cause(exc).lower():
+            hint = "; is the PostgreSQL server running and reachable?"
         raise DatabaseError(
-            f"cannot use the review database {describe(engine.url)}: {_cause(exc)}"
+            f"cannot use the review database {describe(engine.url)}: {_cause(exc)}{hint}"
         ) from None
     except SQLAlchemyError as exc:
         engine.dispose()

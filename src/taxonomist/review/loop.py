@@ -139,9 +139,7 @@ def first_version(
     products = _labelled_products(path, tax)
     holdout, rest = [], []
     for row in products:
-        (holdout if _fraction_of(row[0], f"holdout{seed}") < holdout_fraction else rest).append(
-            row
-        )
+        (holdout if _fraction_of(row[0], f"holdout{seed}") < holdout_fraction else rest).append(row)
     if len(holdout) < 10:
         raise DataError(
             f"too few rows for a frozen holdout ({len(holdout)}); give at least "
