@@ -1,0 +1,143 @@
+"""Reviewer API: scopes, problem+json for every bad input, decisions through HTTP."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("sqlalchemy")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from taxonomist.review import QueueEntry, ReviewStore  # noqa: E402
+from taxonomist.review import queue as queue_module  # noqa: E402
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def setup(tmp_path, tiny_taxonomy):
+    from taxonomist.api import ApiSettings, create_app
+    from taxonomist.api.auth import new_key
+    from taxonomist.api.review_routes import review_router
+
+    keys, lines = {}, []
+    for name, scopes in (("alice", ["review"]), ("bob", ["review"]), ("bot", ["classify"])):
+        keys[name], line = new_key(scopes, name)
+        lines.append(line)
+    store = ReviewStore(tmp_path / "review.sqlite", tiny_taxonomy)
+    leaves = [c for c in tiny_taxonomy if c.is_leaf]
+    store.enqueue(
+        [
+            QueueEntry(
+                f"p{i}",
+                [
+                    {
+                        "category_id": leaves[i % 3].id,
+                        "path": leaves[i % 3].path_str,
+                        "confidence": 0.3 + i / 50,
+                    },
+                    {"category_id": leaves[5].id, "path": leaves[5].path_str, "confidence": 0.1},
+                ],
+                "v1",
+                title=f"product {i}",
+            )
+            for i in range(8)
+        ]
+    )
+    app = create_app(ApiSettings(keys="\n".join(lines), web=False), routers=[review_router(store)])
+    client = TestClient(app)
+
+    def as_(name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {keys[name]}"}
+
+    yield client, as_, store, leaves
+    store.close()
+
+
+def test_scopes_protect_the_review_routes(setup):
+    client, as_, _, _ = setup
+    assert client.get("/review/items").status_code == 401
+    forbidden = client.get("/review/items", headers=as_("bot"))
+    assert forbidden.status_code == 403 and forbidden.headers["content-type"] == PROBLEM
+    assert client.get("/review/items", headers=as_("alice")).json()["total"] == 8
+    assert client.get("/review").status_code == 200  # the page itself holds no data
+
+
+def test_review_through_http(setup):
+    client, as_, store, leaves = setup
+    item = client.post("/review/next", json={}, headers=as_("alice")).json()["item"]
+    assert item["reserved_by"] == "alice" and len(item["suggestions"]) == 2
+    url = f"/review/items/{item['id']}/decision"
+    body = {"action": "correct", "category_id": leaves[7].id}
+    key = {"Idempotency-Key": "once", **as_("alice")}
+    first = client.post(url, json=body, headers=key)
+    second = client.post(url, json=body, headers=key)
+    assert first.status_code == second.status_code == 200
+    assert second.json()["replayed"] and first.json()["decision_id"] == second.json()["decision_id"]
+    log = client.get("/review/decisions", headers=as_("bob")).json()["decisions"]
+    assert len(log) == 1 and log[0]["reviewer"] == "alice" and log[0]["after"] == leaves[7].id
+    bulk = client.post(
+        "/review/bulk-accept", json={"category_id": leaves[1].id}, headers=as_("bob")
+    ).json()
+    assert bulk["accepted"] >= 2
+    hits = client.get("/review/categories", params={"q": leaves[0].name}, headers=as_("bob"))
+    assert leaves[0].id in [c["id"] for c in hits.json()["categories"]]
+
+
+def test_bad_input_is_a_clear_4xx_and_nothing_is_lost(setup, monkeypatch, tmp_path):
+    client, as_, store, leaves = setup
+    item = client.post("/review/next", json={}, headers=as_("alice")).json()["item"]
+    url = f"/review/items/{item['id']}/decision"
+
+    def problem(response, status: int, text: str) -> None:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == PROBLEM
+        assert text in response.json()["detail"]
+
+    problem(
+        client.post(
+            url, json={"action": "correct", "category_id": "no-such"}, headers=as_("alice")
+        ),
+        422,
+        "unknown category id 'no-such'",
+    )
+    problem(client.post(url, json={"action": "maybe"}, headers=as_("alice")), 422, "action")
+    problem(
+        client.post(url, json={"action": "accept"}, headers=as_("bob")), 409, "reserved by alice"
+    )
+    problem(
+        client.post("/review/items/999/decision", json={"action": "accept"}, headers=as_("bob")),
+        404,
+        "no review item 999",
+    )
+    assert client.post(url, json={"action": "accept"}, headers=as_("alice")).status_code == 200
+    problem(
+        client.post(url, json={"action": "accept"}, headers=as_("bob")),
+        409,
+        "already decided by alice",
+    )
+    # bob's reservation runs out while he looks at the item
+    other = client.post("/review/next", json={}, headers=as_("bob")).json()["item"]
+    later = queue_module.utcnow() + timedelta(seconds=queue_module.RESERVATION_SECONDS + 1)
+    monkeypatch.setattr(queue_module, "utcnow", lambda: later)
+    problem(
+        client.post(
+            f"/review/items/{other['id']}/decision", json={"action": "accept"}, headers=as_("bob")
+        ),
+        409,
+        "expired",
+    )
+    monkeypatch.undo()
+    assert len(store.decisions()) == 1  # the one good decision, nothing else
+    # the database becomes unusable under the server: 503, not 500
+    store.engine.dispose()
+    path = tmp_path / "review.sqlite"
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"review.sqlite{suffix}").unlink(missing_ok=True)
+    os.replace(path, tmp_path / "moved.sqlite")
+    path.write_text("not a database")
+    problem(client.get("/review/items", headers=as_("alice")), 503, "not a database")
