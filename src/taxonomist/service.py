@@ -401,6 +401,14 @@ def train_file(
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
         Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
     )
+    if model_store is not None and name is not None:
+        from .holdout import freeze_holdout
+
+        # a name's first version cuts the frozen holdout that gates every later version
+        first = not (model_store.root / name / "versions").is_dir()
+        texts, labels, valid_texts, valid_labels = freeze_holdout(
+            model_store.root, name, texts, labels, valid_texts, valid_labels, first_version=first
+        )
     with tempfile.TemporaryDirectory(prefix=".train-", dir=_staging_root(store)) as staging:
         target = Path(out_dir) if out_dir is not None else Path(staging) / "model"
         trained = train_model(

@@ -1,12 +1,10 @@
-"""Closing the loop: versions that keep their training data, a frozen holdout, and retraining
-on reviewers' labels with a gate that promotes a candidate only when it is better.
+"""Closing the loop: retrain on reviewers' labels, and promote only a better candidate.
 
-Layout inside a model store (`taxonomist.store.ModelStore`):
-  <root>/<name>/holdout.csv                    frozen when the first version is trained;
-                                               no version ever trains on it
-  <root>/<name>/versions/<v>/training_data.csv what version v trained on (id, text,
-                                               category_id); its manifest names the file
-  <root>/<name>/retrain-reports/<time>.json    why each candidate was promoted or refused
+A version trained by `taxonomist train --store DIR --name NAME` records where its training
+data was (the store manifest's `training_data`); the name's first version froze a holdout
+(`taxonomist.holdout`) that no version trains on. A candidate made here keeps its own
+training data beside its weights (`training_data.csv`: id, text, category_id), so it can be
+retrained in turn. Every retrain writes `<store>/<name>/retrain-reports/<time>-<v>.json`.
 """
 
 from __future__ import annotations
@@ -31,9 +29,7 @@ from ..taxonomy import Taxonomy
 logger = logging.getLogger(__name__)
 
 TRAINING_DATA = "training_data.csv"
-HOLDOUT = "holdout.csv"
 REPORTS = "retrain-reports"
-HOLDOUT_FRACTION = 0.1
 CHECK_FRACTION = 0.2  # of the reviewed products, kept out of the candidate's training
 ALPHA = 0.05  # McNemar's exact test: refuse when the candidate is worse at this level
 
@@ -63,7 +59,44 @@ def _fraction_of(product_id: str, salt: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-# -- training a version -----------------------------------------------------------------------
+# -- training data of a version -------------------------------------------------------------
+def version_rows(version_dir: Path, manifest: dict[str, Any], taxonomy: Taxonomy) -> Rows:
+    """What a stored version trained on: its own `training_data.csv` (a retrained
+    candidate), or the files `train --store` recorded (read as `train` read them).
+
+    Raises:
+        DataError: the version names no training data, or its files are gone.
+    """
+    from ..data import ColumnSpec, read_products
+
+    data = (manifest.get("store") or {}).get("training_data") or {}
+    if data.get("file"):
+        return read_rows(version_dir / data["file"])
+    if not data.get("train"):
+        raise DataError(
+            "this version does not record its training data; retrain needs a version made "
+            "by `taxonomist train --store ... --name ...` or by retrain",
+            file=version_dir / "manifest.json",
+        )
+    spec = dict(data.get("columns") or {})
+    spec["text_columns"] = tuple(spec.get("text_columns") or ("title", "description"))
+    spec["image_column"] = None  # the loop learns from text; photos stay where they are
+    columns = ColumnSpec(**spec)
+    rows: Rows = []
+    for key in ("train", "valid"):
+        if not data.get(key):
+            continue
+        path = Path(data[key])
+        if not path.exists():
+            raise DataError(
+                "the training data this version recorded is gone; restore it to retrain",
+                file=path,
+            )
+        for batch in read_products(path, columns, taxonomy=taxonomy, require_label=True):
+            rows.extend((p.id, p.text, p.label.id) for p in batch if p.label is not None)
+    return rows
+
+
 def _train(
     rows: Rows,
     taxonomy: Taxonomy,
@@ -76,14 +109,16 @@ def _train(
     seed: int = 13,
 ) -> Path:
     """Fit a model of `kind`/`config` as `train_model` does (validation cut, calibration,
-    routing, refit on everything) and save it with its training data."""
+    routing thresholds, refit on everything) and save it with its training data."""
     from ..models import model_class
     from ..training import cut_validation
 
     texts = [r[1] for r in rows]
     labels = [r[2] for r in rows]
+    # small catalogues need a larger share to give validation its minimum of rows
+    fraction = min(0.3, max(0.1, 20 / max(len(rows), 1)))
     train_texts, train_labels, valid_texts, valid_labels = cut_validation(
-        list(texts), list(labels), 0.1, seed
+        list(texts), list(labels), fraction, seed
     )
     model = model_class(kind)(taxonomy, config)
     model.precision_target = precision_target
@@ -92,12 +127,7 @@ def _train(
         model.refit_full(train_texts + valid_texts, train_labels + valid_labels)
     path = model.save(
         out_dir,
-        extra={
-            "preset": preset,
-            "train_rows": len(train_texts),
-            "valid_rows": len(valid_texts),
-            "training_data": TRAINING_DATA,
-        },
+        extra={"preset": preset, "train_rows": len(train_texts), "valid_rows": len(valid_texts)},
     )
     write_rows(Path(path) / TRAINING_DATA, rows)
     return Path(path)
@@ -110,83 +140,21 @@ def _data_digest(rows: Rows) -> str:
     return h.hexdigest()[:16]
 
 
-def first_version(
-    labelled_file: str | Path,
-    store_dir: str | Path,
-    name: str,
-    *,
-    preset: str = "fast",
-    taxonomy: Taxonomy | None = None,
-    precision_target: float = 0.99,
-    holdout_fraction: float = HOLDOUT_FRACTION,
-    seed: int = 13,
-) -> str:
-    """Train a store's first version of `name` from a labelled file (id, title, category),
-    freezing a holdout first; return the version id.
-
-    Raises:
-        ConfigError: the store already has versions of `name`.
-    """
-    from ..service import resolve_taxonomy
-    from ..store import ModelStore
-    from ..training import resolve_kind
-
-    store = ModelStore(store_dir)
-    if name in store.names() and store.versions(name):
-        raise ConfigError(f"model store {store_dir} already has versions of '{name}'")
-    path = Path(labelled_file)
-    tax = taxonomy or resolve_taxonomy(None, label_file=path)
-    products = _labelled_products(path, tax)
-    holdout, rest = [], []
-    for row in products:
-        (holdout if _fraction_of(row[0], f"holdout{seed}") < holdout_fraction else rest).append(row)
-    if len(holdout) < 10:
-        raise DataError(
-            f"too few rows for a frozen holdout ({len(holdout)}); give at least "
-            f"{math.ceil(10 / holdout_fraction)} labelled rows",
-            file=path,
-        )
-    write_rows(Path(store_dir) / name / HOLDOUT, holdout)
-    kind, config = resolve_kind(preset, None, {"seed": seed})
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = _train(
-            rest,
-            tax,
-            Path(tmp) / "model",
-            kind=kind,
-            config=config,
-            preset=preset,
-            precision_target=precision_target,
-            seed=seed,
-        )
-        return store.add(name, model_dir, data_digest=_data_digest(rest))
-
-
-def _labelled_products(path: Path, taxonomy: Taxonomy) -> Rows:
-    from ..data import ColumnSpec, read_products
-
-    rows: Rows = []
-    for batch in read_products(path, ColumnSpec(), taxonomy=taxonomy, require_label=True):
-        for p in batch:
-            assert p.label is not None
-            rows.append((p.id, p.text, p.label.id))
-    if not rows:
-        raise DataError("no labelled rows", file=path)
-    return rows
-
-
 def queue_file(
     input_file: str | Path, store_dir: str | Path, name: str, review_db: str | Path
 ) -> int:
     """Classify a file with the store's current version of `name`, queueing the products
     below its routing thresholds; return how many were queued."""
     from ..service import classify_file
-    from ..store import ModelStore
 
-    current = ModelStore(store_dir).current(name)
     with tempfile.TemporaryDirectory() as tmp:
         outcome = classify_file(
-            input_file, Path(tmp) / "p.csv", model=current, review_db=review_db, device="cpu"
+            input_file,
+            Path(tmp) / "p.csv",
+            store=store_dir,
+            name=name,
+            review_db=review_db,
+            device="cpu",
         )
     return outcome.queued or 0
 
@@ -257,6 +225,8 @@ def retrain(
     Raises:
         ConfigError: no reviewed labels yet, or the store has no current version.
     """
+    from ..holdout import read_holdout
+    from ..items import group_key
     from ..models import model_class
     from ..persistence import read_taxonomy
     from ..store import ModelStore
@@ -268,9 +238,14 @@ def retrain(
     current_version = store.current_version(name)
     manifest = read_manifest(current_dir)
     taxonomy = read_taxonomy(current_dir)
-    base_rows = read_rows(current_dir / manifest.get("training_data", TRAINING_DATA))
-    holdout = read_rows(root / name / HOLDOUT)
-    holdout_ids = {r[0] for r in holdout}
+    holdout: Rows = [("", t, c) for t, c in read_holdout(root, name) if c in taxonomy]
+    if not holdout:
+        raise ConfigError(
+            f"'{name}' has no frozen holdout to compare versions on: its first version was "
+            "trained on too few rows, or not through `taxonomist train --store`"
+        )
+    frozen = {group_key(r[1]) for r in holdout}
+    base_rows = version_rows(current_dir, manifest, taxonomy)
     with ReviewStore(review_db, taxonomy) as reviews:
         reviewed = reviews.reviewed_labels()
     reviewed = [r for r in reviewed if r["category_id"] in taxonomy]
@@ -280,14 +255,23 @@ def retrain(
     learn: dict[str, tuple[str, str, str]] = {}
     for r in reviewed:
         row = (r["product_id"], r["text"], r["category_id"])
-        if r["product_id"] in holdout_ids:
-            continue
+        if group_key(r["text"]) in frozen:
+            continue  # the holdout is never trained on, whatever a reviewer said
         if _fraction_of(r["product_id"], "review-check") < check_fraction:
             check.append(row)
         else:
             learn[r["product_id"]] = row
-    rows = [learn.pop(r[0], r) for r in base_rows if r[0] not in holdout_ids]
-    replaced = len(base_rows) - len(rows)  # rows dropped for the holdout (defensive)
+    check_ids = {r[0] for r in check}
+    rows: Rows = []
+    replaced = 0
+    for r in base_rows:
+        if group_key(r[1]) in frozen or r[0] in check_ids:
+            continue
+        if r[0] in learn:  # a reviewer's label replaces the original one of that product
+            rows.append(learn.pop(r[0]))
+            replaced += 1
+        else:
+            rows.append(r)
     added = list(learn.values())
     rows += added
     if prepare is not None:
@@ -295,7 +279,7 @@ def retrain(
     kind = manifest["kind"]
     config = model_class(kind).config_class.from_dict(manifest.get("config", {}))
     target = float((manifest.get("routing") or {}).get("precision_target", 0.99))
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix=".retrain-", dir=root) as tmp:
         model_dir = _train(
             rows,
             taxonomy,
@@ -306,7 +290,13 @@ def retrain(
             precision_target=target,
         )
         candidate = store.add(
-            name, model_dir, parent=current_version, data_digest=_data_digest(rows)
+            name,
+            model_dir,
+            parent=current_version,
+            data_digest=_data_digest(rows),
+            extra={"training_data": {"file": TRAINING_DATA}},
+            promote=False,
+            move=True,
         )
     candidate_dir = _version_dir(root, name, candidate)
     report = RetrainReport(
@@ -320,7 +310,7 @@ def retrain(
             "reviewed_trained_on": len(reviewed) - len(check),
             "new_products": len(added),
             "held_back_for_check": len(check),
-            "dropped_for_holdout": replaced,
+            "labels_replaced": replaced,
         },
         at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
