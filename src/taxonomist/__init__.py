@@ -28,6 +28,7 @@ def __getattr__(name: str):
         return getattr(classifier, name)
     raise AttributeError(f"module 'taxonomist' has no attribute {name!r}")
 
+
 __version__ = "0.1.0"
 
 __all__ = [

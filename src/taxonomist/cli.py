@@ -631,6 +631,77 @@ def taxonomy_search(
         typer.echo(f"{cid}\t{path}")
 
 
+@app.command()
+def serve(
+    store: Annotated[
+        Path | None, typer.Option(help="Model store: serve every name in it (watched).")
+    ] = None,
+    model: Annotated[Path | None, typer.Option(help="One model directory to serve.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name to serve --model under (default: its folder).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    open_access: Annotated[
+        bool, typer.Option("--open", help="No API keys (local use only; see the README).")
+    ] = False,
+    keys: Annotated[
+        Path | None,
+        typer.Option(help="File of hashed API keys with scopes (also TAXONOMIST_API_KEYS)."),
+    ] = None,
+    allow_download: AllowDownload = False,
+    verbose: Verbose = False,
+) -> None:
+    """Serve models over HTTP: REST API, Open Inference Protocol v2, a web page, /metrics."""
+    _setup_logging(verbose)
+    logging.getLogger("taxonomist.api").setLevel(logging.INFO)  # one line per request
+    if (store is None) == (model is None):
+        _fail(TaxonomistError("give --store DIR or --model DIR (one of them)"))
+    try:
+        import uvicorn
+
+        from .api import ApiSettings, create_app
+    except ImportError as exc:
+        _fail(TaxonomistError(f"serving needs {exc.name}: pip install 'taxonomist[api]'"))
+    values: dict = {"store": store, "model": model, "name": name, "open_access": open_access}
+    values["allow_download"] = allow_download
+    if keys is not None:
+        values["keys_file"] = keys
+    with _reported():
+        settings = ApiSettings(**values)
+        if not settings.open_access and settings.keys_file is None and not settings.keys:
+            raise TaxonomistError(
+                "no API keys: pass --keys FILE (make entries with `taxonomist api-key`), set "
+                "TAXONOMIST_API_KEYS, or --open for local use without keys"
+            )
+        if settings.open_access and host not in ("127.0.0.1", "localhost", "::1"):
+            typer.echo(f"warning: --open on {host}: anyone who reaches it can use it", err=True)
+        server_app = create_app(settings)
+    # process-wide choices belong to the server process, made once here
+    from prometheus_client import disable_created_metrics
+
+    disable_created_metrics()
+    typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs)", err=True)
+    uvicorn.run(server_app, host=host, port=port, access_log=False, log_config=None)
+
+
+@app.command("api-key")
+def api_key(
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated scopes: classify, review, admin.")
+    ] = "classify",
+    name: Annotated[str, typer.Option(help="A name for the key, shown in logs.")] = "",
+) -> None:
+    """Make a random API key: prints the key (give it to the client) and the line to add to
+    the key file (only its hash; the server never stores the key)."""
+    from .api.auth import new_key
+
+    with _reported():
+        key, line = new_key(scopes.split(","), name)
+    typer.echo(f"key: {key}")
+    typer.echo(f"key file line: {line}")
+
+
 @models_app.command("list")
 def models_list(
     store: Annotated[Path, typer.Option("--store", help="The model store folder.")],

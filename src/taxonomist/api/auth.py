@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..errors import ConfigError
 
@@ -130,6 +132,10 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
+_BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key")
+
+
 def require_scope(scope: str | Scope) -> Callable[[Request], ApiKey | None]:
     """A FastAPI dependency: 401/403 unless the request's key has `scope`.
 
@@ -138,7 +144,13 @@ def require_scope(scope: str | Scope) -> Callable[[Request], ApiKey | None]:
     """
     wanted = Scope(scope)
 
-    def dependency(request: Request) -> ApiKey | None:
+    def dependency(
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+        _header: Annotated[str | None, Depends(_HEADER)],
+    ) -> ApiKey | None:
+        # the two security parameters only document the schemes in OpenAPI (and give /docs
+        # its Authorize button); the key ring reads the headers itself
         key = request.app.state.keyring.check(request, wanted)
         request.state.api_key = key
         return key

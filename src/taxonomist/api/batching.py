@@ -10,6 +10,7 @@ pays at most the bounded wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -55,19 +56,25 @@ class MicroBatcher:
         self._pending_items = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._task is None or self._task.done():
+            # first use, or an app run again on a new event loop (test clients do that):
+            # the worker and its event belong to the loop that serves requests now
+            self._loop = loop
+            self._pending.clear()
+            self._pending_items = 0
+            self._wakeup = asyncio.Event()
+            self._task = loop.create_task(self._run(), name=f"batcher-{self.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
+        if self._task is not None and self._loop is asyncio.get_running_loop():
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        self._task = None
         for job in self._pending:
             if not job.future.done():
                 job.future.cancel()
@@ -96,7 +103,7 @@ class MicroBatcher:
                 self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), remaining)
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     break
             jobs = self._take()
             try:
@@ -147,9 +154,7 @@ class MicroBatcher:
         records = [r for job in jobs for r in job.records]
         top_k = max(job.top_k for job in jobs)
         started = time.perf_counter()
-        preds = await asyncio.to_thread(
-            classifier.predict, records, top_k=top_k, language=language
-        )
+        preds = await asyncio.to_thread(classifier.predict, records, top_k=top_k, language=language)
         self.metrics.inference.labels(self.name).observe(time.perf_counter() - started)
         self.metrics.batch_items.labels(self.name).observe(len(records))
         self.metrics.items.labels(self.name).inc(len(records))

@@ -70,6 +70,10 @@ def field_name(loc: Sequence[Any]) -> str:
     """('body', 'products', 0, 'title') -> 'products[0].title'."""
     out = ""
     for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
+        # pydantic names the branch of a union it tried ("ProductIn", "list[ProductIn]");
+        # field names here are lower-case, so such tags are told apart and left out
+        if isinstance(part, str) and ("[" in part or part[:1].isupper()):
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:

@@ -29,7 +29,7 @@ OPEN_ACCESS_REVIEWER = "local"  # the reviewer of record when the server runs wi
 
 
 def _web_file(name: str) -> Path:
-    return Path(str(resources.files("taxonomist") / "web" / name))
+    return Path(str(resources.files("taxonomist") / "web" / "static" / name))
 
 
 @contextmanager

@@ -99,9 +99,7 @@ def _column(body: InferRequest, name: str, count: int | None) -> list[str] | Non
             400, f"input '{name}': shape {tensor.shape} does not hold {len(tensor.data)} elements"
         )
     if count is not None and len(tensor.data) != count:
-        raise ApiProblem(
-            400, f"input '{name}' has {len(tensor.data)} elements; 'text' has {count}"
-        )
+        raise ApiProblem(400, f"input '{name}' has {len(tensor.data)} elements; 'text' has {count}")
     return list(tensor.data)
 
 
@@ -167,4 +165,3 @@ async def infer(
         id=body.id,
         outputs=[tensors[n] for n in OUTPUTS if n in wanted],
     )
-

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 MAX_PRODUCTS = 256
 MAX_TITLE_CHARS = 4_000
@@ -15,17 +16,29 @@ MAX_TOP_K = 20
 # What a photo may be: base64 data (bare or as a data: URI), or an http(s) URL that the server
 # fetches only when started with --allow-download. A file path or file:// URL never matches:
 # the server reads no file a caller names.
-IMAGE_PATTERN = (
-    r"^(data:image/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/=\s]*|https?://[^\s]+|[A-Za-z0-9+/=\s]+)$"
-)
+_BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+# printable ASCII only: a URL with other characters must be percent-encoded
+IMAGE_PATTERN = rf"^(?:(?:data:image/[A-Za-z0-9.+-]+;base64,)?{_BASE64}|https?://[!-~]+)$"
+# "has a visible character", the same in every regex dialect that reads the schema: \s
+# differs between ECMA (clients, schemathesis) and Rust (pydantic) on U+001C-001F, U+0085
+# and U+FEFF, and Python's str.strip (validation) removes all of them, so they are listed
+VISIBLE = "[^\\s\x1c-\x1f\x85\ufeff]"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
+
+def _whole(value: object) -> object:
+    # JSON Schema's "integer" includes 20.0; strict pydantic would refuse it
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
 Language = Literal["en", "zh"]
 ModelName = Annotated[str, Field(pattern=NAME_PATTERN, description="A served model's name.")]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: what the schema says is what is accepted (no "3" for 3, no false for 0.0)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ProductIn(_Strict):
@@ -35,11 +48,11 @@ class ProductIn(_Strict):
         None,
         min_length=1,
         max_length=MAX_ID_CHARS,
-        pattern=r"\S",
+        pattern=VISIBLE,
         description="Your id for the product; default: its position in the request (1, 2...).",
     )
     title: str = Field(
-        ..., min_length=1, max_length=MAX_TITLE_CHARS, pattern=r"\S", examples=["iPhone 15 128GB"]
+        ..., min_length=1, max_length=MAX_TITLE_CHARS, pattern=VISIBLE, examples=["iPhone 15 128GB"]
     )
     description: str | None = Field(None, max_length=MAX_DESCRIPTION_CHARS)
     image: str | None = Field(
@@ -52,7 +65,7 @@ class ProductIn(_Strict):
 
 
 class _Options(_Strict):
-    top_k: int = Field(3, ge=1, le=MAX_TOP_K, description="Candidate paths per product.")
+    top_k: WholeNumber = Field(3, ge=1, le=MAX_TOP_K, description="Candidate paths per product.")
     min_confidence: float | None = Field(
         None,
         ge=0,
@@ -68,11 +81,25 @@ class ClassifyRequest(_Options):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"oneOf": [{"required": ["product"]}, {"required": ["products"]}]},
     )
 
-    product: ProductIn | None = None
-    products: list[ProductIn] | None = Field(None, min_length=1, max_length=MAX_PRODUCTS)
+    # absent, not null, in the schema: exactly one of the two is sent
+    product: ProductIn | SkipJsonSchema[None] = None
+    products: (
+        Annotated[list[ProductIn], Field(min_length=1, max_length=MAX_PRODUCTS)]
+        | SkipJsonSchema[None]
+    ) = None
+
+    @field_validator("product", "products", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # runs only for values sent (a default is not validated): null is refused, as the
+        # schema says, while leaving the field out is how the other form is chosen
+        if value is None:
+            raise ValueError("must not be null; leave the field out instead")
+        return value
 
     @model_validator(mode="after")
     def _one_form(self) -> ClassifyRequest:
@@ -213,7 +240,7 @@ class InferInput(_Strict):
         "each with one element per product."
     )
     datatype: Literal["BYTES"]
-    shape: list[Annotated[int, Field(ge=1, le=MAX_INFER_ELEMENTS)]] = Field(
+    shape: list[Annotated[WholeNumber, Field(ge=1, le=MAX_INFER_ELEMENTS)]] = Field(
         ..., min_length=1, max_length=2
     )
     data: list[Annotated[str, Field(max_length=MAX_TITLE_CHARS + MAX_DESCRIPTION_CHARS)]] = Field(
@@ -223,7 +250,7 @@ class InferInput(_Strict):
 
 
 class InferParameters(_Strict):
-    top_k: int = Field(1, ge=1, le=MAX_TOP_K)
+    top_k: WholeNumber = Field(1, ge=1, le=MAX_TOP_K)
     language: Language = "en"
 
 

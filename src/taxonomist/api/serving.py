@@ -8,6 +8,7 @@ serving, then swaps the reference: a request sees the old model or the new one, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -53,7 +54,7 @@ class Served:
 def _default_loader(path: Path) -> Any:
     from ..classifier import load_classifier
 
-    return load_classifier(path)
+    return load_classifier(path, warm=True)
 
 
 class ModelRegistry:
@@ -116,6 +117,10 @@ class ModelRegistry:
         return self._batchers[name]
 
     # -- loading ------------------------------------------------------------------------------
+    def serve(self, name: str, classifier: Any) -> None:
+        """Serve an already-loaded classifier under `name` (replacing any model of that name)."""
+        self._install(Served(name, classifier, None, None))
+
     def _install(self, served: Served) -> None:
         # one reference assignment: a concurrent reader sees the old or the new, never neither
         self._served[served.name] = served
@@ -140,7 +145,9 @@ class ModelRegistry:
             clf = await asyncio.to_thread(self.loader, path)
         except (TaxonomistError, OSError) as exc:
             if name in self._served:
-                logger.error("model %s: cannot load %s, still serving the old one: %s", name, path, exc)
+                logger.error(
+                    "model %s: cannot load %s, still serving the old one: %s", name, path, exc
+                )
             else:
                 logger.error("model %s: cannot load %s: %s", name, path, exc)
                 self._expected.pop(name, None)
@@ -204,10 +211,8 @@ class ModelRegistry:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                pass
         self._tasks.clear()
         for batcher in self._batchers.values():
             await batcher.stop()
