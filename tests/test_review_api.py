@@ -141,3 +141,83 @@ def test_bad_input_is_a_clear_4xx_and_nothing_is_lost(setup, monkeypatch, tmp_pa
     os.replace(path, tmp_path / "moved.sqlite")
     path.write_text("not a database")
     problem(client.get("/review/items", headers=as_("alice")), 503, "not a database")
+
+
+def test_queue_route_and_admin_retrain_over_http(tmp_path, tiny_rows):
+    import csv
+    import time
+
+    from taxonomist.api import ApiSettings, create_app
+    from taxonomist.api.auth import new_key
+    from taxonomist.api.review_routes import open_review_router
+    from taxonomist.service import train_file
+
+    train, valid = tmp_path / "train.csv", tmp_path / "valid.csv"
+    with open(train, "w", newline="") as t, open(valid, "w", newline="") as v:
+        writers = {2: csv.writer(t), 3: csv.writer(t), 1: csv.writer(v)}
+        for w in (writers[2], writers[1]):
+            w.writerow(["id", "title", "category"])
+        for i, r in enumerate(tiny_rows):
+            if i % 4:
+                writers[i % 4].writerow([r["id"], r["title"], r["category"]])
+    store = tmp_path / "store"
+    train_file(train, valid_path=valid, preset="fast", store=store, name="products")
+    keys, lines = {}, []
+    for name, scopes in (("bot", ["classify"]), ("rev", ["review"]), ("ops", ["admin"])):
+        keys[name], line = new_key(scopes, name)
+        lines.append(line)
+    db = str(tmp_path / "review.sqlite")
+    app = create_app(
+        ApiSettings(store=store, keys="\n".join(lines), web=False),
+        routers=[open_review_router(db, store=store)],
+    )
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pool = [r for i, r in enumerate(tiny_rows) if i % 4 == 0]
+        body = {"products": [{"id": r["id"], "title": r["title"]} for r in pool]}
+        auth = {"Authorization": f"Bearer {keys['bot']}"}
+        queued = client.post("/review/queue/products", json=body, headers=auth)
+        assert queued.status_code == 200, queued.text
+        flagged = sum(r["needs_review"] for r in queued.json()["results"])
+        assert queued.json()["queued"] == flagged > 0
+        rev = {"Authorization": f"Bearer {keys['rev']}"}
+        assert client.post("/review/queue/products", json=body, headers=rev).status_code == 403
+        gold = {r["id"]: r["category"] for r in pool}
+        items = client.get("/review/items", params={"limit": 40}, headers=rev).json()["items"]
+        taxonomy_search = client.get("/review/categories", params={"q": "Shirts"}, headers=rev)
+        assert taxonomy_search.json()["categories"]
+        from taxonomist.persistence import read_taxonomy
+        from taxonomist.store import ModelStore
+
+        tax = read_taxonomy(ModelStore(store).current("products"))
+        for item in items:
+            truth = tax.by_path(gold[item["product_id"]]).id
+            decided = client.post(
+                f"/review/items/{item['id']}/decision",
+                json={"action": "correct", "category_id": truth},
+                headers=rev,
+            )
+            assert decided.status_code == 200
+        assert (
+            client.post("/admin/retrain", json={"name": "products"}, headers=rev).status_code == 403
+        )
+        report = client.post(
+            "/admin/retrain",
+            json={"name": "products"},
+            headers={"Authorization": f"Bearer {keys['ops']}"},
+        )
+        assert report.status_code == 200, report.text
+        assert report.json()["candidate"] and report.json()["holdout"]["rows"] >= 10
+
+
+def test_serve_refuses_a_malformed_review_database(tmp_path):
+    from typer.testing import CliRunner
+
+    from taxonomist.cli import app
+
+    result = CliRunner().invoke(
+        app, ["serve", "--model", str(tmp_path), "--open", "--review-db", "postgresql://u@h:x/db"]
+    )
+    assert result.exit_code == 1 and "malformed review database URL" in result.output

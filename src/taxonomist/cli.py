@@ -650,6 +650,13 @@ def serve(
         typer.Option(help="File of hashed API keys with scopes (also TAXONOMIST_API_KEYS)."),
     ] = None,
     allow_download: AllowDownload = False,
+    review_db: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve the review queue, its page (/review) and retraining from this database "
+            "(sqlite:///PATH, a file path, or postgresql://...).",
+        ),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Serve models over HTTP: REST API, Open Inference Protocol v2, a web page, /metrics."""
@@ -676,7 +683,12 @@ def serve(
             )
         if settings.open_access and host not in ("127.0.0.1", "localhost", "::1"):
             typer.echo(f"warning: --open on {host}: anyone who reaches it can use it", err=True)
-        server_app = create_app(settings)
+        routers = []
+        if review_db is not None:
+            from .api.review_routes import open_review_router
+
+            routers.append(open_review_router(review_db, store=store, model=model))
+        server_app = create_app(settings, routers=routers)
     # process-wide choices belong to the server process, made once here
     from prometheus_client import disable_created_metrics
 

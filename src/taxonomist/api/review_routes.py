@@ -11,21 +11,31 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from ..review.errors import ReviewError
 from ..review.queue import MAX_BULK, RESERVATION_SECONDS, Filters, ReviewStore
 from .auth import ApiKey, require_scope
+from .deps import require_json
 from .problems import ApiProblem
+from .schemas import ClassifyRequest, ModelName
+from .serving import ModelRegistry
 
 IMAGE_TYPES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 OPEN_ACCESS_REVIEWER = "local"  # the reviewer of record when the server runs without keys
+
+
+@dataclass(frozen=True)
+class _Queued:
+    id: str
+    text: str
 
 
 def _web_file(name: str) -> Path:
@@ -226,6 +236,60 @@ def review_router(
         hits = reviews.taxonomy.search(q, limit=limit) if q.strip() else []
         return {"categories": [{"id": c.id, "path": c.path_str} for c in hits]}
 
+    @router.post(
+        "/review/queue/{name}",
+        dependencies=[Depends(require_json)],
+        summary="Classify products and queue those below the model's routing thresholds",
+    )
+    async def queue_products(
+        name: ModelName,
+        body: ClassifyRequest,
+        request: Request,
+        key: Annotated[ApiKey | None, Depends(require_scope("classify"))],
+    ) -> Any:
+        import asyncio
+
+        from ..review.intake import to_review
+        from ..routing import route
+        from .routes_v1 import _records
+
+        models: ModelRegistry = request.app.state.registry
+        served = models.get(name)
+        model = getattr(served.classifier, "model", None)
+        routing = getattr(model, "routing", None)
+        if routing is None:
+            raise ApiProblem(
+                409,
+                f"model '{name}' has no routing thresholds (a zero-shot model, or trained "
+                "before them): nothing decides which products need review",
+            )
+        records, _ = _records(body.items, served, request, None)
+        preds, classifier = await models.batcher(name).submit(
+            records, body.language, max(body.top_k, 5)
+        )
+        preds = route(preds, routing)
+        identity = classifier.identity
+        # the text the model read, as the review loop will train on it
+        products = [_Queued(p.id, p.text) for p in classifier.products(records)]
+        entries = to_review(
+            preds, products, model_name=identity.name, model_version=identity.version or ""
+        )
+        with _problems():
+            queued = await asyncio.to_thread(reviews.enqueue, entries)
+        return {
+            "model": {"name": identity.name, "version": identity.version},
+            "queued": queued,
+            "results": [
+                {
+                    "id": p.product_id,
+                    "category_id": p.best.category_id if p.candidates else None,
+                    "confidence": p.best.confidence if p.candidates else None,
+                    "needs_review": p.needs_review,
+                }
+                for p in preds
+            ],
+        }
+
     if model_store is not None and review_db is not None:
         root, db = Path(model_store), review_db
 
@@ -236,3 +300,26 @@ def review_router(
             return retrain(root, body.name, db).to_dict()
 
     return router
+
+
+def open_review_router(
+    review_db: str, *, store: Path | None = None, model: Path | None = None
+) -> APIRouter:
+    """The review routes for `taxonomist serve --review-db`: the queue's taxonomy is the
+    served model's (with a store, its first name's current version); retraining works on
+    the store.
+
+    Raises:
+        DatabaseError: the database URL is malformed or the database is down.
+    """
+    from ..persistence import read_taxonomy
+    from ..store import ModelStore
+
+    reviews = ReviewStore(review_db)  # first: a bad URL or a database down fails at once
+    if model is not None:
+        reviews.taxonomy = read_taxonomy(model)
+    elif store is not None:
+        names = ModelStore(store).names()
+        if names:
+            reviews.taxonomy = read_taxonomy(ModelStore(store).current(names[0]))
+    return review_router(reviews, model_store=store, review_db=review_db)
