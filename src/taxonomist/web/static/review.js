@@ -113,7 +113,7 @@ async function decide(action, categoryId) {
   if (!state.pending || state.pending.item !== item.id || state.pending.action !== action || state.pending.category !== categoryId) {
     state.pending = { item: item.id, action, category: categoryId, key: newKey() };
   }
-  state.busy = true;
+  setBusy(true);
   try {
     const body = { action };
     if (categoryId) body.category_id = categoryId;
@@ -126,8 +126,11 @@ async function decide(action, categoryId) {
   } catch (e) {
     if (e.status === 409) { state.pending = null; say(e.message, "warn"); await loadNext(); }
     else say(e.message + " (press the key again to retry)", "bad");
-  } finally { state.busy = false; }
+  } finally { setBusy(false); }
 }
+
+// while a decision and the next item load, keys wait (the page says so; tests read it)
+function setBusy(on) { state.busy = on; document.body.dataset.busy = on ? "1" : ""; }
 
 let searchTimer = null;
 async function search() {
