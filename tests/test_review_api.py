@@ -221,3 +221,29 @@ def test_serve_refuses_a_malformed_review_database(tmp_path):
         app, ["serve", "--model", str(tmp_path), "--open", "--review-db", "postgresql://u@h:x/db"]
     )
     assert result.exit_code == 1 and "malformed review database URL" in result.output
+
+
+def test_type_ahead_over_shopify_answers_within_200_ms(tmp_path):
+    """The correction search covers the whole taxonomy: Shopify's 10k categories."""
+    import importlib.util
+    import statistics
+    import time
+
+    if importlib.util.find_spec("taxonomist.search") is None:
+        pytest.skip("needs the indexed Taxonomy.search (taxonomist.search, from the msgs branch)")
+    from taxonomist.api import ApiSettings, create_app
+    from taxonomist.api.review_routes import review_router
+    from taxonomist.taxonomy_loaders import load_taxonomy
+
+    store = ReviewStore(tmp_path / "review.sqlite", load_taxonomy("shopify"))
+    app = create_app(ApiSettings(open_access=True, web=False), routers=[review_router(store)])
+    client = TestClient(app)
+    client.get("/review/categories", params={"q": "warm"})  # the index is built once
+    timings = {}
+    for query in ("w", "wa", "was", "wash", "washing mach", "t-shirt", "phone case", "sofa"):
+        started = time.perf_counter()
+        hits = client.get("/review/categories", params={"q": query}).json()["categories"]
+        timings[query] = time.perf_counter() - started
+        assert hits, query
+    assert statistics.median(timings.values()) < 0.2, timings
+    store.close()
