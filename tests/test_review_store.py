@@ -147,7 +147,8 @@ def test_export_writes_the_latest_label_per_product(store, tiny_taxonomy, tmp_pa
         item = store.next_item("r")
         store.decide(item["id"], "r", "accept")
     out = export_labels(store, tmp_path / "labels.csv")
-    rows = {r["id"]: r for r in csv.DictReader(open(tmp_path / "labels.csv"))}
+    with open(tmp_path / "labels.csv", encoding="utf-8") as handle:
+        rows = {r["id"]: r for r in csv.DictReader(handle)}
     assert out == 2 and rows["p1"]["category_id"] == a  # ...and its newer decision wins
     assert rows["p1"]["category"] == tiny_taxonomy.get(a).path_str
     export_labels(store, tmp_path / "labels.parquet")
@@ -190,17 +191,20 @@ def test_cli_classify_queues_below_threshold_and_requeue_replaces(tmp_path, tiny
     from taxonomist.cli import app
 
     train, valid, pool = (tmp_path / f"{n}.csv" for n in ("train", "valid", "pool"))
-    with open(train, "w", newline="") as t, open(valid, "w", newline="") as v:
-        with open(pool, "w", newline="") as p:
-            wt, wv, wp = csv.writer(t), csv.writer(v), csv.writer(p)
-            for w in (wt, wv):
-                w.writerow(["id", "title", "category"])
-            wp.writerow(["id", "title"])
-            for i, row in enumerate(tiny_rows):
-                if i % 4 == 0:
-                    wp.writerow([row["id"], row["title"]])
-                else:
-                    (wv if i % 4 == 3 else wt).writerow([row["id"], row["title"], row["category"]])
+    with (
+        open(train, "w", newline="") as t,
+        open(valid, "w", newline="") as v,
+        open(pool, "w", newline="") as p,
+    ):
+        wt, wv, wp = csv.writer(t), csv.writer(v), csv.writer(p)
+        for w in (wt, wv):
+            w.writerow(["id", "title", "category"])
+        wp.writerow(["id", "title"])
+        for i, row in enumerate(tiny_rows):
+            if i % 4 == 0:
+                wp.writerow([row["id"], row["title"]])
+            else:
+                (wv if i % 4 == 3 else wt).writerow([row["id"], row["title"], row["category"]])
     runner = CliRunner()
     model = tmp_path / "m"
     trained = runner.invoke(
@@ -211,7 +215,8 @@ def test_cli_classify_queues_below_threshold_and_requeue_replaces(tmp_path, tiny
     args = ["classify", str(pool), "--model", str(model), "--out", str(tmp_path / "p.csv")]
     result = runner.invoke(app, [*args, "--review-db", str(db)])
     assert result.exit_code == 0, result.output
-    flagged = sum(r["needs_review"] == "True" for r in csv.DictReader(open(tmp_path / "p.csv")))
+    with open(tmp_path / "p.csv", encoding="utf-8") as handle:
+        flagged = sum(r["needs_review"] == "True" for r in csv.DictReader(handle))
     with ReviewStore(db) as store:
         items = store.list_items(limit=500)
         assert len(items) == flagged > 0
