@@ -19,6 +19,7 @@ const TEXT = {
     done: "Classified {n} products in {s} s.", empty: "Type at least one title.",
     csvRows: "{n} rows read from the CSV.", csvNoTitle: "The CSV needs a 'title' column.",
     noMatch: "No matching category.", children: "{n} subcategories", alternatives: "Alternatives",
+    id: "Id", title: "Title", category: "Category", confidence: "Confidence",
   },
   zh: {
     model: "模型", language: "语言", apiDocs: "API 文档", apiKey: "API 密钥",
@@ -32,6 +33,7 @@ const TEXT = {
     classifying: "正在分类 {n} 个商品……", done: "已在 {s} 秒内分类 {n} 个商品。",
     empty: "请至少输入一个标题。", csvRows: "从 CSV 读取了 {n} 行。", csvNoTitle: "CSV 需要 'title' 列。",
     noMatch: "没有匹配的类目。", children: "{n} 个子类目", alternatives: "其他候选",
+    id: "编号", title: "标题", category: "类目", confidence: "置信度",
   },
 };
 
@@ -148,7 +150,7 @@ async function classifyProducts(products) {
       const chunk = products.slice(start, start + BATCH);
       const data = await api(`/v1/models/${encodeURIComponent(model)}/classify`, { products: chunk, ...options() });
       state.results.push(...data.results);
-      renderResults(data.results, chunk, start === 0 && products.length <= 50);
+      renderResults(data.results, chunk, start === 0);
       progress.value = start + chunk.length;
     }
   } catch (err) {
@@ -194,42 +196,87 @@ function breadcrumb(candidate, extraClass = "") {
   return wrap;
 }
 
+const CARD_LIMIT = 20; // more products than this show as a compact table
+
 function renderResults(results, products, replace) {
   const box = $("results");
   if (replace) box.replaceChildren();
-  const shown = box.children.length;
-  for (let i = 0; i < results.length && shown + i < 200; i++) {
-    const r = results[i];
-    const card = document.createElement("article");
-    card.className = "result";
-    const title = document.createElement("h3");
-    title.textContent = products[i].title;
-    const id = document.createElement("span");
-    id.className = "id";
-    id.textContent = ` #${r.id}`;
-    title.append(id);
-    if (r.needs_review) {
-      const badge = document.createElement("span");
-      badge.className = "badge";
-      badge.textContent = t("needsReview");
-      title.append(badge);
-    }
-    card.append(title);
-    if (r.category) card.append(breadcrumb(r.category));
-    else card.append(Object.assign(document.createElement("p"), { textContent: t("noCategory") }));
-    if (r.suggestion) {
-      card.append(Object.assign(document.createElement("p"), { className: "hint", textContent: t("suggestion") }));
-      card.append(breadcrumb(r.suggestion, "alt"));
-    }
-    if (r.alternatives.length) {
-      card.append(Object.assign(document.createElement("p"), { className: "hint", textContent: t("alternatives") }));
-      for (const alt of r.alternatives) card.append(breadcrumb(alt, "alt"));
-    }
-    for (const w of r.warnings) {
-      card.append(Object.assign(document.createElement("p"), { className: "warning", textContent: w }));
-    }
-    box.append(card);
+  if (state.inputs.length > CARD_LIMIT) {
+    renderTable(results, products);
+    return;
   }
+  for (let i = 0; i < results.length; i++) box.append(resultCard(results[i], products[i]));
+}
+
+function resultCard(r, product) {
+  const card = document.createElement("article");
+  card.className = "result";
+  const title = document.createElement("h3");
+  title.textContent = product.title;
+  const id = document.createElement("span");
+  id.className = "id";
+  id.textContent = ` #${r.id}`;
+  title.append(id);
+  if (r.needs_review) title.append(reviewBadge());
+  card.append(title);
+  if (r.category) card.append(breadcrumb(r.category));
+  else card.append(Object.assign(document.createElement("p"), { textContent: t("noCategory") }));
+  if (r.suggestion) {
+    card.append(Object.assign(document.createElement("p"), { className: "hint", textContent: t("suggestion") }));
+    card.append(breadcrumb(r.suggestion, "alt"));
+  }
+  if (r.alternatives.length) {
+    card.append(Object.assign(document.createElement("p"), { className: "hint", textContent: t("alternatives") }));
+    for (const alt of r.alternatives) card.append(breadcrumb(alt, "alt"));
+  }
+  for (const w of r.warnings) {
+    card.append(Object.assign(document.createElement("p"), { className: "warning", textContent: w }));
+  }
+  return card;
+}
+
+function reviewBadge() {
+  return Object.assign(document.createElement("span"), { className: "badge", textContent: t("needsReview") });
+}
+
+function renderTable(results, products) {
+  const box = $("results");
+  let body = box.querySelector("tbody");
+  if (!body) {
+    const table = document.createElement("table");
+    table.className = "results-table";
+    const head = document.createElement("thead");
+    const row = document.createElement("tr");
+    for (const key of ["id", "title", "category", "confidence"]) {
+      row.append(Object.assign(document.createElement("th"), { scope: "col", textContent: t(key) }));
+    }
+    head.append(row);
+    body = document.createElement("tbody");
+    table.append(head, body);
+    box.append(table);
+  }
+  results.forEach((r, i) => {
+    const row = document.createElement("tr");
+    const cells = [r.id, products[i].title];
+    for (const text of cells) row.append(Object.assign(document.createElement("td"), { textContent: text }));
+    const cat = document.createElement("td");
+    cat.textContent = r.category ? r.category.path.join(" › ") : t("noCategory");
+    if (r.needs_review) cat.append(reviewBadge());
+    const conf = document.createElement("td");
+    const value = r.category ? r.category.confidence : 0;
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    bar.setAttribute("role", "meter");
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "1");
+    bar.setAttribute("aria-valuenow", value.toFixed(3));
+    const fill = document.createElement("span");
+    fill.style.width = percent(value);
+    bar.append(fill);
+    conf.append(Object.assign(document.createElement("span"), { className: "conf", textContent: percent(value) }), bar);
+    row.append(cat, conf);
+    body.append(row);
+  });
 }
 
 async function onClassify(event) {
