@@ -227,7 +227,20 @@ class ReviewStore:
                 )
             return len(latest)
 
-        return self._run(work)
+        from sqlalchemy.exc import IntegrityError
+
+        for attempt in range(3):
+            try:
+                return self._run(work)
+            except IntegrityError:
+                # another writer queued one of these products between our UPDATE and INSERT
+                # (the one-open-item index refused the second row): do it again
+                if attempt == 2:
+                    raise DatabaseError(
+                        "could not queue the products: other writers keep queueing the same "
+                        "ones; try again"
+                    ) from None
+        return 0
 
     # -- reading ----------------------------------------------------------------------------
     def _priority_query(self, filters: Filters) -> Any:
