@@ -49,7 +49,7 @@ def server(tmp_path, tiny_taxonomy):
             f"p{i}",
             [
                 {"category_id": cat.id, "path": cat.path_str, "confidence": conf},
-                {"category_id": other.id, "path": other.path_str, "confidence": 1 - conf},
+                {"category_id": other.id, "path": other.path_str, "confidence": conf / 3},
             ],
             "v1",
             title=f"Product number {i}",
@@ -79,7 +79,7 @@ def test_reviewer_clears_twenty_items_with_the_keyboard(server, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
     url, store, bulk, leaves = server
-    target = leaves[9]  # the correction: a category none of the suggestions offers
+    target = leaves[8]  # the correction: a category none of the suggestions offers
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 800})
@@ -115,6 +115,8 @@ def test_reviewer_clears_twenty_items_with_the_keyboard(server, tmp_path):
         page.wait_for_selector(f"#hits li[data-id='{target.id}']")
         while page.locator("#hits li.active").get_attribute("data-id") != target.id:
             page.keyboard.press("ArrowDown")
+        assert page.locator("#suggestions li").count() == 2
+        page.screenshot(path=str(tmp_path / "review-page.png"))  # mid-review, search open
         corrected = page.locator("#product-id").text_content()
         page.keyboard.press("Enter")
         wait_done(7)
@@ -133,26 +135,6 @@ def test_reviewer_clears_twenty_items_with_the_keyboard(server, tmp_path):
     fixed = [d for d in log if d["action"] == "correct"]
     assert [(d["product_id"], d["after"]) for d in fixed] == [(corrected, target.id)]
     shot = os.environ.get("TAXONOMIST_SCREENSHOT_DIR")
-    if shot:  # keep the picture for a person to look at
-        shutil.copy(tmp_path / "review-page-done.png", Path(shot) / "review-page-done.png")
-
-
-def test_page_mid_review_screenshot(server, tmp_path):
-    """A picture of the page with an item, its suggestions and search hits on screen."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    url, _, _, leaves = server
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 700})
-        page.goto(f"{url}/review")
-        page.wait_for_selector("#item:not([hidden])")
-        page.keyboard.press("/")
-        page.keyboard.type(leaves[9].name[:4])
-        page.wait_for_selector("#hits li")
-        assert page.locator("#suggestions li").count() == 2
-        page.screenshot(path=str(tmp_path / "review-page.png"))
-        browser.close()
-    shot = os.environ.get("TAXONOMIST_SCREENSHOT_DIR")
-    if shot:
-        shutil.copy(tmp_path / "review-page.png", Path(shot) / "review-page.png")
+    if shot:  # keep the pictures for a person to look at
+        for name in ("review-page.png", "review-page-done.png"):
+            shutil.copy(tmp_path / name, Path(shot) / name)
