@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from taxonomist.review import QueueEntry, ReviewStore  # noqa: E402
 from taxonomist.review import queue as queue_module  # noqa: E402
 
 PROBLEM = "application/problem+json"
+CORPORA = Path(__file__).parent / "corpora"
 
 
 @pytest.fixture
@@ -86,6 +88,21 @@ def test_review_through_http(setup):
     assert bulk["accepted"] >= 2
     hits = client.get("/review/categories", params={"q": leaves[0].name}, headers=as_("bob"))
     assert leaves[0].id in [c["id"] for c in hits.json()["categories"]]
+    # the product's photo, for the page
+    photo = next((CORPORA / "images").glob("*.jpg"))
+    store.enqueue(
+        [
+            QueueEntry(
+                "photo", [{"category_id": leaves[0].id, "confidence": 0.2}], "v1", image=str(photo)
+            )
+        ]
+    )
+    with_photo = client.get("/review/items", params={"limit": 100}, headers=as_("bob")).json()
+    pid = next(i["id"] for i in with_photo["items"] if i["product_id"] == "photo")
+    image = client.get(f"/review/items/{pid}/image", headers=as_("bob"))
+    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+    assert image.content == photo.read_bytes()
+    assert client.get(f"/review/items/{item['id']}/image", headers=as_("bob")).status_code == 404
 
 
 def test_bad_input_is_a_clear_4xx_and_nothing_is_lost(setup, monkeypatch, tmp_path):
