@@ -114,6 +114,13 @@ def review_router(
         review_db: the review database URL, for `retrain`.
     """
     router = APIRouter(tags=["review"])
+    if reviews.taxonomy is not None:
+        # the search index is built on first use; build it now so a reviewer's first
+        # keystroke does not wait for it
+        import threading
+
+        taxonomy = reviews.taxonomy
+        threading.Thread(target=lambda: taxonomy.search("warm up", limit=1), daemon=True).start()
 
     @router.get("/review", include_in_schema=False)
     def page() -> FileResponse:
