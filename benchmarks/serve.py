@@ -165,7 +165,10 @@ def main() -> int:
     cmd = [str(exe), "serve", "--model", str(args.model), "--name", "m", "--open"]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, **NO_CACHE}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the server logs a line per request: to a file, never to a pipe nobody reads
+    log = tempfile.NamedTemporaryFile("w", prefix="serve-", suffix=".log", delete=False)  # noqa: SIM115
+    print(f"server log: {log.name}", flush=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
     try:
         result["start_to_ready_s"] = wait_ready(base, proc)
         print(f"ready after {result['start_to_ready_s']:.1f} s", flush=True)
@@ -212,6 +215,7 @@ def main() -> int:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
     runs = result["runs"]
     batch = result["batch_path"]["items_per_s"]
     result["ratios"] = {

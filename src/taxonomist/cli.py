@@ -24,9 +24,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Rich's tables squeeze the help into a narrow column at 80 columns and cut defaults
+    # and long words with an ellipsis; plain Click help wraps every word at any width
+    rich_markup_mode=None,
 )
 taxonomy_app = typer.Typer(
-    help="Inspect taxonomies: bundled (shopify, google) or files.", no_args_is_help=True
+    help="Inspect taxonomies: bundled (shopify, google) or files.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(taxonomy_app, name="taxonomy")
 models_app = typer.Typer(
@@ -35,6 +40,30 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 
 MAX_BAD_ROWS_SHOWN = 20
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"taxonomist {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Sort products into a category taxonomy with pretrained models."""
+
 
 TaxonomyOpt = Annotated[
     str | None,
@@ -56,8 +85,22 @@ AllowDownload = Annotated[
     typer.Option("--allow-download", help="Fetch http(s) image URLs (off: they are reported)."),
 ]
 LabelColumn = Annotated[str, typer.Option(help="Column with category labels.")]
-LabelSeparator = Annotated[str, typer.Option(help="Separator between levels in a label path.")]
-Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad row.")]
+LabelSeparator = Annotated[
+    str,
+    typer.Option(help="Separator between levels in a label path.", show_default="' > '"),
+]
+Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad row or repeated id.")]
+Delimiter = Annotated[
+    str | None,
+    typer.Option(
+        help="CSV field separator: a character, or comma, semicolon, tab, pipe. "
+        "Default: sniffed from the header line (a .tsv is tab)."
+    ),
+]
+Encoding = Annotated[
+    str,
+    typer.Option(help="Text encoding of the input files, e.g. utf-8, cp1252, latin-1, gb18030."),
+]
 Device = Annotated[
     str,
     typer.Option(
@@ -78,9 +121,29 @@ def _columns(
     image_column: str | None,
     label_column: str,
     label_separator: str,
+    *,
+    delimiter: str | None = None,
+    encoding: str = "utf-8",
+    keep_columns: str | None = None,
 ) -> ColumnSpec:
     texts = tuple(c.strip() for c in text_columns.split(",") if c.strip())
-    return ColumnSpec(id_column, texts, image_column, label_column, label_separator)
+    keep: tuple[str, ...] | str = ()
+    if keep_columns is not None:
+        keep = (
+            "all"
+            if keep_columns.strip() == "all"
+            else tuple(c.strip() for c in keep_columns.split(",") if c.strip())
+        )
+    return ColumnSpec(
+        id_column,
+        texts,
+        image_column,
+        label_column,
+        label_separator,
+        delimiter=delimiter,
+        encoding=encoding,
+        keep_columns=keep,
+    )
 
 
 class _BadRowPrinter:
@@ -212,6 +275,15 @@ def classify(
             "database: sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB.",
         ),
     ] = None,
+    keep_columns: Annotated[
+        str | None,
+        typer.Option(
+            help="Input columns to copy to the output (comma-separated), or 'all'. "
+            "A name taken by an output column gets the prefix input_."
+        ),
+    ] = None,
+    delimiter: Delimiter = None,
+    encoding: Encoding = "utf-8",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -223,7 +295,16 @@ def classify(
 
     printer = _BadRowPrinter()
     with _reported(printer):
-        columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
+        columns = _columns(
+            id_column,
+            text_columns,
+            image_column,
+            label_column,
+            label_separator,
+            delimiter=delimiter,
+            encoding=encoding,
+            keep_columns=keep_columns,
+        )
         with tqdm(unit=" products", desc="classifying", disable=not sys.stderr.isatty()) as bar:
             outcome = service.classify_file(
                 input,
@@ -253,6 +334,13 @@ def classify(
         f"classified {outcome.written} products into {outcome.taxonomy} -> {outcome.output} "
         f"({outcome.seconds:.1f} s, {rate:.0f}/s); {len(outcome.report.bad_rows)} bad rows skipped"
         + (f", {len(outcome.report.image_problems)} without a usable image" if image_column else "")
+        + (
+            f"; {outcome.report.duplicate_ids} "
+            + ("row repeats" if outcome.report.duplicate_ids == 1 else "rows repeat")
+            + " an earlier id"
+            if outcome.report.duplicate_ids
+            else ""
+        )
     )
     if outcome.queued is not None:
         typer.echo(f"queued {outcome.queued} products for review in {review_db}")
@@ -340,6 +428,8 @@ def train(
             "precision; products below them go to review.",
         ),
     ] = 0.99,
+    delimiter: Delimiter = None,
+    encoding: Encoding = "utf-8",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -376,7 +466,15 @@ def train(
             typer.echo(f"  epoch {done}/{total}", err=True)
 
     with _reported(printer):
-        columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
+        columns = _columns(
+            id_column,
+            text_columns,
+            image_column,
+            label_column,
+            label_separator,
+            delimiter=delimiter,
+            encoding=encoding,
+        )
         outcome = service.train_file(
             input,
             out,
@@ -433,6 +531,8 @@ def tune(
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
+    delimiter: Delimiter = None,
+    encoding: Encoding = "utf-8",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -450,7 +550,15 @@ def tune(
         )
 
     with _reported(printer):
-        columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
+        columns = _columns(
+            id_column,
+            text_columns,
+            image_column,
+            label_column,
+            label_separator,
+            delimiter=delimiter,
+            encoding=encoding,
+        )
         outcome = service.tune_file(
             input,
             out,
@@ -484,6 +592,8 @@ def align(
     allow_download: AllowDownload = False,
     id_column: IdColumn = "id",
     text_columns: TextColumns = "title,description",
+    delimiter: Delimiter = None,
+    encoding: Encoding = "utf-8",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -494,7 +604,15 @@ def align(
 
     printer = _BadRowPrinter()
     with _reported(printer):
-        columns = _columns(id_column, text_columns, image_column, "category", " > ")
+        columns = _columns(
+            id_column,
+            text_columns,
+            image_column,
+            "category",
+            " > ",
+            delimiter=delimiter,
+            encoding=encoding,
+        )
         outcome = service.align_file(
             input,
             out,
@@ -548,6 +666,8 @@ def evaluate(
     ] = None,
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
+    delimiter: Delimiter = None,
+    encoding: Encoding = "utf-8",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -557,7 +677,15 @@ def evaluate(
 
     printer = _BadRowPrinter()
     with _reported(printer):
-        columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
+        columns = _columns(
+            id_column,
+            text_columns,
+            image_column,
+            label_column,
+            label_separator,
+            delimiter=delimiter,
+            encoding=encoding,
+        )
         outcome = service.evaluate_files(
             predictions,
             gold,
@@ -571,6 +699,12 @@ def evaluate(
     typer.echo(outcome.result.summary())
     if outcome.missing_predictions:
         typer.echo(f"gold rows without a prediction: {outcome.missing_predictions}", err=True)
+    for what, count in (
+        ("gold rows", outcome.duplicate_gold),
+        ("predictions", outcome.duplicate_predictions),
+    ):
+        if count:
+            typer.echo(f"{what} repeating an earlier id (not scored): {count}", err=True)
     for label, path in (("metrics", outcome.json_path), ("report", outcome.report_path)):
         if path:
             typer.echo(f"{label}: {path}")

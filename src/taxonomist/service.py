@@ -17,8 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from .data import ColumnSpec, ReadReport, read_products
-from .data.readers import BadRow, Product, detect_format, read_labels
-from .data.writers import PredictionWriter
+from .data.paths import (
+    JSON_FORMATS,
+    REPORT_FORMATS,
+    check_distinct,
+    check_model_dir,
+    check_output_file,
+)
+from .data.readers import (
+    BadRow,
+    Product,
+    detect_format,
+    peek_file,
+    read_labels,
+    resolve_keep_columns,
+)
+from .data.writers import WRITE_FORMATS, PredictionWriter
 from .devices import check_device
 from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
@@ -52,6 +66,8 @@ class EvaluateOutcome:
     bad_rows: list[BadRow] = field(default_factory=list)
     json_path: Path | None = None
     report_path: Path | None = None
+    duplicate_predictions: int = 0  # rows repeating an id: not scored
+    duplicate_gold: int = 0  # gold rows repeating an id: not scored
 
 
 @dataclass(frozen=True)
@@ -129,7 +145,13 @@ def classify_file(
     to this catalogue (no labels used). With `min_confidence`, paths back off to their
     deepest confident level and such rows are flagged `needs_review`. `language` ("en",
     "zh") is the language of the category paths written. Bad rows are reported (and
-    skipped) unless `strict`; good rows are always written.
+    skipped) unless `strict`; good rows are always written. Rows repeating an earlier row's
+    id are each classified and counted in the outcome's report (a warning; `strict`: an
+    error). `columns.keep_columns` are copied to the output. A file with a header and no
+    data rows gives an empty output and a warning, and loads no model.
+
+    The output path is checked before anything is read or loaded: supported type, existing
+    folder, and not the input file (see `data.paths`).
 
     With `columns.image_column`, photos count too: a trained model that uses images reads
     them; zero-shot pools the text scores with image scores from `alignment` (a directory
@@ -152,7 +174,37 @@ def classify_file(
         )
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
-    detect_format(input_path)
+    routing = None  # the model's thresholds, once it is loaded
+    check_output_file(output_path, WRITE_FORMATS, inputs=[input_path], what="output")
+    names, has_rows = peek_file(input_path, columns)
+    keep: list[str] = []
+    if columns.keep_columns and (names or has_rows):
+        keep = resolve_keep_columns(columns, names, input_path)
+    elif isinstance(columns.keep_columns, tuple):
+        keep = list(columns.keep_columns)  # an empty JSONL file names no columns to check
+
+    def writer() -> PredictionWriter:
+        return PredictionWriter(
+            output_path,
+            top_k,
+            review=min_confidence is not None or routing is not None,
+            keep_columns=keep,
+            inputs=[input_path],
+        )
+
+    if not has_rows:
+        # a daily feed with nothing new: an empty output the next step can read, no model
+        with writer():
+            pass
+        logger.warning("%s: no data rows; wrote an empty %s", input_path, output_path)
+        return ClassifyOutcome(
+            output_path,
+            0,
+            ReadReport(str(input_path), columns=names),
+            time.perf_counter() - started,
+            str(model or name or taxonomy or "shopify"),
+            [],
+        )
     review_store = None
     if review_db is not None:  # before the model loads: a bad URL or a database down fails now
         from .review import ReviewStore
@@ -181,7 +233,7 @@ def classify_file(
     routing = clf.model.routing if clf.model is not None else None
     review = _review_intake(review_store, clf, routing, min_confidence)
     report = ReadReport(str(input_path))
-    with PredictionWriter(output_path, top_k) as writer:
+    with writer() as out:
         for batch in read_products(
             input_path,
             columns,
@@ -199,19 +251,24 @@ def classify_file(
                 preds = review(preds, batch)
             elif routing is not None:
                 preds = route(preds, routing)
-            writer.write(preds.top_k(top_k) if k != top_k else preds)
+            out.write(
+                preds.top_k(top_k) if k != top_k else preds,
+                [p.extra for p in batch] if keep else None,
+            )
             if progress:
                 progress(len(batch))
     if report.good == 0:
         output_path.unlink(missing_ok=True)
+        hint = f"; {report.encoding_hint}" if report.encoding_hint else ""
         raise DataError(
-            f"no valid rows to classify ({len(report.bad_rows)} bad rows)", file=input_path
+            f"no valid rows to classify ({len(report.bad_rows)} bad rows){hint}",
+            file=input_path,
         )
     if review is not None:
         review.store.close()
     return ClassifyOutcome(
         output_path,
-        writer.count,
+        out.count,
         report,
         time.perf_counter() - started,
         clf.identity.taxonomy,
@@ -254,6 +311,8 @@ def _adaptation_sample(
         strict=strict and not columns.image_column,
         batch_size=batch_size,
         report=ReadReport(str(input_path)),
+        check_ids=False,  # the main pass reports repeated ids and decoding
+        quiet=True,
     ):
         sample.extend(p.text for p in batch)
         if len(sample) >= limit:
@@ -308,7 +367,12 @@ def _read_labelled(
             assert product.label is not None
             labels.append(product.label.id)
     if not texts:
-        raise DataError(f"no usable labelled rows ({len(report.bad_rows)} bad rows)", file=path)
+        if report.rows == 0:
+            raise DataError("no data rows (header only): nothing to train on", file=path)
+        hint = f"; {report.encoding_hint}" if report.encoding_hint else ""
+        raise DataError(
+            f"no usable labelled rows ({len(report.bad_rows)} bad rows){hint}", file=path
+        )
     return texts, labels, report
 
 
@@ -386,6 +450,8 @@ def train_file(
     """
     from .training import train_model
 
+    if out_dir is not None:
+        check_model_dir(out_dir, inputs=[input_path, valid_path])
     device = check_device(device)  # before reading: a wrong device fails at once
     if (store is None) != (name is None):
         raise ConfigError("a model store needs both --store and --name")
@@ -483,56 +549,123 @@ def _store_version(
     return store.path(name, version)
 
 
-def _read_prediction_file(
-    path: Path, review_flags: dict[str, bool] | None = None
-) -> tuple[dict[str, tuple[str, float | None]], int]:
-    import pandas as pd
+@dataclass
+class PredictionFile:
+    """A predictions file read for scoring: the first row of each id, and what was dropped."""
 
-    fmt = detect_format(path)
-    if not path.exists():
-        raise DataError("file not found", file=path)
+    by_id: dict[str, tuple[str, float | None]]
+    rows: int
+    duplicate_ids: int = 0
+    duplicate_examples: list[tuple[str, int, int]] = field(default_factory=list)
+    # id -> needs_review, where the file has that column (routed or --min-confidence runs)
+    review_flags: dict[str, bool] = field(default_factory=dict)
+
+
+def _confidence(value: Any, path: Path, line: int) -> float | None:
+    """A confidence cell: empty means none (an abstained row); anything else must be a
+    number in [0, 1]."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        value = str(value)
     try:
-        if fmt == "parquet":
-            frame = pd.read_parquet(path)
-        elif fmt == "jsonl":
-            frame = pd.read_json(path, lines=True, dtype={"id": str})
-        else:
-            frame = pd.read_csv(
-                path,
-                sep="\t" if fmt == "tsv" else ",",
-                dtype={"id": str},
-                keep_default_na=False,
-                encoding="utf-8",
-            )
-    except (ValueError, UnicodeDecodeError, OSError) as exc:
-        raise DataError(f"cannot read predictions ({exc})", file=path) from None
-    for column in ("id", "category"):
-        if column not in frame.columns:
-            raise DataError(
-                f"missing column '{column}' in predictions; found {list(frame.columns)}",
-                file=path,
-                field=column,
-            )
-    has_conf = "confidence" in frame.columns
-    has_review = "needs_review" in frame.columns
-    flags = review_flags if review_flags is not None else {}
-    out: dict[str, tuple[str, float | None]] = {}
-    for offset, row in enumerate(frame.itertuples(index=False)):
-        rec = row._asdict()
-        conf = rec.get("confidence") if has_conf else None
-        try:
-            conf = float(conf) if conf not in (None, "") else None
-        except (TypeError, ValueError):
-            raise DataError(
-                f"confidence {conf!r} is not a number",
-                file=path,
-                row=offset + 2,
-                field="confidence",
-            ) from None
-        out[str(rec["id"])] = (str(rec["category"] or ""), conf)
-        if has_review:
-            flags[str(rec["id"])] = str(rec["needs_review"]).strip().lower() in ("true", "1")
-    return out, len(frame)
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{value!r} is not a number; expected a confidence in [0, 1]",
+            file=path,
+            row=line,
+            field="confidence",
+        ) from None
+    if not 0.0 <= number <= 1.0:  # NaN fails this too
+        raise DataError(
+            f"{value!r} is outside [0, 1]; expected a probability",
+            file=path,
+            row=line,
+            field="confidence",
+        )
+    return number
+
+
+def read_prediction_file(path: str | Path, *, strict: bool = False) -> PredictionFile:
+    """Read a predictions file (`id`, `category`, optional `confidence`) for `evaluate`.
+
+    Any CSV delimiter is sniffed; the file is UTF-8 (Taxonomist writes it so). A row whose id
+    repeats an earlier row's is not scored: the first prediction of an id counts, the repeats
+    are counted and warned about (`strict`: the first one is an error).
+
+    Raises:
+        DataError: missing column, malformed line, bad confidence, empty id, or a file with
+            no rows; each names file, line and field.
+    """
+    path = Path(path)
+    from .data.readers import has_bad_bytes, iter_records
+
+    names: list[str] | None = None
+    out = PredictionFile({}, 0)
+    first_line: dict[str, int] = {}
+
+    def check_columns(found: list[str]) -> list[str]:
+        for column in ("id", "category"):
+            if column not in found:
+                raise DataError(
+                    f"missing column '{column}' in predictions; found {found}",
+                    file=path,
+                    field=column,
+                )
+        return found
+
+    for line, record in iter_records(path):
+        if isinstance(record, BadRow):
+            raise DataError(record.reason, file=path, row=line, field=record.field)
+        if "__header__" in record:
+            names = check_columns(list(record["__header__"]))
+            continue
+        if names is None:  # JSONL: the first object's keys
+            names = check_columns(list(record))
+        out.rows += 1
+        for column in ("id", "category", "confidence"):
+            value = record.get(column)
+            if isinstance(value, str) and has_bad_bytes(value):
+                raise DataError("bytes that are not valid UTF-8", file=path, row=line, field=column)
+        raw_id = record.get("id")
+        pid = "" if raw_id is None else str(raw_id).strip()
+        if not pid:
+            raise DataError("empty id", file=path, row=line, field="id")
+        confidence = _confidence(record.get("confidence"), path, line)
+        category = record.get("category")
+        category = "" if category is None else str(category)
+        if pid in first_line:
+            out.duplicate_ids += 1
+            if strict:
+                raise DataError(
+                    f"duplicate id '{pid}' (first at line {first_line[pid]}); each product "
+                    "needs one prediction",
+                    file=path,
+                    row=line,
+                    field="id",
+                )
+            if len(out.duplicate_examples) < 5:
+                out.duplicate_examples.append((pid, line, first_line[pid]))
+            continue
+        first_line[pid] = line
+        out.by_id[pid] = (category, confidence)
+        if "needs_review" in record:
+            out.review_flags[pid] = str(record["needs_review"]).strip().lower() in ("true", "1")
+    if out.rows == 0:
+        raise DataError("the predictions file has no rows: nothing to score", file=path)
+    if out.duplicate_ids:
+        shown = ", ".join(
+            f"'{i}' (line {n}, first at line {f})" for i, n, f in out.duplicate_examples
+        )
+        logger.warning(
+            "%s: %d prediction(s) repeat an earlier row's id: %s; only the first of each id is "
+            "scored (--strict makes this an error)",
+            path,
+            out.duplicate_ids,
+            shown,
+        )
+    return out
 
 
 def evaluate_files(
@@ -553,18 +686,31 @@ def evaluate_files(
     taxonomy is the set of paths in the gold file. The HTML report shows a few misclassified
     products, titled from `columns.text_columns` and, with `columns.image_column`, with
     their photos (only the label and id columns are required).
-    """
-    from .evaluation import evaluate
 
+    Each id is scored once: the first prediction of an id and the first gold row of an id
+    count; later rows with the same id are counted as duplicates (warned; `strict`: an
+    error) and not scored. Output paths are checked before anything is read.
+    """
     predictions_path, gold_path = Path(predictions_path), Path(gold_path)
-    flags: dict[str, bool] = {}
-    preds, n_pred = _read_prediction_file(predictions_path, flags)
-    tax = resolve_taxonomy(taxonomy, label_file=None if taxonomy else gold_path, columns=columns)
+    inputs = [predictions_path, gold_path]
+    if json_path is not None:
+        check_output_file(json_path, JSON_FORMATS, inputs=inputs, what="metrics JSON")
+    if report_path is not None:
+        check_output_file(report_path, REPORT_FORMATS, inputs=inputs, what="report")
+    check_distinct([("metrics JSON", json_path), ("report", report_path)])
+    prediction_file = read_prediction_file(predictions_path, strict=strict)
+    preds, n_pred = prediction_file.by_id, prediction_file.rows
     gold_cols = columns.labels_only()
+    if not peek_file(gold_path, gold_cols)[1]:
+        raise DataError("the gold file has no data rows: nothing to score", file=gold_path)
+    from .evaluation import evaluate  # sklearn: slow to import, so after the cheap checks
+
+    tax = resolve_taxonomy(taxonomy, label_file=None if taxonomy else gold_path, columns=columns)
     report = ReadReport(str(gold_path))
     gold, pred, conf, ids = [], [], [], []
-    missing = 0
+    missing = duplicate_gold = 0
     matched_ids: set[str] = set()
+    gold_ids: set[str] = set()
     for batch in read_products(
         gold_path,
         gold_cols,
@@ -575,6 +721,10 @@ def evaluate_files(
         on_bad_row=on_bad_row,
     ):
         for product in batch:
+            if product.id in gold_ids:
+                duplicate_gold += 1  # the reader warned (or, strict, raised)
+                continue
+            gold_ids.add(product.id)
             if product.id not in preds:
                 missing += 1
                 continue
@@ -595,12 +745,21 @@ def evaluate_files(
         )
     confidences = [c for c in conf if c is not None] if None not in conf else None
     result = evaluate(gold, pred, confidences)
+    flags = prediction_file.review_flags
     if any(flags.values()):
         # routed predictions: the share a model files on its own, and how precise those are
         auto = [tuple(g) == tuple(p) for i, g, p in zip(ids, gold, pred) if not flags.get(i)]
         result.metrics["automation_rate"] = len(auto) / len(ids)
         result.metrics["automated_precision"] = sum(auto) / len(auto) if auto else float("nan")
-    outcome = EvaluateOutcome(result, report, missing, n_pred - len(matched_ids), report.bad_rows)
+    outcome = EvaluateOutcome(
+        result,
+        report,
+        missing,
+        len(preds) - len(matched_ids),
+        report.bad_rows,
+        duplicate_predictions=prediction_file.duplicate_ids,
+        duplicate_gold=duplicate_gold,
+    )
     context = {
         "predictions": str(predictions_path),
         "gold labels": str(gold_path),
@@ -608,6 +767,8 @@ def evaluate_files(
         "products evaluated": str(len(gold)),
         "gold rows without a prediction": str(missing),
         "bad gold rows": str(len(report.bad_rows)),
+        "duplicate gold ids (not scored)": str(duplicate_gold),
+        "duplicate prediction ids (not scored)": str(prediction_file.duplicate_ids),
     }
     if json_path:
         outcome.json_path = Path(json_path)
@@ -771,6 +932,7 @@ def tune_file(
     """Random-search the preset's hyper-parameters within the budget; save the best model."""
     from .tuning import tune
 
+    check_model_dir(out_dir, inputs=[input_path, valid_path])
     device = check_device(device)
     started = time.perf_counter()
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
@@ -823,6 +985,7 @@ def align_file(
 
     if not columns.image_column:
         raise DataError("aligning needs photos: name their column with --image-column")
+    check_model_dir(out_dir, inputs=[input_path], what="alignment directory")
     reading = reading or ImageReading()
     started = time.perf_counter()
     report = ReadReport(str(input_path))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -136,7 +136,7 @@ _BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <API k
 _HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key")
 
 
-def require_scope(scope: str | Scope) -> Callable[[Request], ApiKey | None]:
+def require_scope(scope: str | Scope) -> Callable[..., Awaitable[ApiKey | None]]:
     """A FastAPI dependency: 401/403 unless the request's key has `scope`.
 
     Example:
@@ -144,7 +144,7 @@ def require_scope(scope: str | Scope) -> Callable[[Request], ApiKey | None]:
     """
     wanted = Scope(scope)
 
-    def dependency(
+    async def dependency(
         request: Request,
         _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
         _header: Annotated[str | None, Depends(_HEADER)],

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _Job:
-    records: list[dict[str, Any]]
+    records: list[Any]  # checked `Product`s
     language: str
     top_k: int
     future: asyncio.Future = field(repr=False)
@@ -79,7 +79,7 @@ class MicroBatcher:
             if not job.future.done():
                 job.future.cancel()
 
-    async def submit(self, records: list[dict[str, Any]], language: str, top_k: int) -> Any:
+    async def submit(self, records: list[Any], language: str, top_k: int) -> Any:
         """Predictions for `records` (top `top_k` each) and the classifier that made them."""
         self.start()
         job = _Job(records, language, top_k, asyncio.get_running_loop().create_future())
@@ -139,9 +139,11 @@ class MicroBatcher:
                     try:
                         preds = await self._predict(classifier, [job], language)
                     except Exception as exc:  # noqa: BLE001 - handed to that caller
-                        job.future.set_exception(exc)
+                        if not job.future.done():  # a caller that left is cancelled
+                            job.future.set_exception(exc)
                     else:
-                        job.future.set_result((preds, classifier))
+                        if not job.future.done():
+                            job.future.set_result((preds, classifier))
                 continue
             start = 0
             for job in group:

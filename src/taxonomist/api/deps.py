@@ -1,4 +1,8 @@
-"""Dependencies shared by the routers (and by routers other modules add)."""
+"""Dependencies shared by the routers (and by routers other modules add).
+
+All are `async def`: FastAPI runs a plain `def` dependency in a worker thread, a hop per
+dependency per request that costs more than the check itself.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,11 @@ from .serving import ModelRegistry
 JSON_TYPES = ("application/json",)
 
 
-def registry(request: Request) -> ModelRegistry:
+async def registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """415 unless the body is declared JSON (application/json or any +json type)."""
     declared = request.headers.get("content-type", "")
     media = declared.split(";", 1)[0].strip().lower()

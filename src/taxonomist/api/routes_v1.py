@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from ..data.readers import Product
 from ..errors import DataError, TaxonomistError, TaxonomyError
 from ..predictions import Candidate, Predictions, ProductPrediction
 from ..taxonomy import Category, Taxonomy
@@ -49,39 +51,45 @@ Registry = Annotated[ModelRegistry, Depends(registry)]
 
 def _records(
     products: list[ProductIn], served: Served, request: Request, directory: Path | None
-) -> tuple[list[dict[str, Any]], list[list[str]]]:
-    """Validated records for the classifier, and each product's warnings."""
+) -> tuple[list[Product], list[list[str]]]:
+    """Checked products for the classifier (by the same `validate_record` as file rows), and
+    each one's warnings. Checked here, per request, so a bad product is named by its place
+    in this request, not in a micro-batch shared with others."""
+    from ..data.readers import ColumnSpec
     from ..data.records import validate_record
 
     allow = request.app.state.settings.allow_download
     reads_photos = bool(getattr(served.classifier, "uses_images", False))
-    records, warnings = [], []
+    columns = getattr(served.classifier, "columns", None) or ColumnSpec()
+    out, warnings = [], []
     for i, product in enumerate(products):
         notes: list[str] = []
         record: dict[str, Any] = {
-            "id": product.id if product.id is not None else str(i + 1),
+            columns.id_column: product.id if product.id is not None else str(i + 1),
             "title": product.title,
             "description": product.description or "",
         }
+        image = None
         if product.image:
             if not reads_photos:
                 notes.append("this model does not read photos; classified from the text")
             else:
                 assert directory is not None
-                path, problem = photo_file(product.image, directory, str(i), allow_download=allow)
+                image, problem = photo_file(product.image, directory, str(i), allow_download=allow)
                 if problem:
                     notes.append(f"{problem}; classified from the text")
-                record["image"] = path
         try:
-            validate_record(record)
+            checked = validate_record(
+                record, columns, text_columns=("title", "description"), source="request"
+            )
         except DataError as exc:
             where = f"products[{i}].{exc.field}" if exc.field else f"products[{i}]"
             raise ApiProblem(
                 422, f"{where}: {exc.reason}", errors=[{"field": where, "message": exc.reason}]
             ) from None
-        records.append(record)
+        out.append(replace(checked, line=i + 1, image=image))
         warnings.append(notes)
-    return records, warnings
+    return out, warnings
 
 
 def candidate_out(candidate: Candidate, taxonomy: Taxonomy, language: str) -> CandidateOut:
@@ -148,17 +156,20 @@ def results_out(
 )
 async def classify(
     name: ModelName, body: ClassifyRequest, request: Request, models: Registry
-) -> ClassifyResponse:
+) -> Response:
     served = models.get(name)
     products = body.items
-    with tempfile.TemporaryDirectory(prefix="taxonomist-api-") as tmp:
-        directory = Path(tmp) if any(p.image for p in products) else None
-        if directory is not None:
+    if any(p.image for p in products):
+        # photos are decoded to a private folder that lives until the model has read them
+        with tempfile.TemporaryDirectory(prefix="taxonomist-api-") as tmp:
             records, warnings = await asyncio.to_thread(
-                _records, products, served, request, directory
+                _records, products, served, request, Path(tmp)
             )
-        else:
-            records, warnings = _records(products, served, request, None)
+            preds, classifier = await models.batcher(name).submit(
+                records, body.language, body.top_k
+            )
+    else:
+        records, warnings = _records(products, served, request, None)
         preds, classifier = await models.batcher(name).submit(records, body.language, body.top_k)
     results = results_out(
         preds,
@@ -168,9 +179,11 @@ async def classify(
         language=body.language,
         warnings=warnings,
     )
-    return ClassifyResponse(
+    out = ClassifyResponse(
         model=model_ref(served, classifier), language=body.language, results=results
     )
+    # already validated by construction: answering with bytes skips FastAPI's second pass
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 # -- models ---------------------------------------------------------------------------------
