@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -195,13 +195,44 @@ def _setup_logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    # library chatter (weight-loading bars, deprecation notices) is not for our users
-    for name in ("sentence_transformers", "transformers", "httpx"):
+    # library chatter (weight-loading bars, deprecation notices, the ONNX exporter's
+    # "torchvision is not installed" for operators we never export) is not for our users
+    for name in ("sentence_transformers", "transformers", "httpx", "onnxscript"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if not verbose:
         # transformers configures its own handler at import; this is the switch it reads
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # torch installs its own handler and levels at import, so only its switch reaches
+        # the ONNX exporter's warnings (four "torchvision is not installed" per export)
+        os.environ.setdefault("TORCH_LOGS", "-onnx")
+
+
+@contextmanager
+def _progress(
+    *, rows_in: Path | None = None, prefix: str = ""
+) -> Iterator[tuple[Callable[[str, int, int], None], Callable[[int], None]]]:
+    """A progress printer for a long command: bars on a terminal, else a line every ~10 s
+    per stage with done/total and the time left, and one line as each stage ends. Deep
+    steps (encoding a catalogue) reach it too. Yields the (stage, done, total) callback and
+    a counter of classified rows, whose total is estimated from `rows_in`."""
+    from .progress import ProgressPrinter, estimate_rows, reporting_to
+
+    lines = ProgressPrinter(prefix=prefix)
+    total = estimate_rows(rows_in) if rows_in is not None else 0
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        # an estimate that fell short becomes "unknown" rather than a stage ended early
+        lines("classifying", done, total if total >= done else 0)
+
+    try:
+        with reporting_to(lines):
+            yield lines, advance
+    finally:
+        lines.close()
 
 
 def _fail(exc: Exception) -> None:
@@ -289,8 +320,6 @@ def classify(
 ) -> None:
     """Classify products: zero-shot into a taxonomy, or with a trained --model."""
     _setup_logging(verbose)
-    from tqdm import tqdm
-
     from . import service
 
     printer = _BadRowPrinter()
@@ -305,7 +334,7 @@ def classify(
             encoding=encoding,
             keep_columns=keep_columns,
         )
-        with tqdm(unit=" products", desc="classifying", disable=not sys.stderr.isatty()) as bar:
+        with _progress(rows_in=input) as (lines, advance):
             outcome = service.classify_file(
                 input,
                 out,
@@ -323,7 +352,7 @@ def classify(
                 batch_size=batch_size,
                 alignment=alignment,
                 allow_download=allow_download,
-                progress=bar.update,
+                progress=advance,
                 on_bad_row=printer,
                 on_image_problem=printer.image_problem,
                 device=device,
@@ -374,7 +403,8 @@ def train(
         str | None,
         typer.Option(
             help="Override the preset's kind: linear | knn | head | finetune | ensemble | "
-            "image | fusion (with --image-column, fusion is the default)."
+            "fewshot (5-20 labels a category) | image | fusion (with --image-column, fusion "
+            "is the default)."
         ),
     ] = None,
     taxonomy: Annotated[
@@ -450,22 +480,7 @@ def train(
         if value is not None:
             overrides[option] = value
 
-    from tqdm import tqdm
-
-    bars: dict[str, tqdm] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        # "step" comes from kinds that train in mini-batches for minutes (finetune)
-        if stage == "step":
-            bar = bars.get("step") or bars.setdefault(
-                "step",
-                tqdm(total=total, unit=" steps", desc="training", disable=not sys.stderr.isatty()),
-            )
-            bar.update(done - bar.n)
-        elif stage == "epoch":
-            typer.echo(f"  epoch {done}/{total}", err=True)
-
-    with _reported(printer):
+    with _reported(printer), _progress(prefix="training") as (progress, _):
         columns = _columns(
             id_column,
             text_columns,
@@ -496,8 +511,6 @@ def train(
             name=name,
             promote=promote or None,
         )
-    for bar in bars.values():
-        bar.close()
     m = outcome.valid_metrics
     typer.echo(
         f"trained {outcome.kind} on {outcome.train_rows} rows in {outcome.seconds:.0f} s; "
@@ -541,15 +554,18 @@ def tune(
     from . import service
 
     printer = _BadRowPrinter()
+    started = time.monotonic()
 
     def on_trial(row: dict) -> None:
+        used = time.monotonic() - started
         typer.echo(
             f"trial {row['trial']}: validation accuracy {row['valid_accuracy']:.4f}, "
-            f"log-loss {row['valid_log_loss']:.4f} ({row['seconds']} s)",
+            f"log-loss {row['valid_log_loss']:.4f} ({row['seconds']} s; "
+            f"{used / 60:.1f} of {time_budget:g} min used)",
             err=True,
         )
 
-    with _reported(printer):
+    with _reported(printer), _progress(prefix="tuning"):
         columns = _columns(
             id_column,
             text_columns,
@@ -697,6 +713,8 @@ def evaluate(
             on_bad_row=printer,
         )
     typer.echo(outcome.result.summary())
+    for warning in outcome.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if outcome.missing_predictions:
         typer.echo(f"gold rows without a prediction: {outcome.missing_predictions}", err=True)
     for what, count in (
@@ -722,8 +740,8 @@ def demo(
     _setup_logging(verbose)
     from . import service
 
-    with _reported():
-        outcome = service.run_demo(out, encoder=encoder)
+    with _reported(), _progress(rows_in=service.demo_input()) as (_, advance):
+        outcome = service.run_demo(out, encoder=encoder, progress=advance)
     c, e = outcome.classify, outcome.evaluate
     typer.echo(
         f"classified {c.written} bundled products into {c.taxonomy} zero-shot "
@@ -749,19 +767,30 @@ def taxonomy_show(
 
 @taxonomy_app.command("search")
 def taxonomy_search(
-    query: Annotated[str, typer.Argument(help="Words to find in category names.")],
+    query: Annotated[
+        str, typer.Argument(help="Words to find in category names and paths, any order.")
+    ],
     taxonomy: TaxonomyOpt = "shopify",
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            help="Show paths in this language (zh: Shopify's Chinese names); words match "
+            "in every language. Default: the query's script decides."
+        ),
+    ] = None,
 ) -> None:
-    """Find categories by name."""
+    """Find categories by name: every word, any order, singular or plural."""
     from . import service
 
     with _reported():
-        hits = service.search_taxonomy(taxonomy, query, limit=limit)
-    if not hits:
+        outcome = service.search_taxonomy(taxonomy, query, limit=limit, language=language)
+    if not outcome.hits:
         typer.echo("no matching categories", err=True)
         raise typer.Exit(code=1)
-    for cid, path in hits:
+    if not outcome.every_word:
+        typer.echo("no category matches every word; closest matches:", err=True)
+    for cid, path in outcome.hits:
         typer.echo(f"{cid}\t{path}")
 
 
