@@ -18,6 +18,7 @@ from .folds import group_split
 from .items import ModelInput, has_images
 from .languages import LanguagePlan, plan_for
 from .models import Model, model_class
+from .routing import check_precision_target
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +207,7 @@ def train_model(
     progress=None,
     device: str = "cpu",
     ids: list[str] | None = None,
+    precision_target: float | None = None,
 ) -> TrainedModel:
     """Fit the chosen kind and save it with its manifest and training curve.
 
@@ -214,7 +216,8 @@ def train_model(
     ensemble weights; by default it does so unless a fine-tuned transformer is involved
     (there it would double a long training run). With photos among the inputs and no
     `kind`, the preset's `fusion` model is trained. `device` (resolved, see
-    `taxonomist.devices`) is where a fine-tuned transformer trains.
+    `taxonomist.devices`) is where a fine-tuned transformer trains. `precision_target` is
+    what the routing thresholds are chosen for (`taxonomist.routing`; default 0.99).
     """
     if not texts:
         raise DataError("no training rows")
@@ -249,6 +252,8 @@ def train_model(
     config = with_device_members(preset, kind, chosen, config, device)
     model = model_class(chosen)(taxonomy, config)
     model.device = device
+    if precision_target is not None:
+        model.precision_target = check_precision_target(precision_target)
     logger.info("training %s on %d rows, validating on %d", chosen, len(texts), len(valid_texts))
     model.fit(texts, labels, valid_texts, valid_labels, progress=progress)
     if refit is None:

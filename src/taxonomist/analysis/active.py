@@ -187,8 +187,8 @@ def suggest_file(
     check_outputs(pool_path, (out, (".csv",)))
     if review_db:
         raise ConfigError(
-            "--review-db needs the review queue (taxonomist.review), which this build does not "
-            "have yet; write the CSV and import it once the queue exists"
+            "--review-db is not wired to the review queue (taxonomist.review) yet; write the "
+            "CSV and queue its rows from there"
         )
     columns = columns or ColumnSpec()
     model = load_model(model_dir)

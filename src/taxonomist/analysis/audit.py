@@ -486,8 +486,8 @@ def audit_file(
     check_outputs(input_path, (out, (".csv",)), (report, (".html", ".htm")))
     if review_db:
         raise ConfigError(
-            "--review-db needs the review queue (taxonomist.review), which this build does not "
-            "have yet; write the CSV and import it once the queue exists"
+            "--review-db is not wired to the review queue (taxonomist.review) yet; write the "
+            "CSV and queue its rows from there"
         )
     data = read_labelled_rows(input_path, columns, taxonomy, on_bad_row=on_bad_row)
     if len(data.labels) < folds:
