@@ -127,6 +127,8 @@ def _setup_logging(verbose: bool) -> None:
     # library chatter (weight-loading bars, deprecation notices) is not for our users
     for name in ("sentence_transformers", "transformers", "httpx"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # long steps (embedding a taxonomy's categories) say how far they are, TTY or not
+    logging.getLogger("taxonomist.progress").setLevel(logging.INFO)
     if not verbose:
         # transformers configures its own handler at import; this is the switch it reads
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -183,6 +185,36 @@ def classify(
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
+    llm_url: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible endpoint (e.g. http://127.0.0.1:8080/v1) whose LLM "
+            "re-ranks the top candidates of products below --llm-threshold.",
+            rich_help_panel="LLM re-ranking",
+        ),
+    ] = None,
+    llm_model: Annotated[
+        str | None,
+        typer.Option(help="Model name at --llm-url.", rich_help_panel="LLM re-ranking"),
+    ] = None,
+    llm_threshold: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Re-rank below this confidence.", rich_help_panel="LLM re-ranking"
+        ),
+    ] = 0.5,
+    llm_top_k: Annotated[
+        int,
+        typer.Option(min=2, max=20, help="Candidates shown.", rich_help_panel="LLM re-ranking"),
+    ] = 5,
+    llm_timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds per request.", rich_help_panel="LLM re-ranking"),
+    ] = 30.0,
+    llm_budget: Annotated[
+        int,
+        typer.Option(min=0, help="Most requests per job.", rich_help_panel="LLM re-ranking"),
+    ] = 1000,
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -195,6 +227,18 @@ def classify(
     printer = _BadRowPrinter()
     with _reported(printer):
         columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
+        llm = None
+        if llm_url or llm_model:
+            from .llm import LLMConfig
+
+            llm = LLMConfig(
+                url=llm_url or "",
+                model=llm_model or "",
+                threshold=llm_threshold,
+                top_k=llm_top_k,
+                timeout=llm_timeout,
+                budget=llm_budget,
+            )
         with tqdm(unit=" products", desc="classifying", disable=not sys.stderr.isatty()) as bar:
             outcome = service.classify_file(
                 input,
@@ -214,6 +258,7 @@ def classify(
                 on_bad_row=printer,
                 on_image_problem=printer.image_problem,
                 device=device,
+                llm=llm,
             )
     rate = outcome.written / max(outcome.seconds, 1e-9)
     typer.echo(
@@ -221,6 +266,8 @@ def classify(
         f"({outcome.seconds:.1f} s, {rate:.0f}/s); {len(outcome.report.bad_rows)} bad rows skipped"
         + (f", {len(outcome.report.image_problems)} without a usable image" if image_column else "")
     )
+    if outcome.llm_summary:
+        typer.echo(outcome.llm_summary)
 
 
 @app.command()

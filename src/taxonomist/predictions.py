@@ -37,11 +37,13 @@ class Candidate:
 
 @dataclass(frozen=True)
 class ProductPrediction:
-    """Ranked candidates for one product (best first)."""
+    """Ranked candidates for one product (best first). `llm_status` says what an LLM
+    re-ranking did to it (`taxonomist.llm.LLMStatus`), empty when none was asked."""
 
     product_id: str
     candidates: tuple[Candidate, ...]
     needs_review: bool = False
+    llm_status: str = ""
 
     @property
     def best(self) -> Candidate:

@@ -22,6 +22,7 @@ from .data.writers import PredictionWriter
 from .devices import check_device
 from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
+from .llm import LLMConfig
 from .persistence import atomic_write_text
 from .predictions import Predictions
 from .taxonomy import PATH_SEPARATOR, Taxonomy
@@ -40,6 +41,7 @@ class ClassifyOutcome:
     seconds: float
     taxonomy: str
     encoders: list[str]
+    llm_summary: str | None = None
 
 
 @dataclass
@@ -138,6 +140,7 @@ def classify_file(
     on_bad_row: Callable[[BadRow], None] | None = None,
     on_image_problem: Callable[[BadRow], None] | None = None,
     device: str = "auto",
+    llm: LLMConfig | None = None,
 ) -> ClassifyOutcome:
     """Classify every good row of `input_path` into `output_path`, streaming.
 
@@ -152,6 +155,10 @@ def classify_file(
     saved by `align_file`) or, without one, from the ImageNet bridge. A bad image is reported
     through `on_image_problem` and its product is classified from its text. `device`
     ("auto", "cpu", "cuda"...) is where a trained model's network runs.
+
+    With `llm`, the products whose best confidence is below `llm.threshold` have their
+    top candidates re-ranked by that endpoint (`taxonomist.llm`); a failing endpoint never
+    fails the job: those products keep the model's answer, flagged in `llm_status`.
     """
     if top_k < 1:
         raise DataError(f"top-k must be at least 1, got {top_k}")
@@ -165,6 +172,16 @@ def classify_file(
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
     detect_format(input_path)
+    reranker = None
+    if llm is not None:
+        from .encoders.cache import default_cache_dir
+        from .llm import LLMCache, LLMReranker
+
+        no_cache = os.environ.get("TAXONOMIST_NO_CACHE") == "1"
+        reranker = LLMReranker(llm, None if no_cache else LLMCache(cache_dir or default_cache_dir()))
+    # the LLM chooses among the model's top candidates; confidence back-off comes after it
+    model_k = max(top_k, llm.top_k) if llm is not None else top_k
+    model_min_confidence = min_confidence if llm is None else None
     if model is not None:
         from .models import load_model
 
@@ -176,8 +193,8 @@ def classify_file(
             return trained.predict(
                 model_inputs(products, columns),
                 [p.id for p in products],
-                top_k=top_k,
-                min_confidence=min_confidence,
+                top_k=model_k,
+                min_confidence=model_min_confidence,
             )
 
     else:
@@ -213,14 +230,16 @@ def classify_file(
             preds = clf.predict(
                 [p.text for p in products],
                 [p.id for p in products],
-                top_k=top_k,
+                top_k=model_k,
                 image_log_probs=image_logp,
                 image_weight=scorer.image_weight if scorer is not None else 0.5,
             )
-            return preds.with_min_confidence(min_confidence, tax) if min_confidence else preds
+            if model_min_confidence:
+                return preds.with_min_confidence(model_min_confidence, tax)
+            return preds
 
     report = ReadReport(str(input_path))
-    with PredictionWriter(output_path, top_k) as writer:
+    with PredictionWriter(output_path, top_k, llm=reranker is not None) as writer:
         for batch in read_products(
             input_path,
             columns,
@@ -231,7 +250,12 @@ def classify_file(
             on_image_problem=on_image_problem,
             allow_download=allow_download,
         ):
-            writer.write(predict(batch))
+            preds = predict(batch)
+            if reranker is not None:
+                preds = reranker.rerank([p.text for p in batch], preds).top_k(top_k)
+                if min_confidence is not None:
+                    preds = preds.with_min_confidence(min_confidence, tax)
+            writer.write(preds)
             if progress:
                 progress(len(batch))
     if report.good == 0:
@@ -246,6 +270,7 @@ def classify_file(
         time.perf_counter() - started,
         f"{tax.name} {tax.version or ''}".strip(),
         [str(e) for e in encoders],
+        reranker.summary() if reranker is not None else None,
     )
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .encoders import Encoder, EncoderSet, Role, detect_language, normalize
+from .encoders.bundled import find_bundled
+from .encoders.progress import encode_with_progress
 from .errors import ConfigError
 from .hierarchy import TreeIndex
 from .predictions import Predictions
@@ -146,13 +148,17 @@ class ZeroShotClassifier:
         if key in self._adapted:
             return self._adapted[key]
         if key not in self._prototypes:
-            logger.info("embedding %d categories with %s (%s)", len(self.tree), *key)
-            per_template = [
-                encoder.encode(texts, role=Role.CATEGORY, batch_size=128)
-                for texts in self.category_texts(key[1])
-            ]
-            own = normalize(np.mean(per_template, axis=0))
-            self._prototypes[key] = self._with_subtree(own)
+            texts = self.category_texts(key[1])
+            own = find_bundled(encoder, texts)
+            if own is None:
+                logger.info("embedding %d categories with %s (%s)", len(self.tree), *key)
+                what = f"embedding {self.taxonomy.name} categories ({key[1]}, {encoder.name})"
+                per_template = [
+                    encode_with_progress(encoder, column, role=Role.CATEGORY, what=what)
+                    for column in texts
+                ]
+                own = np.mean(per_template, axis=0)
+            self._prototypes[key] = self._with_subtree(normalize(own))
         return self._prototypes[key]
 
     def _with_subtree(self, own: np.ndarray) -> np.ndarray:

@@ -17,14 +17,16 @@ from ..taxonomy import PATH_SEPARATOR
 WRITE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
 
-def prediction_columns(top_k: int) -> list[str]:
+def prediction_columns(top_k: int, *, llm: bool = False) -> list[str]:
     cols = ["id", "category", "category_id", "confidence", "level_confidences", "needs_review"]
     for k in range(2, top_k + 1):
         cols += [f"category_{k}", f"confidence_{k}"]
-    return cols
+    return [*cols, "llm_status"] if llm else cols
 
 
-def prediction_rows(preds: Iterable[ProductPrediction], top_k: int) -> list[dict[str, Any]]:
+def prediction_rows(
+    preds: Iterable[ProductPrediction], top_k: int, *, llm: bool = False
+) -> list[dict[str, Any]]:
     """Flatten predictions to rows: best path, its confidences, then the runners-up."""
     rows = []
     for pred in preds:
@@ -41,6 +43,8 @@ def prediction_rows(preds: Iterable[ProductPrediction], top_k: int) -> list[dict
             cand = pred.candidates[k - 1] if len(pred.candidates) >= k else None
             row[f"category_{k}"] = cand.path_str if cand else None
             row[f"confidence_{k}"] = round(cand.confidence, 6) if cand else None
+        if llm:
+            row["llm_status"] = pred.llm_status
         rows.append(row)
     return rows
 
@@ -49,7 +53,7 @@ class PredictionWriter:
     """Context manager appending prediction rows to a file; written to a temp name first and
     moved into place on success, so a failed run never leaves a half-written output."""
 
-    def __init__(self, path: str | Path, top_k: int = 1) -> None:
+    def __init__(self, path: str | Path, top_k: int = 1, *, llm: bool = False) -> None:
         self.path = Path(path)
         self.format = WRITE_FORMATS.get(self.path.suffix.lower())
         if self.format is None:
@@ -60,8 +64,9 @@ class PredictionWriter:
             )
         if not self.path.parent.exists():
             raise DataError("output folder does not exist", file=self.path.parent)
-        self.columns = prediction_columns(top_k)
+        self.columns = prediction_columns(top_k, llm=llm)
         self.top_k = top_k
+        self.llm = llm
         self.count = 0
         self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self._handle: Any = None
@@ -78,7 +83,7 @@ class PredictionWriter:
         return self
 
     def write(self, preds: Iterable[ProductPrediction]) -> None:
-        rows = prediction_rows(preds, self.top_k)
+        rows = prediction_rows(preds, self.top_k, llm=self.llm)
         self.count += len(rows)
         if self.format == "csv":
             for row in rows:
@@ -110,6 +115,8 @@ class PredictionWriter:
                 pa.field(f"category_{k}", pa.string()),
                 pa.field(f"confidence_{k}", pa.float64()),
             ]
+        if self.llm:
+            fields.append(pa.field("llm_status", pa.string()))
         schema = pa.schema(fields)
         if self._parquet is None:
             self._parquet = pq.ParquetWriter(self._tmp, schema)
