@@ -200,7 +200,10 @@ def classify(
     llm_threshold: Annotated[
         float,
         typer.Option(
-            min=0.0, max=1.0, help="Re-rank below this confidence.", rich_help_panel="LLM re-ranking"
+            min=0.0,
+            max=1.0,
+            help="Re-rank below this confidence.",
+            rich_help_panel="LLM re-ranking",
         ),
     ] = 0.5,
     llm_top_k: Annotated[

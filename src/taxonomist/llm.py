@@ -162,7 +162,8 @@ class LLMReranker:
     """Re-ranks the doubtful products of a job; one instance per job (it holds the budget).
 
     Example:
-        >>> reranker = LLMReranker(LLMConfig("http://127.0.0.1:8080/v1", "smollm2"))  # doctest: +SKIP
+        >>> config = LLMConfig("http://127.0.0.1:8080/v1", "smollm2")   # doctest: +SKIP
+        >>> reranker = LLMReranker(config, LLMCache(default_cache_dir()))   # doctest: +SKIP
         >>> preds = reranker.rerank(texts, preds)   # doctest: +SKIP
     """
 

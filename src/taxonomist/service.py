@@ -178,7 +178,8 @@ def classify_file(
         from .llm import LLMCache, LLMReranker
 
         no_cache = os.environ.get("TAXONOMIST_NO_CACHE") == "1"
-        reranker = LLMReranker(llm, None if no_cache else LLMCache(cache_dir or default_cache_dir()))
+        llm_cache = None if no_cache else LLMCache(cache_dir or default_cache_dir())
+        reranker = LLMReranker(llm, llm_cache)
     # the LLM chooses among the model's top candidates; confidence back-off comes after it
     model_k = max(top_k, llm.top_k) if llm is not None else top_k
     model_min_confidence = min_confidence if llm is None else None

@@ -81,7 +81,7 @@ def find_bundled(
         vectors = load_file(str(path))[_TENSOR].astype(np.float32)
         n = len(texts_per_template[0])
         if vectors.shape != (n, encoder.dim):
-            logger.warning("ignoring %s: shape %s, expected %s", path, vectors.shape, (n, encoder.dim))
+            logger.warning("ignoring %s: shape %s, not %s", path, vectors.shape, (n, encoder.dim))
             continue
         logger.info("category embeddings from %s", path.name)
         return vectors

@@ -62,6 +62,7 @@ def encode_with_progress(
             )
             last = now
     if clock() - started >= every:
-        progress_logger.info("%s: %d/%d done in %s", what, len(texts), len(texts),
-                             _duration(clock() - started))
+        progress_logger.info(
+            "%s: %d/%d done in %s", what, len(texts), len(texts), _duration(clock() - started)
+        )
     return np.vstack(parts)
