@@ -12,6 +12,7 @@ are poor descriptions of the products filed under them.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,6 +57,15 @@ class ZeroShotConfig:
         flat_weight: weight of a node's own similarity added to its top-down path score.
         hubness: also subtract each node's mean similarity over the adapted catalogue.
             Helps flat label sets with a few balanced classes; hurts long-tailed trees.
+        hubness_k: CSLS-style hubness correction when adapting: subtract `hubness_weight`
+            times each node's mean standardised similarity to its `hubness_k` nearest
+            products of the catalogue, so a category close to everything ("magnet") stops
+            winning products that merely sit near it. 0 turns it off.
+        hubness_weight: see `hubness_k`.
+        accessory_penalty: subtracted (in standardised units) from categories whose name
+            says they are parts or accessories of something ("Dishwasher Parts", "Luggage
+            Covers") when the product's text has no accessory word ("case", "cable", "配件"):
+            a dishwasher is not a dishwasher part, but its title is close to both.
     """
 
     templates: tuple[str, ...] = ("{name}", "{path}")
@@ -71,6 +81,9 @@ class ZeroShotConfig:
     subtree_weight: float = 1.0
     flat_weight: float = 1.0
     hubness: bool = False
+    hubness_k: int = 0
+    hubness_weight: float = 1.0
+    accessory_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.templates or not self.other_language_templates:
@@ -89,6 +102,9 @@ class ZeroShotConfig:
                 raise ConfigError(f"{field_name} must be > 0, got {getattr(self, field_name)}")
         if self.adapt_iterations < 1:
             raise ConfigError(f"adapt_iterations must be >= 1, got {self.adapt_iterations}")
+        for field_name in ("hubness_k", "hubness_weight", "accessory_penalty"):
+            if getattr(self, field_name) < 0:
+                raise ConfigError(f"{field_name} must be >= 0, got {getattr(self, field_name)}")
         if not 0 <= self.adapt_weight <= 1:
             raise ConfigError(f"adapt_weight must be in [0, 1], got {self.adapt_weight}")
 
@@ -115,6 +131,7 @@ class ZeroShotClassifier:
         self._prototypes: dict[tuple[str, str], np.ndarray] = {}
         self._adapted: dict[tuple[str, str], np.ndarray] = {}
         self._bias: dict[tuple[str, str], np.ndarray] = {}
+        self._accessory = accessory_nodes(taxonomy, self.tree.ids)
 
     # -- category side --------------------------------------------------------------------
     def _category_language(self, encoder: Encoder, language: str) -> str:
@@ -193,14 +210,37 @@ class ZeroShotClassifier:
             total += self._standardized(embeddings[start : start + _CHUNK], protos).sum(0)
         return total / max(len(embeddings), 1)
 
+    def _hub_bias(self, embeddings: np.ndarray, protos: np.ndarray) -> np.ndarray | None:
+        """The per-node hubness bias over a catalogue: mean standardised similarity over all
+        products (`hubness`) and/or over each node's k nearest products (`hubness_k`)."""
+        cfg = self.config
+        bias = self._mean_standardized(embeddings, protos) if cfg.hubness else None
+        if cfg.hubness_k and len(embeddings):
+            k = min(cfg.hubness_k, len(embeddings))
+            top = np.full((k, len(protos)), -np.inf, dtype=np.float32)
+            for start in range(0, len(embeddings), _CHUNK):
+                z = self._standardized(embeddings[start : start + _CHUNK], protos)
+                both = np.concatenate([top, z], axis=0)
+                top = -np.partition(-both, k - 1, axis=0)[:k]
+            csls = cfg.hubness_weight * top.mean(0)
+            bias = csls if bias is None else bias + csls
+        return bias
+
     def _best_and_margin(
-        self, embeddings: np.ndarray, protos: np.ndarray, bias: np.ndarray | None
+        self,
+        embeddings: np.ndarray,
+        protos: np.ndarray,
+        bias: np.ndarray | None,
+        plain: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Best candidate node per product and its score margin over the runner-up, in chunks
         so a 20,000-product sample against 10k categories never builds one huge matrix."""
         best, margin = [], []
         for start in range(0, len(embeddings), _CHUNK):
-            paths = self._scores(embeddings[start : start + _CHUNK], protos, bias)
+            chunk = slice(start, start + _CHUNK)
+            paths = self._scores(
+                embeddings[chunk], protos, bias, None if plain is None else plain[chunk]
+            )
             paths = paths[:, self.tree.candidates]
             best.append(self.tree.candidates[np.argmax(paths, axis=1)])
             if paths.shape[1] > 1:
@@ -211,11 +251,18 @@ class ZeroShotClassifier:
         return np.concatenate(best), np.concatenate(margin)
 
     def _scores(
-        self, embeddings: np.ndarray, protos: np.ndarray, bias: np.ndarray | None = None
+        self,
+        embeddings: np.ndarray,
+        protos: np.ndarray,
+        bias: np.ndarray | None = None,
+        plain: np.ndarray | None = None,
     ) -> np.ndarray:
+        """Path scores; `plain` marks the products whose text names no accessory."""
         z = self._standardized(embeddings, protos)
         if bias is not None:
             z = z - bias
+        if self.config.accessory_penalty and plain is not None and self._accessory.any():
+            z = z - self.config.accessory_penalty * np.outer(plain, self._accessory)
         logits = z / self.config.level_temperature
         paths = self.tree.path_scores(self.tree.log_conditionals(logits), self.config.beam_width)
         if self.config.flat_weight:
@@ -240,11 +287,12 @@ class ZeroShotClassifier:
             self._adapted.pop(key, None)
             self._bias.pop(key, None)
             emb = encoder.encode([sample[i] for i in idx], role=Role.PRODUCT)
+            plain = ~has_accessory_word([sample[i] for i in idx])
             base = self.prototypes(encoder, language)
             protos = base
             for _ in range(cfg.adapt_iterations):
-                bias = self._mean_standardized(emb, protos) if cfg.hubness else None
-                best, margin = self._best_and_margin(emb, protos, bias)
+                bias = self._hub_bias(emb, protos)
+                best, margin = self._best_and_margin(emb, protos, bias, plain)
                 # only the more confident half of the products pulls prototypes
                 keep = margin >= np.median(margin)
                 sums = np.zeros_like(base)
@@ -261,8 +309,9 @@ class ZeroShotClassifier:
                     (1 - lam)[:, None] * base[has] + lam[:, None] * normalize(sums[has])
                 )
             self._adapted[key] = protos
-            if cfg.hubness:
-                self._bias[key] = self._mean_standardized(emb, protos)
+            bias = self._hub_bias(emb, protos)
+            if bias is not None:
+                self._bias[key] = bias
             logger.info("adapted %d prototypes on %d products (%s)", int(has.sum()), len(idx), key)
 
     def candidate_log_probs(self, texts: Sequence[str]) -> np.ndarray:
@@ -276,7 +325,10 @@ class ZeroShotClassifier:
             encoder = self.encoders.for_language(language)
             emb = encoder.encode([texts[i] for i in idx], role=Role.PRODUCT)
             key = (encoder.name, self._category_language(encoder, language))
-            scores = self._scores(emb, self.prototypes(encoder, language), self._bias.get(key))
+            plain = ~has_accessory_word([texts[i] for i in idx])
+            scores = self._scores(
+                emb, self.prototypes(encoder, language), self._bias.get(key), plain
+            )
             cand = scores[:, self.tree.candidates].astype(np.float64) / self.config.path_temperature
             out[idx] = cand - logsumexp(cand)
         return out
@@ -318,6 +370,35 @@ class ZeroShotClassifier:
         return [
             [column[i] for i in self.tree.candidates] for column in self.category_texts(language)
         ]
+
+
+# A category is a part or accessory of something when its own name says so. English names
+# decide (every bundled taxonomy has them); matched as whole words, singular or plural.
+_ACCESSORY_CATEGORY = re.compile(
+    r"\b(parts?|accessor(y|ies)|covers?|cases?|cables?|chargers?|mounts?|holders?|"
+    r"replacements?|spares?|refills?|adapters?|converters?|straps?|skins?|protectors?|"
+    r"filters?|kits?)\b",
+    re.IGNORECASE,
+)
+# Words in a product's text that say it is such a thing (English and Chinese).
+_ACCESSORY_TEXT = re.compile(
+    r"\b(parts?|accessor(y|ies)|covers?|cases?|cables?|chargers?|charging|mounts?|holders?|"
+    r"replacements?|spares?|refills?|adapters?|adaptors?|straps?|skins?|protectors?|"
+    r"guards?|tempered|pouch(es)?|sleeves?|filters?|stands?|brackets?|remote)\b"
+    r"|配件|零件|备件|外壳|手机壳|保护壳|保护套|手机套|钢化膜|贴膜|保护膜|充电器|充电线|数据线|"
+    r"支架|替换|滤芯|刷头|遥控器",
+    re.IGNORECASE,
+)
+
+
+def accessory_nodes(taxonomy: Taxonomy, ids: Sequence[str]) -> np.ndarray:
+    """Boolean per node (in `ids` order): its name says it is a part or an accessory."""
+    return np.array([bool(_ACCESSORY_CATEGORY.search(taxonomy.get(cid).name)) for cid in ids])
+
+
+def has_accessory_word(texts: Sequence[str]) -> np.ndarray:
+    """Boolean per text: it names a part or an accessory ("case", "cable", "配件")."""
+    return np.array([bool(_ACCESSORY_TEXT.search(t)) for t in texts], dtype=bool)
 
 
 def logsumexp(x: np.ndarray) -> np.ndarray:
