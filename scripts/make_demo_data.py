@@ -69,7 +69,9 @@ def main() -> None:
                 if row.get("image"):
                     image = f"{IMAGES}/{row['id']}.jpg"
                     photos.append((SHARED / name / row["image"], OUT.parent / image))
-                rows.append((f"{name}-{row['id']}", row["title"], mapping[source_cat], name, image))
+                rows.append(
+                    (f"{name}-{row['id']}", row["title"], mapping[source_cat], name, image)
+                )
     for i, (title, cat) in enumerate(CHINESE, start=1):
         rows.append((f"zh-{i}", title, cat, "written for the demo", ""))
     rng.shuffle(rows)
