@@ -13,6 +13,7 @@ from taxonomist.encoders import EncoderSet, FakeEncoder, Role
 from taxonomist.encoders.bundled import bundle_dir, find_bundled, texts_digest, write_bundle
 from taxonomist.encoders.digest import directory_digest
 from taxonomist.encoders.progress import encode_with_progress
+from taxonomist.errors import ConfigError
 from taxonomist.taxonomy_loaders import from_labels, load_taxonomy
 from taxonomist.zeroshot import (
     ZeroShotClassifier,
@@ -175,5 +176,5 @@ def test_csls_penalises_the_node_nearest_to_everything(tiny_taxonomy) -> None:
     z = clf._standardized(emb, protos)
     assert bias is not None and bias.shape == (len(protos),)
     assert np.allclose(bias, np.sort(z, axis=0)[-3:].mean(0), atol=1e-5)
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError, match="hubness_k"):
         ZeroShotConfig(hubness_k=-1)
