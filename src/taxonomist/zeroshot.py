@@ -66,6 +66,11 @@ class ZeroShotConfig:
             says they are parts or accessories of something ("Dishwasher Parts", "Luggage
             Covers") when the product's text has no accessory word ("case", "cable", "配件"):
             a dishwasher is not a dishwasher part, but its title is close to both.
+        vertical_prior: strength of a catalogue prior over the top-level categories, learnt
+            when adapting by EM on the unlabelled products (their top-level probability
+            masses as likelihoods, mixing weights re-estimated): a grocery catalogue pulls its
+            ambiguous products towards food. The log prior, times this, is added to every
+            candidate's log-probability. 0 turns it off.
     """
 
     templates: tuple[str, ...] = ("{name}", "{path}")
@@ -84,6 +89,7 @@ class ZeroShotConfig:
     hubness_k: int = 0
     hubness_weight: float = 1.0
     accessory_penalty: float = 0.0
+    vertical_prior: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.templates or not self.other_language_templates:
@@ -102,7 +108,7 @@ class ZeroShotConfig:
                 raise ConfigError(f"{field_name} must be > 0, got {getattr(self, field_name)}")
         if self.adapt_iterations < 1:
             raise ConfigError(f"adapt_iterations must be >= 1, got {self.adapt_iterations}")
-        for field_name in ("hubness_k", "hubness_weight", "accessory_penalty"):
+        for field_name in ("hubness_k", "hubness_weight", "accessory_penalty", "vertical_prior"):
             if getattr(self, field_name) < 0:
                 raise ConfigError(f"{field_name} must be >= 0, got {getattr(self, field_name)}")
         if not 0 <= self.adapt_weight <= 1:
@@ -132,6 +138,10 @@ class ZeroShotClassifier:
         self._adapted: dict[tuple[str, str], np.ndarray] = {}
         self._bias: dict[tuple[str, str], np.ndarray] = {}
         self._accessory = accessory_nodes(taxonomy, self.tree.ids)
+        self._log_prior: dict[tuple[str, str], np.ndarray] = {}
+        # each candidate's top-level category, as an index into the top-level nodes
+        tops = self.tree.ancestors[0, self.tree.candidates]
+        self._top_nodes, self._cand_top = np.unique(tops, return_inverse=True)
 
     # -- category side --------------------------------------------------------------------
     def _category_language(self, encoder: Encoder, language: str) -> str:
@@ -286,6 +296,7 @@ class ZeroShotClassifier:
             key = (encoder.name, self._category_language(encoder, language))
             self._adapted.pop(key, None)
             self._bias.pop(key, None)
+            self._log_prior.pop(key, None)
             emb = encoder.encode([sample[i] for i in idx], role=Role.PRODUCT)
             plain = ~has_accessory_word([sample[i] for i in idx])
             base = self.prototypes(encoder, language)
@@ -312,7 +323,45 @@ class ZeroShotClassifier:
             bias = self._hub_bias(emb, protos)
             if bias is not None:
                 self._bias[key] = bias
+            if cfg.vertical_prior:
+                self._log_prior[key] = self._vertical_log_prior(emb, protos, bias, plain)
             logger.info("adapted %d prototypes on %d products (%s)", int(has.sum()), len(idx), key)
+
+    def _candidate_logp(
+        self,
+        emb: np.ndarray,
+        protos: np.ndarray,
+        bias: np.ndarray | None,
+        plain: np.ndarray | None,
+        log_prior: np.ndarray | None = None,
+    ) -> np.ndarray:
+        scores = self._scores(emb, protos, bias, plain)
+        cand = scores[:, self.tree.candidates].astype(np.float64) / self.config.path_temperature
+        if log_prior is not None:
+            cand = cand + log_prior
+        return cand - logsumexp(cand)
+
+    def _vertical_log_prior(
+        self, emb: np.ndarray, protos: np.ndarray, bias: np.ndarray | None, plain: np.ndarray
+    ) -> np.ndarray:
+        """Per-candidate log prior from the catalogue's top-level mix (EM, no labels)."""
+        n_top = len(self._top_nodes)
+        masses = []
+        for start in range(0, len(emb), _CHUNK):
+            chunk = slice(start, start + _CHUNK)
+            probs = np.exp(self._candidate_logp(emb[chunk], protos, bias, plain[chunk]))
+            top = np.zeros((len(probs), n_top))
+            np.add.at(top.T, self._cand_top, probs.T)
+            masses.append(top)
+        likelihood = np.concatenate(masses)
+        weights = np.full(n_top, 1.0 / n_top)
+        for _ in range(50):
+            post = likelihood * weights
+            post /= post.sum(1, keepdims=True) + 1e-300
+            weights = np.maximum(post.mean(0), 1e-4)
+            weights /= weights.sum()
+        log_prior = self.config.vertical_prior * np.log(weights * n_top)
+        return log_prior[self._cand_top]
 
     def candidate_log_probs(self, texts: Sequence[str]) -> np.ndarray:
         """(n, candidates) log-probabilities of each text's category, candidates in tree
@@ -326,11 +375,10 @@ class ZeroShotClassifier:
             emb = encoder.encode([texts[i] for i in idx], role=Role.PRODUCT)
             key = (encoder.name, self._category_language(encoder, language))
             plain = ~has_accessory_word([texts[i] for i in idx])
-            scores = self._scores(
-                emb, self.prototypes(encoder, language), self._bias.get(key), plain
+            protos = self.prototypes(encoder, language)
+            out[idx] = self._candidate_logp(
+                emb, protos, self._bias.get(key), plain, self._log_prior.get(key)
             )
-            cand = scores[:, self.tree.candidates].astype(np.float64) / self.config.path_temperature
-            out[idx] = cand - logsumexp(cand)
         return out
 
     def predict(
