@@ -178,3 +178,18 @@ def test_csls_penalises_the_node_nearest_to_everything(tiny_taxonomy) -> None:
     assert np.allclose(bias, np.sort(z, axis=0)[-3:].mean(0), atol=1e-5)
     with pytest.raises(ConfigError, match="hubness_k"):
         ZeroShotConfig(hubness_k=-1)
+
+
+def test_vertical_prior_follows_the_catalogue_mix(tiny_taxonomy, tiny_rows) -> None:
+    texts = [r["title"] for r in tiny_rows]
+    tops = [r["category"].split(" > ")[0] for r in tiny_rows]
+    clf = ZeroShotClassifier(
+        tiny_taxonomy, EncoderSet({}, FakeEncoder()), ZeroShotConfig(vertical_prior=1.0)
+    )
+    clf.adapt(texts)
+    (log_prior,) = clf._log_prior.values()
+    by_top = {clf.tree.paths[clf.tree.candidates[i]][0]: float(v) for i, v in enumerate(log_prior)}
+    most = max(set(tops), key=tops.count)
+    assert max(by_top, key=by_top.get) == most
+    probs = np.exp(clf.candidate_log_probs(texts[:5]))
+    assert np.allclose(probs.sum(1), 1.0)
