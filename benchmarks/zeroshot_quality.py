@@ -38,7 +38,15 @@ from taxonomist.taxonomy import PATH_SEPARATOR
 from taxonomist.taxonomy_loaders import load_taxonomy
 from taxonomist.zeroshot import ZeroShotClassifier, ZeroShotConfig
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data next to the checkout (a worktree may sit one level deeper)
+DATA = next(
+    (
+        p / "shared" / "data"
+        for p in Path(__file__).resolve().parents[1:4]
+        if (p / "shared" / "data").is_dir()
+    ),
+    Path(__file__).resolve().parents[1].parent / "shared" / "data",
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 MAPPING = Path(__file__).resolve().parent / "shopify_verticals.json"
 
