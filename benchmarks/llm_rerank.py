@@ -67,7 +67,7 @@ def main() -> int:
     clf = ZeroShotClassifier(
         load_taxonomy("shopify"), build_encoder_set("auto", cache=EmbeddingCache())
     )
-    clf.adapt(texts)
+    clf = clf.adapt(texts)
     preds = clf.predict(texts, top_k=args.top_k)
     doubtful = [i for i, p in enumerate(preds) if p.best.confidence < args.threshold][: args.limit]
     server = None

@@ -164,7 +164,7 @@ def run(dataset: str, part: str, n: int, configs: dict[str, dict]) -> list[dict]
         start = time.perf_counter()
         clf = ZeroShotClassifier(taxonomy, encoders, config)
         if config.adapt:
-            clf.adapt(texts)
+            clf = clf.adapt(texts)
         preds = clf.predict(texts)
         paths = [p.best.path for p in preds]
         conf = np.array([p.best.level_confidences[0] for p in preds])

@@ -186,7 +186,7 @@ def test_vertical_prior_follows_the_catalogue_mix(tiny_taxonomy, tiny_rows) -> N
     clf = ZeroShotClassifier(
         tiny_taxonomy, EncoderSet({}, FakeEncoder()), ZeroShotConfig(vertical_prior=1.0)
     )
-    clf.adapt(texts)
+    clf = clf.adapt(texts)
     (log_prior,) = clf._log_prior.values()
     by_top = {clf.tree.paths[clf.tree.candidates[i]][0]: float(v) for i, v in enumerate(log_prior)}
     most = max(set(tops), key=tops.count)

@@ -135,6 +135,20 @@ class LLMCache:
             self._db.execute("INSERT OR REPLACE INTO reply (key, text) VALUES (?, ?)", (key, text))
 
 
+def open_llm_cache(directory: str | Path | None = None) -> LLMCache | None:
+    """The reply cache beside the embedding cache, or None when TAXONOMIST_NO_CACHE=1 or the
+    folder cannot be written (the cache only saves requests, it never changes an answer)."""
+    from .encoders.cache import default_cache_dir
+
+    if os.environ.get("TAXONOMIST_NO_CACHE") == "1":
+        return None
+    try:
+        return LLMCache(directory or default_cache_dir())
+    except (OSError, sqlite3.Error) as exc:
+        logger.warning("LLM reply cache not usable (%s); asking without a cache", exc)
+        return None
+
+
 def prompt(text: str, paths: Sequence[str]) -> list[dict[str, str]]:
     """The chat messages asking which of `paths` fits the product `text`."""
     numbered = "\n".join(f"{i}. {p}" for i, p in enumerate(paths, 1))
@@ -259,11 +273,11 @@ class LLMReranker:
         ]
         out = list(preds)
         if not todo:
-            return Predictions(out)
+            return preds
         with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
             for i, done in zip(todo, pool.map(lambda i: self._one(texts[i], out[i]), todo)):
                 out[i] = done
-        return Predictions(out)
+        return Predictions(out, model=preds.model, proba=preds.proba, labels=preds.labels)
 
     def summary(self) -> str:
         counted = ", ".join(f"{v} {k}" for k, v in self.counts.items() if v)

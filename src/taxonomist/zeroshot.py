@@ -11,8 +11,10 @@ are poor descriptions of the products filed under them.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -134,7 +136,9 @@ class ZeroShotClassifier:
         self.encoders = encoders
         self.config = config or ZeroShotConfig()
         self.tree = TreeIndex(taxonomy, leaves_only=self.config.leaves_only)
+        # the categories' own prototypes, computed once and shared by adapted copies
         self._prototypes: dict[tuple[str, str], np.ndarray] = {}
+        self._lock = threading.Lock()
         self._adapted: dict[tuple[str, str], np.ndarray] = {}
         self._bias: dict[tuple[str, str], np.ndarray] = {}
         self._accessory = accessory_nodes(taxonomy, self.tree.ids)
@@ -175,17 +179,21 @@ class ZeroShotClassifier:
         if key in self._adapted:
             return self._adapted[key]
         if key not in self._prototypes:
-            texts = self.category_texts(key[1])
-            own = find_bundled(encoder, texts)
-            if own is None:
-                logger.info("embedding %d categories with %s (%s)", len(self.tree), *key)
-                what = f"embedding {self.taxonomy.name} categories ({key[1]}, {encoder.name})"
-                per_template = [
-                    encode_with_progress(encoder, column, role=Role.CATEGORY, what=what)
-                    for column in texts
-                ]
-                own = np.mean(per_template, axis=0)
-            self._prototypes[key] = self._with_subtree(normalize(own))
+            with self._lock:  # many threads may ask first: embed the categories once
+                if key not in self._prototypes:
+                    texts = self.category_texts(key[1])
+                    own = find_bundled(encoder, texts)
+                    if own is None:
+                        logger.info("embedding %d categories with %s (%s)", len(self.tree), *key)
+                        what = (
+                            f"embedding {self.taxonomy.name} categories ({key[1]}, {encoder.name})"
+                        )
+                        per_template = [
+                            encode_with_progress(encoder, column, role=Role.CATEGORY, what=what)
+                            for column in texts
+                        ]
+                        own = np.mean(per_template, axis=0)
+                    self._prototypes[key] = self._with_subtree(normalize(own))
         return self._prototypes[key]
 
     def _with_subtree(self, own: np.ndarray) -> np.ndarray:
@@ -280,15 +288,25 @@ class ZeroShotClassifier:
             paths = paths + self.config.flat_weight * logits
         return paths
 
-    def adapt(self, texts: Sequence[str]) -> None:
-        """Fit the classifier to an unlabelled catalogue: no labels are used.
+    def adapt(self, texts: Sequence[str]) -> ZeroShotClassifier:
+        """A copy of this classifier fitted to an unlabelled catalogue: no labels are used.
 
-        Two steps, on at most `adapt_sample` texts. (1) Hubness correction: some category
-        texts are close to every product; each node's mean standardised similarity over the
-        catalogue is subtracted from its scores. (2) Prototype refinement: each node's
-        prototype moves towards the centroid of the products confidently decoded under it.
-        Later `predict` calls use both.
+        On at most `adapt_sample` texts. (1) Hubness correction (`hubness`, `hubness_k`):
+        some category texts are close to many products; each node's mean standardised
+        similarity over the catalogue, or over its k nearest products, is subtracted from its
+        scores. (2) Prototype refinement: each node's prototype moves towards the centroid of
+        the products confidently decoded under it. (3) With `vertical_prior`, the
+        catalogue's mix of top-level categories becomes a prior (EM). The copy's `predict`
+        uses them all; `self` is left as it was (other threads may be predicting with it).
         """
+        adapted = copy.copy(self)
+        adapted._adapted = dict(self._adapted)
+        adapted._bias = dict(self._bias)
+        adapted._log_prior = dict(self._log_prior)
+        adapted._adapt_in_place(texts)
+        return adapted
+
+    def _adapt_in_place(self, texts: Sequence[str]) -> None:
         cfg = self.config
         sample = list(texts)[: cfg.adapt_sample]
         for language, idx in self._groups(sample).items():

@@ -9,12 +9,13 @@ name.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ConfigError
 from .base import Encoder, Role, normalize
-from .cache import CachedEncoder, EmbeddingCache
+from .cache import CachedEncoder, EmbeddingCache, open_cache
 from .fake import FakeEncoder
 from .language import detect_language
 
@@ -30,6 +31,7 @@ __all__ = [
     "build_encoder_set",
     "detect_language",
     "normalize",
+    "open_cache",
 ]
 
 
@@ -96,10 +98,10 @@ def build_cached_encoder(
     device: str = "cpu",
     saved: Path | None = None,
 ) -> Encoder:
-    """`build_encoder` behind the on-disk embedding cache (the default one unless given),
-    for trained kinds that re-read the same catalogue across fits."""
+    """`build_encoder` behind an on-disk embedding cache (none when `cache` is None), for
+    trained kinds that re-read the same catalogue across fits."""
     encoder = build_encoder(spec, device=device, saved=saved)
-    return CachedEncoder(encoder, cache or EmbeddingCache())
+    return CachedEncoder(encoder, cache) if cache is not None else encoder
 
 
 class EncoderSet:
@@ -139,12 +141,15 @@ class _LazyAutoSet(EncoderSet):
         self._device = device
         self._wrap = wrap
         self._loaded: dict[str, Encoder] = {}
+        self._lock = threading.Lock()
         super().__init__({}, fallback=None)  # type: ignore[arg-type]
 
     def for_language(self, language: str) -> Encoder:
         key = "e5" if language == "zh" else "minilm"
         if key not in self._loaded:
-            self._loaded[key] = self._wrap(build_encoder(key, device=self._device))
+            with self._lock:  # two threads seeing their first Chinese text load E5 once
+                if key not in self._loaded:
+                    self._loaded[key] = self._wrap(build_encoder(key, device=self._device))
         return self._loaded[key]
 
     @property

@@ -168,11 +168,12 @@ class FusionModel(Model):
 
     @property
     def text_encoder(self) -> Any:
-        if self._text_encoder is None:
-            from ..encoders import build_cached_encoder
+        from ..encoders import build_cached_encoder
 
-            self._text_encoder = build_cached_encoder(self.config.text_encoder)
-        return self._text_encoder
+        return self.lazy(
+            "_text_encoder",
+            lambda: build_cached_encoder(self.config.text_encoder, cache=self.embedding_cache()),
+        )
 
     def _early_inputs(
         self,
@@ -457,7 +458,12 @@ class FusionModel(Model):
         self.weights = np.array(manifest["weights"], dtype=np.float64)
         self.weights_without_image = np.array(manifest["weights_without_image"], dtype=np.float64)
         self.best_epoch = manifest.get("best_epoch")
-        self.members = [load_model(directory / sub) for sub in manifest["members"]]
+        self.members = [
+            load_model(
+                directory / sub, self.device, cache_dir=self.cache_dir, use_cache=self.use_cache
+            )
+            for sub in manifest["members"]
+        ]
         if self.uses_early:
             early = manifest["early"]
             cfg = self.config

@@ -50,9 +50,12 @@ class HeadModel(Model):
 
     @property
     def encoder(self) -> Encoder:
-        if self._encoder is None:
-            self._encoder = build_cached_encoder(self.config.encoder, saved=self._saved)
-        return self._encoder
+        return self.lazy(
+            "_encoder",
+            lambda: build_cached_encoder(
+                self.config.encoder, saved=self._saved, cache=self.embedding_cache()
+            ),
+        )
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode(texts, role=Role.PRODUCT, batch_size=128)
