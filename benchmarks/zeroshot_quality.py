@@ -139,7 +139,9 @@ def _flat(taxonomy, encoder, texts, language):
     return [leaves[i].path for i in best]
 
 
-def run(dataset: str, part: str, n: int, configs: dict[str, dict]) -> list[dict]:
+def run(
+    dataset: str, part: str, n: int, configs: dict[str, dict], flat_peer: bool = True
+) -> list[dict]:
     taxonomy = load_taxonomy("shopify")
     texts, accept, gold = _sample(dataset, part, n)
     language = "zh" if dataset == "zh-retail" else "en"
@@ -147,16 +149,17 @@ def run(dataset: str, part: str, n: int, configs: dict[str, dict]) -> list[dict]
     encoder = encoders.for_language(language)
     rows = []
     start = time.perf_counter()
-    flat = _flat(taxonomy, encoder, texts, language)
-    rows.append(
-        {
-            "dataset": dataset,
-            "method": f"flat nearest path ({encoder.name})",
-            "n": len(texts),
-            "seconds": round(time.perf_counter() - start, 1),
-            **_figures(flat, None, accept, gold, dataset),
-        }
-    )
+    flat = _flat(taxonomy, encoder, texts, language) if flat_peer else None
+    if flat is not None:
+        rows.append(
+            {
+                "dataset": dataset,
+                "method": f"flat nearest path ({encoder.name})",
+                "n": len(texts),
+                "seconds": round(time.perf_counter() - start, 1),
+                **_figures(flat, None, accept, gold, dataset),
+            }
+        )
     for name, overrides in configs.items():
         config = ZeroShotConfig(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
@@ -191,6 +194,7 @@ def main() -> int:
         default=None,
         help='JSON {"name": {ZeroShotConfig overrides}}; default: before vs after',
     )
+    parser.add_argument("--no-flat", action="store_true", help="skip the flat peer")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: development data not found at {DATA}")
@@ -204,7 +208,7 @@ def main() -> int:
     for dataset in args.datasets.split(","):
         if dataset == "demo" and args.part == "dev":
             continue  # the demo sample only scores
-        rows.extend(run(dataset, args.part, args.n, configs))
+        rows.extend(run(dataset, args.part, args.n, configs, not args.no_flat))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"zeroshot_quality-{args.part}.json"
     out.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -165,17 +165,21 @@ def test_accessory_prior_keeps_appliances_out_of_their_parts() -> None:
     assert [p.best.path[-1] for p in prior.predict(appliances)] == ["Dishwashers", "Televisions"]
 
 
-def test_csls_penalises_the_node_nearest_to_everything(tiny_taxonomy) -> None:
-    clf = ZeroShotClassifier(
-        tiny_taxonomy, EncoderSet({}, FakeEncoder()), ZeroShotConfig(hubness_k=3)
-    )
+def test_csls_reference_is_the_taxonomy_not_the_catalogue(tiny_taxonomy) -> None:
     encoder = FakeEncoder()
+    clf = ZeroShotClassifier(
+        tiny_taxonomy, EncoderSet({}, encoder), ZeroShotConfig(hubness_k=3, adapt=False)
+    )
     protos = clf.prototypes(encoder, "en")
-    emb = encoder.encode(["Women Handbag"] * 3 + ["Men Shoes"] * 3)
-    bias = clf._hub_bias(emb, protos)
-    z = clf._standardized(emb, protos)
-    assert bias is not None and bias.shape == (len(protos),)
-    assert np.allclose(bias, np.sort(z, axis=0)[-3:].mean(0), atol=1e-5)
+    key = (encoder.name, "en")
+    bias = clf._reference_hubness(key)
+    leaves = clf.tree.candidates
+    z = clf._standardized(protos[leaves], protos)
+    z[np.arange(len(leaves)), leaves] = -np.inf
+    assert bias is not None and np.allclose(bias, np.sort(z, axis=0)[-3:].mean(0), atol=1e-5)
+    # the same bias whatever the catalogue: a homogeneous file does not shift it
+    adapted = clf.adapt(["Women Handbag"] * 20)
+    assert np.allclose(adapted._bias[key], bias)
     with pytest.raises(ConfigError, match="hubness_k"):
         ZeroShotConfig(hubness_k=-1)
 

@@ -59,10 +59,13 @@ class ZeroShotConfig:
         flat_weight: weight of a node's own similarity added to its top-down path score.
         hubness: also subtract each node's mean similarity over the adapted catalogue.
             Helps flat label sets with a few balanced classes; hurts long-tailed trees.
-        hubness_k: CSLS-style hubness correction when adapting: subtract `hubness_weight`
-            times each node's mean standardised similarity to its `hubness_k` nearest
-            products of the catalogue, so a category close to everything ("magnet") stops
-            winning products that merely sit near it. 0 turns it off.
+        hubness_k: CSLS-style hubness correction: subtract `hubness_weight` times each
+            node's mean standardised similarity to its `hubness_k` nearest leaf categories
+            (the leaves stand in for "every kind of product", uniformly), so a category
+            close to everything ("magnet") stops winning products that merely sit near it.
+            The reference is the taxonomy, not the catalogue: in a catalogue of fridges the
+            fridge category is near every product and must not be penalised for it.
+            0 turns it off.
         hubness_weight: see `hubness_k`.
         accessory_penalty: subtracted (in standardised units) from categories whose name
             says they are parts or accessories of something ("Dishwasher Parts", "Luggage
@@ -143,6 +146,7 @@ class ZeroShotClassifier:
         self._bias: dict[tuple[str, str], np.ndarray] = {}
         self._accessory = accessory_nodes(taxonomy, self.tree.ids)
         self._log_prior: dict[tuple[str, str], np.ndarray] = {}
+        self._ref_hub: dict[tuple[str, str], np.ndarray] = {}
         # each candidate's top-level category, as an index into the top-level nodes
         tops = self.tree.ancestors[0, self.tree.candidates]
         self._top_nodes, self._cand_top = np.unique(tops, return_inverse=True)
@@ -228,21 +232,39 @@ class ZeroShotClassifier:
             total += self._standardized(embeddings[start : start + _CHUNK], protos).sum(0)
         return total / max(len(embeddings), 1)
 
-    def _hub_bias(self, embeddings: np.ndarray, protos: np.ndarray) -> np.ndarray | None:
-        """The per-node hubness bias over a catalogue: mean standardised similarity over all
-        products (`hubness`) and/or over each node's k nearest products (`hubness_k`)."""
-        cfg = self.config
-        bias = self._mean_standardized(embeddings, protos) if cfg.hubness else None
-        if cfg.hubness_k and len(embeddings):
-            k = min(cfg.hubness_k, len(embeddings))
-            top = np.full((k, len(protos)), -np.inf, dtype=np.float32)
-            for start in range(0, len(embeddings), _CHUNK):
-                z = self._standardized(embeddings[start : start + _CHUNK], protos)
-                both = np.concatenate([top, z], axis=0)
-                top = -np.partition(-both, k - 1, axis=0)[:k]
-            csls = cfg.hubness_weight * top.mean(0)
-            bias = csls if bias is None else bias + csls
+    def _hub_bias(
+        self, embeddings: np.ndarray, protos: np.ndarray, key: tuple[str, str]
+    ) -> np.ndarray | None:
+        """The per-node hubness bias: mean standardised similarity over the catalogue
+        (`hubness`) plus the taxonomy-referenced CSLS term (`hubness_k`)."""
+        bias = self._mean_standardized(embeddings, protos) if self.config.hubness else None
+        reference = self._reference_hubness(key)
+        if reference is not None:
+            bias = reference if bias is None else bias + reference
         return bias
+
+    def _reference_hubness(self, key: tuple[str, str]) -> np.ndarray | None:
+        """`hubness_weight` x each node's mean standardised similarity to its k nearest
+        leaves (itself excluded), from the categories' own prototypes; computed once."""
+        cfg = self.config
+        if not cfg.hubness_k or key not in self._prototypes:
+            return None
+        with self._lock:
+            if key not in self._ref_hub:
+                protos = self._prototypes[key]
+                leaves = self.tree.candidates
+                k = min(cfg.hubness_k, len(leaves) - 1)
+                if k < 1:
+                    return None
+                top = np.full((k, len(protos)), -np.inf, dtype=np.float32)
+                for start in range(0, len(leaves), _CHUNK):
+                    rows = leaves[start : start + _CHUNK]
+                    z = self._standardized(protos[rows], protos)
+                    z[np.arange(len(rows)), rows] = -np.inf  # a leaf is not its own neighbour
+                    both = np.concatenate([top, z], axis=0)
+                    top = -np.partition(-both, k - 1, axis=0)[:k]
+                self._ref_hub[key] = (cfg.hubness_weight * top.mean(0)).astype(np.float32)
+            return self._ref_hub[key]
 
     def _best_and_margin(
         self,
@@ -320,7 +342,7 @@ class ZeroShotClassifier:
             base = self.prototypes(encoder, language)
             protos = base
             for _ in range(cfg.adapt_iterations):
-                bias = self._hub_bias(emb, protos)
+                bias = self._hub_bias(emb, protos, key)
                 best, margin = self._best_and_margin(emb, protos, bias, plain)
                 # only the more confident half of the products pulls prototypes
                 keep = margin >= np.median(margin)
@@ -338,7 +360,7 @@ class ZeroShotClassifier:
                     (1 - lam)[:, None] * base[has] + lam[:, None] * normalize(sums[has])
                 )
             self._adapted[key] = protos
-            bias = self._hub_bias(emb, protos)
+            bias = self._hub_bias(emb, protos, key)
             if bias is not None:
                 self._bias[key] = bias
             if cfg.vertical_prior:
@@ -394,9 +416,8 @@ class ZeroShotClassifier:
             key = (encoder.name, self._category_language(encoder, language))
             plain = ~has_accessory_word([texts[i] for i in idx])
             protos = self.prototypes(encoder, language)
-            out[idx] = self._candidate_logp(
-                emb, protos, self._bias.get(key), plain, self._log_prior.get(key)
-            )
+            bias = self._bias.get(key) if key in self._bias else self._reference_hubness(key)
+            out[idx] = self._candidate_logp(emb, protos, bias, plain, self._log_prior.get(key))
         return out
 
     def predict(
