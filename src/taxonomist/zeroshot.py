@@ -478,9 +478,19 @@ _ACCESSORY_TEXT = re.compile(
 )
 
 
+_PARTS = re.compile(r"\bparts?\b", re.IGNORECASE)
+
+
 def accessory_nodes(taxonomy: Taxonomy, ids: Sequence[str]) -> np.ndarray:
-    """Boolean per node (in `ids` order): its name says it is a part or an accessory."""
-    return np.array([bool(_ACCESSORY_CATEGORY.search(taxonomy.get(cid).name)) for cid in ids])
+    """Boolean per node (in `ids` order): it holds parts or accessories. A leaf counts when
+    its name says so; an internal node only when it holds parts ("Television Parts &
+    Accessories"): "Clothing Accessories" holds belts and "Electronics Accessories" CPUs."""
+    out = []
+    for cid in ids:
+        cat = taxonomy.get(cid)
+        pattern = _ACCESSORY_CATEGORY if cat.is_leaf else _PARTS
+        out.append(bool(pattern.search(cat.name)))
+    return np.array(out, dtype=bool)
 
 
 def has_accessory_word(texts: Sequence[str]) -> np.ndarray:
