@@ -57,7 +57,7 @@ BEFORE = {
     "path_temperature": 2.0,
     "hubness_k": 0,
     "accessory_penalty": 0.0,
-    "top_level_weight": 0.0,
+    "vertical_prior": 0.0,
 }
 
 
