@@ -11,7 +11,6 @@ import pytest
 
 from taxonomist.encoders import EncoderSet, FakeEncoder, Role
 from taxonomist.encoders.bundled import bundle_dir, find_bundled, texts_digest, write_bundle
-from taxonomist.encoders.digest import directory_digest
 from taxonomist.encoders.progress import encode_with_progress
 from taxonomist.errors import ConfigError
 from taxonomist.taxonomy_loaders import from_labels, load_taxonomy
@@ -101,16 +100,6 @@ def test_shipped_bundles_match_the_bundled_taxonomy() -> None:
             shape = fh.get_slice("embeddings").get_shape()
         assert meta["texts_digest"] == texts_digest(clf.category_texts(meta["language"])), path
         assert shape[0] == len(shopify) and path.stat().st_size < 10_000_000
-
-
-def test_directory_digest_follows_the_weights(tmp_path) -> None:
-    (tmp_path / "model.safetensors").write_bytes(b"weights-1")
-    (tmp_path / "README.md").write_text("about")
-    first = directory_digest(tmp_path)
-    (tmp_path / "README.md").write_text("about, edited")
-    assert directory_digest(tmp_path) == first
-    (tmp_path / "model.safetensors").write_bytes(b"weights-2")
-    assert directory_digest(tmp_path) != first
 
 
 def test_progress_lines_with_eta(caplog) -> None:

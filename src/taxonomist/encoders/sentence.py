@@ -120,10 +120,8 @@ class SentenceTransformerEncoder(Encoder):
         return self._model
 
     def weights_digest(self) -> str | None:
-        from .digest import directory_digest
-
         path = Path(self.model_ref)
-        return directory_digest(path) if path.is_dir() else None
+        return weights_digest(path) if path.is_dir() else None
 
     def _encode(self, texts: list[str], *, role: Role, batch_size: int, show_progress: bool):
         return self._load().encode(
