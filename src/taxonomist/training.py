@@ -18,6 +18,7 @@ from .errors import ConfigError, DataError
 from .items import ModelInput, group_key, has_images
 from .languages import LanguagePlan, plan_for
 from .models import Model, model_class
+from .routing import check_precision_target
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +210,7 @@ def train_model(
     refit: bool | None = None,
     progress=None,
     device: str = "cpu",
+    precision_target: float | None = None,
 ) -> TrainedModel:
     """Fit the chosen kind and save it with its manifest and training curve.
 
@@ -217,7 +219,8 @@ def train_model(
     ensemble weights; by default it does so unless a fine-tuned transformer is involved
     (there it would double a long training run). With photos among the inputs and no
     `kind`, the preset's `fusion` model is trained. `device` (resolved, see
-    `taxonomist.devices`) is where a fine-tuned transformer trains.
+    `taxonomist.devices`) is where a fine-tuned transformer trains. `precision_target` is
+    what the routing thresholds are chosen for (`taxonomist.routing`; default 0.99).
     """
     if not texts:
         raise DataError("no training rows")
@@ -244,6 +247,8 @@ def train_model(
     chosen, config = resolve_kind(preset, kind, dict(overrides or {}), languages)
     model = model_class(chosen)(taxonomy, config)
     model.device = device
+    if precision_target is not None:
+        model.precision_target = check_precision_target(precision_target)
     logger.info("training %s on %d rows, validating on %d", chosen, len(texts), len(valid_texts))
     model.fit(texts, labels, valid_texts, valid_labels, progress=progress)
     if refit is None:
@@ -297,10 +302,18 @@ def plot_training_curve(model: Model, path: Path) -> Path | None:
             label="validation accuracy",
         )
         right.set_ylabel("accuracy")
-        right.legend(loc="center right")
-    left.legend(loc="upper right")
+    # one legend for both axes, below the plot: inside, some corner always hides a curve
+    handles = [h for ax in fig.axes for h in ax.get_legend_handles_labels()[0]]
+    fig.legend(
+        handles,
+        [str(h.get_label()) for h in handles],
+        loc="lower center",
+        ncol=len(handles),
+        fontsize=8,
+        frameon=False,
+    )
     left.set_title("Training curve")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
