@@ -42,7 +42,7 @@ from .diagnostics import (
 )
 from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
-from .persistence import atomic_write_text
+from .persistence import atomic_write_text, read_manifest
 from .predictions import check_language
 from .routing import route
 from .taxonomy import PATH_SEPARATOR, Taxonomy
@@ -203,7 +203,14 @@ def classify_file(
         )
 
     if not has_rows:
-        # a daily feed with nothing new: an empty output the next step can read, no model
+        # a daily feed with nothing new: an empty output the next step can read without
+        # loading the model; only checking that it is there, so a wrong path fails today
+        if model is not None:
+            read_manifest(model)
+        elif store is not None and name is not None:
+            from .store import ModelStore
+
+            ModelStore(store).current(name)
         with writer():
             pass
         logger.warning("%s: no data rows; wrote an empty %s", input_path, output_path)
