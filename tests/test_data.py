@@ -657,7 +657,11 @@ def test_prediction_columns() -> None:
         "confidence",
         "level_confidences",
     ]
-    assert prediction_columns(1, review=True)[-1] == "needs_review"
+    assert prediction_columns(1, review=True)[-3:] == [
+        "needs_review",
+        "suggested_category",
+        "suggested_confidence",
+    ]
     assert prediction_columns(3)[-6:] == [
         "category_2",
         "category_id_2",

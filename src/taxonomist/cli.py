@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -195,13 +195,44 @@ def _setup_logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    # library chatter (weight-loading bars, deprecation notices) is not for our users
-    for name in ("sentence_transformers", "transformers", "httpx"):
+    # library chatter (weight-loading bars, deprecation notices, the ONNX exporter's
+    # "torchvision is not installed" for operators we never export) is not for our users
+    for name in ("sentence_transformers", "transformers", "httpx", "onnxscript"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if not verbose:
         # transformers configures its own handler at import; this is the switch it reads
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # torch installs its own handler and levels at import, so only its switch reaches
+        # the ONNX exporter's warnings (four "torchvision is not installed" per export)
+        os.environ.setdefault("TORCH_LOGS", "-onnx")
+
+
+@contextmanager
+def _progress(
+    *, rows_in: Path | None = None, prefix: str = ""
+) -> Iterator[tuple[Callable[[str, int, int], None], Callable[[int], None]]]:
+    """A progress printer for a long command: bars on a terminal, else a line every ~10 s
+    per stage with done/total and the time left, and one line as each stage ends. Deep
+    steps (encoding a catalogue) reach it too. Yields the (stage, done, total) callback and
+    a counter of classified rows, whose total is estimated from `rows_in`."""
+    from .progress import ProgressPrinter, estimate_rows, reporting_to
+
+    lines = ProgressPrinter(prefix=prefix)
+    total = estimate_rows(rows_in) if rows_in is not None else 0
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        # an estimate that fell short becomes "unknown" rather than a stage ended early
+        lines("classifying", done, total if total >= done else 0)
+
+    try:
+        with reporting_to(lines):
+            yield lines, advance
+    finally:
+        lines.close()
 
 
 def _fail(exc: Exception) -> None:
@@ -268,6 +299,13 @@ def classify(
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
+    review_db: Annotated[
+        str | None,
+        typer.Option(
+            help="Queue the products below the model's routing thresholds for review in this "
+            "database: sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB.",
+        ),
+    ] = None,
     keep_columns: Annotated[
         str | None,
         typer.Option(
@@ -282,8 +320,6 @@ def classify(
 ) -> None:
     """Classify products: zero-shot into a taxonomy, or with a trained --model."""
     _setup_logging(verbose)
-    from tqdm import tqdm
-
     from . import service
 
     printer = _BadRowPrinter()
@@ -298,7 +334,7 @@ def classify(
             encoding=encoding,
             keep_columns=keep_columns,
         )
-        with tqdm(unit=" products", desc="classifying", disable=not sys.stderr.isatty()) as bar:
+        with _progress(rows_in=input) as (lines, advance):
             outcome = service.classify_file(
                 input,
                 out,
@@ -316,10 +352,11 @@ def classify(
                 batch_size=batch_size,
                 alignment=alignment,
                 allow_download=allow_download,
-                progress=bar.update,
+                progress=advance,
                 on_bad_row=printer,
                 on_image_problem=printer.image_problem,
                 device=device,
+                review_db=review_db,
             )
     rate = outcome.written / max(outcome.seconds, 1e-9)
     typer.echo(
@@ -334,6 +371,8 @@ def classify(
             else ""
         )
     )
+    if outcome.queued is not None:
+        typer.echo(f"queued {outcome.queued} products for review in {review_db}")
 
 
 @app.command()
@@ -364,7 +403,8 @@ def train(
         str | None,
         typer.Option(
             help="Override the preset's kind: linear | knn | head | finetune | ensemble | "
-            "image | fusion (with --image-column, fusion is the default)."
+            "fewshot (5-20 labels a category) | image | fusion (with --image-column, fusion "
+            "is the default)."
         ),
     ] = None,
     taxonomy: Annotated[
@@ -409,6 +449,15 @@ def train(
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
+    precision_target: Annotated[
+        float,
+        typer.Option(
+            min=0.5,
+            max=1.0,
+            help="Per-category routing thresholds are chosen on validation to reach this "
+            "precision; products below them go to review.",
+        ),
+    ] = 0.99,
     delimiter: Delimiter = None,
     encoding: Encoding = "utf-8",
     strict: Strict = False,
@@ -431,22 +480,7 @@ def train(
         if value is not None:
             overrides[option] = value
 
-    from tqdm import tqdm
-
-    bars: dict[str, tqdm] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        # "step" comes from kinds that train in mini-batches for minutes (finetune)
-        if stage == "step":
-            bar = bars.get("step") or bars.setdefault(
-                "step",
-                tqdm(total=total, unit=" steps", desc="training", disable=not sys.stderr.isatty()),
-            )
-            bar.update(done - bar.n)
-        elif stage == "epoch":
-            typer.echo(f"  epoch {done}/{total}", err=True)
-
-    with _reported(printer):
+    with _reported(printer), _progress(prefix="training") as (progress, _):
         columns = _columns(
             id_column,
             text_columns,
@@ -472,18 +506,22 @@ def train(
             on_bad_row=printer,
             reading=printer.reading(allow_download),
             device=device,
+            precision_target=precision_target,
             store=store,
             name=name,
             promote=promote or None,
         )
-    for bar in bars.values():
-        bar.close()
     m = outcome.valid_metrics
     typer.echo(
         f"trained {outcome.kind} on {outcome.train_rows} rows in {outcome.seconds:.0f} s; "
         f"validation ({outcome.valid_rows} rows): accuracy {m.get('accuracy', float('nan')):.4f}, "
         f"macro-F1 {m.get('f1_macro', float('nan')):.4f}, ECE {m.get('ece', float('nan')):.4f}"
     )
+    if "automation_rate" in m:
+        typer.echo(
+            f"automation rate at {precision_target:g} precision (validation): "
+            f"{m['automation_rate']:.3f}"
+        )
     typer.echo(f"model: {outcome.model_dir}")
     if outcome.curve_path:
         typer.echo(f"training curve: {outcome.curve_path}")
@@ -516,15 +554,18 @@ def tune(
     from . import service
 
     printer = _BadRowPrinter()
+    started = time.monotonic()
 
     def on_trial(row: dict) -> None:
+        used = time.monotonic() - started
         typer.echo(
             f"trial {row['trial']}: validation accuracy {row['valid_accuracy']:.4f}, "
-            f"log-loss {row['valid_log_loss']:.4f} ({row['seconds']} s)",
+            f"log-loss {row['valid_log_loss']:.4f} ({row['seconds']} s; "
+            f"{used / 60:.1f} of {time_budget:g} min used)",
             err=True,
         )
 
-    with _reported(printer):
+    with _reported(printer), _progress(prefix="tuning"):
         columns = _columns(
             id_column,
             text_columns,
@@ -672,6 +713,8 @@ def evaluate(
             on_bad_row=printer,
         )
     typer.echo(outcome.result.summary())
+    for warning in outcome.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if outcome.missing_predictions:
         typer.echo(f"gold rows without a prediction: {outcome.missing_predictions}", err=True)
     for what, count in (
@@ -697,8 +740,8 @@ def demo(
     _setup_logging(verbose)
     from . import service
 
-    with _reported():
-        outcome = service.run_demo(out, encoder=encoder)
+    with _reported(), _progress(rows_in=service.demo_input()) as (_, advance):
+        outcome = service.run_demo(out, encoder=encoder, progress=advance)
     c, e = outcome.classify, outcome.evaluate
     typer.echo(
         f"classified {c.written} bundled products into {c.taxonomy} zero-shot "
@@ -724,19 +767,30 @@ def taxonomy_show(
 
 @taxonomy_app.command("search")
 def taxonomy_search(
-    query: Annotated[str, typer.Argument(help="Words to find in category names.")],
+    query: Annotated[
+        str, typer.Argument(help="Words to find in category names and paths, any order.")
+    ],
     taxonomy: TaxonomyOpt = "shopify",
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            help="Show paths in this language (zh: Shopify's Chinese names); words match "
+            "in every language. Default: the query's script decides."
+        ),
+    ] = None,
 ) -> None:
-    """Find categories by name."""
+    """Find categories by name: every word, any order, singular or plural."""
     from . import service
 
     with _reported():
-        hits = service.search_taxonomy(taxonomy, query, limit=limit)
-    if not hits:
+        outcome = service.search_taxonomy(taxonomy, query, limit=limit, language=language)
+    if not outcome.hits:
         typer.echo("no matching categories", err=True)
         raise typer.Exit(code=1)
-    for cid, path in hits:
+    if not outcome.every_word:
+        typer.echo("no category matches every word; closest matches:", err=True)
+    for cid, path in outcome.hits:
         typer.echo(f"{cid}\t{path}")
 
 
@@ -759,6 +813,13 @@ def serve(
         typer.Option(help="File of hashed API keys with scopes (also TAXONOMIST_API_KEYS)."),
     ] = None,
     allow_download: AllowDownload = False,
+    review_db: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve the review queue, its page (/review) and retraining from this database "
+            "(sqlite:///PATH, a file path, or postgresql://...).",
+        ),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Serve models over HTTP: REST API, Open Inference Protocol v2, a web page, /metrics."""
@@ -785,7 +846,12 @@ def serve(
             )
         if settings.open_access and host not in ("127.0.0.1", "localhost", "::1"):
             typer.echo(f"warning: --open on {host}: anyone who reaches it can use it", err=True)
-        server_app = create_app(settings)
+        routers = []
+        if review_db is not None:
+            from .api.review_routes import open_review_router
+
+            routers.append(open_review_router(review_db, store=store, model=model))
+        server_app = create_app(settings, routers=routers)
     # process-wide choices belong to the server process, made once here
     from prometheus_client import disable_created_metrics
 
@@ -875,6 +941,71 @@ def models_rollback(
     with _reported():
         version = ModelStore(store).rollback(name)
     typer.echo(f"{name}: rolled back to {version}")
+
+
+review_app = typer.Typer(
+    help="The review queue: export reviewed labels (reviewers work in the web page or API).",
+    no_args_is_help=True,
+)
+app.add_typer(review_app, name="review")
+ReviewDb = Annotated[
+    str,
+    typer.Option(
+        "--db", help="Review database: sqlite:///PATH, a file path, or postgresql://USER@HOST/DB."
+    ),
+]
+
+
+@review_app.command("export")
+def review_export(
+    db: ReviewDb,
+    out: Annotated[Path, typer.Option("--out", "-o", help="labels.csv or labels.parquet.")],
+) -> None:
+    """Write the latest accepted or corrected label of every reviewed product."""
+    with _reported():
+        from .review import ReviewStore
+        from .review.export import export_labels
+
+        with ReviewStore(db) as store:
+            count = export_labels(store, out)
+    typer.echo(f"exported {count} reviewed labels -> {out}")
+
+
+@app.command()
+def retrain(
+    store: Annotated[Path, typer.Option("--store", help="The model store folder.")],
+    name: Annotated[str, typer.Option("--name", help="The model's name in the store.")],
+    review_db: Annotated[
+        str | None,
+        typer.Option(help="Review database (default: review.sqlite in the store folder)."),
+    ] = None,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            min=0.0001, max=0.5, help="Refuse a candidate worse on the holdout at this p-value."
+        ),
+    ] = 0.05,
+    verbose: Verbose = False,
+) -> None:
+    """Train a candidate on the current version's data plus reviewed labels; promote it only
+    when it is not worse on the frozen holdout and better on reviewed products it did not
+    train on. Exit code 2 when the candidate is refused (the current version keeps serving)."""
+    _setup_logging(verbose)
+    with _reported():
+        from .review.db import DEFAULT_FILE
+        from .review.loop import retrain as run_retrain
+
+        report = run_retrain(store, name, review_db or str(store / DEFAULT_FILE), alpha=alpha)
+    h = report.holdout
+    typer.echo(
+        f"candidate {report.candidate} (from {report.current}): holdout accuracy "
+        f"{h['candidate_accuracy']:.4f} vs {h['current_accuracy']:.4f} on {h['rows']} rows"
+    )
+    for reason in report.reasons:
+        typer.echo(("" if report.promoted else "refused: ") + reason)
+    typer.echo(f"report: {report.report_path}")
+    if not report.promoted:
+        raise typer.Exit(code=2)
 
 
 def main() -> None:

@@ -34,9 +34,17 @@ from .data.readers import (
 )
 from .data.writers import WRITE_FORMATS, PredictionWriter
 from .devices import check_device
+from .diagnostics import (
+    mismatch_warnings,
+    no_gold_labels_message,
+    separator_hint,
+    warn_about_label_separator,
+)
 from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
-from .persistence import atomic_write_text
+from .persistence import atomic_write_text, read_manifest
+from .predictions import check_language
+from .routing import route
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 from .taxonomy_loaders import from_labels, load_taxonomy
 
@@ -53,6 +61,7 @@ class ClassifyOutcome:
     seconds: float
     taxonomy: str
     encoders: list[str]
+    queued: int | None = None  # products put in the review queue (with review_db)
 
 
 @dataclass
@@ -64,6 +73,7 @@ class EvaluateOutcome:
     bad_rows: list[BadRow] = field(default_factory=list)
     json_path: Path | None = None
     report_path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
     duplicate_predictions: int = 0  # rows repeating an id: not scored
     duplicate_gold: int = 0  # gold rows repeating an id: not scored
 
@@ -133,6 +143,7 @@ def classify_file(
     on_bad_row: Callable[[BadRow], None] | None = None,
     on_image_problem: Callable[[BadRow], None] | None = None,
     device: str = "auto",
+    review_db: str | Path | None = None,
 ) -> ClassifyOutcome:
     """Classify every good row of `input_path` into `output_path`, streaming.
 
@@ -140,7 +151,8 @@ def classify_file(
     another `taxonomy` is an error); otherwise zero-shot into `taxonomy` (default Shopify).
     Zero-shot with `adapt` first reads up to 20,000 texts to adapt the category prototypes
     to this catalogue (no labels used). With `min_confidence`, paths back off to their
-    deepest confident level and such rows are flagged `needs_review`. `language` ("en",
+    deepest confident level (the top level at least) and such rows are flagged
+    `needs_review`, keeping the full-depth guess as `suggested`. `language` ("en",
     "zh") is the language of the category paths written. Bad rows are reported (and
     skipped) unless `strict`; good rows are always written. Rows repeating an earlier row's
     id are each classified and counted in the outcome's report (a warning; `strict`: an
@@ -154,7 +166,12 @@ def classify_file(
     them; zero-shot pools the text scores with image scores from `alignment` (a directory
     saved by `align_file`) or, without one, from the ImageNet bridge. A bad image is reported
     through `on_image_problem` and its product is classified from its text. `device`
-    ("auto", "cpu", "cuda"...) is where a trained model's network runs.
+    ("auto", "cpu", "cuda"...) is where a trained model's network runs. `language` ("zh")
+    writes category paths with the taxonomy's names in that language where it has them.
+
+    A trained model with routing thresholds flags `needs_review` on every product below its
+    category's threshold; with `review_db` (a URL or SQLite file) those products are queued
+    for review with their top suggestions (zero-shot: the rows --min-confidence flags).
     """
     from .classifier import check_options, load_classifier
 
@@ -167,6 +184,7 @@ def classify_file(
         )
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
+    routing = None  # the model's thresholds, once it is loaded
     check_output_file(output_path, WRITE_FORMATS, inputs=[input_path], what="output")
     names, has_rows = peek_file(input_path, columns)
     keep: list[str] = []
@@ -179,13 +197,20 @@ def classify_file(
         return PredictionWriter(
             output_path,
             top_k,
-            review=min_confidence is not None,
+            review=min_confidence is not None or routing is not None,
             keep_columns=keep,
             inputs=[input_path],
         )
 
     if not has_rows:
-        # a daily feed with nothing new: an empty output the next step can read, no model
+        # a daily feed with nothing new: an empty output the next step can read without
+        # loading the model; only checking that it is there, so a wrong path fails today
+        if model is not None:
+            read_manifest(model)
+        elif store is not None and name is not None:
+            from .store import ModelStore
+
+            ModelStore(store).current(name)
         with writer():
             pass
         logger.warning("%s: no data rows; wrote an empty %s", input_path, output_path)
@@ -197,6 +222,11 @@ def classify_file(
             str(model or name or taxonomy or "shopify"),
             [],
         )
+    review_store = None
+    if review_db is not None:  # before the model loads: a bad URL or a database down fails now
+        from .review import ReviewStore
+
+        review_store = ReviewStore(review_db)
     clf = load_classifier(
         model,
         store=store,
@@ -215,7 +245,12 @@ def classify_file(
     # a trained model without photos ignores an image column: reading photos would be waste
     if trained and not clf.uses_images and columns.image_column:
         columns = replace(columns, image_column=None)
-
+    # before reading anything: a language the taxonomy has no names in is a mistake
+    check_language(clf.taxonomy, language)
+    # the queue shows reviewers a few alternatives even when the output keeps fewer
+    k = max(top_k, 5) if review_db is not None else top_k
+    routing = clf.model.routing if clf.model is not None else None
+    review = _review_intake(review_store, clf, routing, min_confidence)
     report = ReadReport(str(input_path))
     with writer() as out:
         for batch in read_products(
@@ -228,10 +263,15 @@ def classify_file(
             on_image_problem=on_image_problem,
             allow_download=allow_download,
         ):
+            preds = clf.predict_products(
+                batch, top_k=k, min_confidence=min_confidence, language=language
+            )
+            if review is not None:
+                preds = review(preds, batch)
+            elif routing is not None:
+                preds = route(preds, routing)
             out.write(
-                clf.predict_products(
-                    batch, top_k=top_k, min_confidence=min_confidence, language=language
-                ),
+                preds.top_k(top_k) if k != top_k else preds,
                 [p.extra for p in batch] if keep else None,
             )
             if progress:
@@ -243,6 +283,8 @@ def classify_file(
             f"no valid rows to classify ({len(report.bad_rows)} bad rows){hint}",
             file=input_path,
         )
+    if review is not None:
+        review.store.close()
     return ClassifyOutcome(
         output_path,
         out.count,
@@ -250,7 +292,25 @@ def classify_file(
         time.perf_counter() - started,
         clf.identity.taxonomy,
         _described(clf),
+        queued=review.queued if review is not None else None,
     )
+
+
+def _review_intake(review_store: Any, clf: Any, routing: Any, min_confidence: float | None) -> Any:
+    """What puts classify's doubtful products into the review queue (None without one)."""
+    if review_store is None:
+        return None
+    if routing is None and min_confidence is None:
+        review_store.close()
+        raise ConfigError(
+            "--review-db queues the products below a trained model's routing thresholds: "
+            "give a model trained with them, or --min-confidence to choose which go to review"
+        )
+    from .review.intake import ReviewIntake
+
+    review_store.taxonomy = clf.taxonomy
+    identity = clf.identity
+    return ReviewIntake(review_store, routing, identity.name, identity.version or "")
 
 
 def _adaptation_sample(
@@ -330,7 +390,9 @@ def _read_labelled(
             raise DataError("no data rows (header only): nothing to train on", file=path)
         hint = f"; {report.encoding_hint}" if report.encoding_hint else ""
         raise DataError(
-            f"no usable labelled rows ({len(report.bad_rows)} bad rows){hint}", file=path
+            f"no usable labelled rows ({len(report.bad_rows)} bad rows){hint}"
+            + separator_hint(path, columns),
+            file=path,
         )
     return texts, labels, report
 
@@ -343,6 +405,7 @@ def _training_data(
     strict: bool,
     on_bad_row: Callable[[BadRow], None] | None,
     reading: ImageReading | None,
+    name: str | None = None,
 ) -> tuple[
     Taxonomy,
     list[ModelInput],
@@ -360,7 +423,8 @@ def _training_data(
             raise DataError("no labelled rows to train on", file=input_path)
         if valid_path:
             raw += read_labels(valid_path, columns)
-        tax = from_labels(raw, separator=columns.label_separator, name=input_path.stem)
+        warn_about_label_separator(raw, columns.label_separator, input_path)
+        tax = from_labels(raw, separator=columns.label_separator, name=name or input_path.stem)
     reading = reading or ImageReading()
     texts, labels, report = _read_labelled(input_path, tax, columns, strict, on_bad_row, reading)
     valid_texts = valid_labels = None
@@ -390,6 +454,7 @@ def train_file(
     on_bad_row: Callable[[BadRow], None] | None = None,
     reading: ImageReading | None = None,
     device: str = "auto",
+    precision_target: float | None = None,
     store: str | Path | None = None,
     name: str | None = None,
     promote: bool | None = None,
@@ -422,9 +487,25 @@ def train_file(
         model_store = ModelStore(store)
         model_store._check_name(name)
     started = time.perf_counter()
+    # a taxonomy made from the labels is named after the model, not after its training file
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
-        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
+        Path(input_path),
+        valid_path,
+        taxonomy,
+        columns,
+        strict,
+        on_bad_row,
+        reading,
+        name=name or Path(out_dir or ".").resolve().name,
     )
+    if model_store is not None and name is not None:
+        from .holdout import freeze_holdout
+
+        # a name's first version cuts the frozen holdout that gates every later version
+        first = not (model_store.root / name / "versions").is_dir()
+        texts, labels, valid_texts, valid_labels = freeze_holdout(
+            model_store.root, name, texts, labels, valid_texts, valid_labels, first_version=first
+        )
     with tempfile.TemporaryDirectory(prefix=".train-", dir=_staging_root(store)) as staging:
         target = Path(out_dir) if out_dir is not None else Path(staging) / "model"
         trained = train_model(
@@ -441,6 +522,7 @@ def train_file(
             refit=refit,
             progress=progress,
             device=device,
+            precision_target=precision_target,
         )
         path = trained.path
         if model_store is not None and name is not None:
@@ -502,10 +584,12 @@ def _store_version(
 class PredictionFile:
     """A predictions file read for scoring: the first row of each id, and what was dropped."""
 
-    by_id: dict[str, tuple[str, float | None]]
+    by_id: dict[str, tuple[str, float | None, str]]  # category, confidence, suggestion
     rows: int
     duplicate_ids: int = 0
     duplicate_examples: list[tuple[str, int, int]] = field(default_factory=list)
+    # id -> needs_review, where the file has that column (routed or --min-confidence runs)
+    review_flags: dict[str, bool] = field(default_factory=dict)
 
 
 def _confidence(value: Any, path: Path, line: int) -> float | None:
@@ -596,7 +680,11 @@ def read_prediction_file(path: str | Path, *, strict: bool = False) -> Predictio
                 out.duplicate_examples.append((pid, line, first_line[pid]))
             continue
         first_line[pid] = line
-        out.by_id[pid] = (category, confidence)
+        # a backed-off row's full-depth guess (--min-confidence); "" on every other row
+        suggested = record.get("suggested_category")
+        out.by_id[pid] = (category, confidence, "" if suggested is None else str(suggested))
+        if "needs_review" in record:
+            out.review_flags[pid] = str(record["needs_review"]).strip().lower() in ("true", "1")
     if out.rows == 0:
         raise DataError("the predictions file has no rows: nothing to score", file=path)
     if out.duplicate_ids:
@@ -653,6 +741,7 @@ def evaluate_files(
     tax = resolve_taxonomy(taxonomy, label_file=None if taxonomy else gold_path, columns=columns)
     report = ReadReport(str(gold_path))
     gold, pred, conf, ids = [], [], [], []
+    full_depth: list[tuple[str, ...]] = []
     missing = duplicate_gold = 0
     matched_ids: set[str] = set()
     gold_ids: set[str] = set()
@@ -675,21 +764,47 @@ def evaluate_files(
                 continue
             matched_ids.add(product.id)
             ids.append(product.id)
-            category, confidence = preds[product.id]
+            category, confidence, suggested = preds[product.id]
             assert product.label is not None
             gold.append(product.label.path)
-            pred.append(
-                tuple(p.strip() for p in category.split(PATH_SEPARATOR.strip()) if p.strip())
-            )
-            conf.append(confidence)
+            pred.append(_split_path(category))
+            full_depth.append(_split_path(suggested) if suggested else pred[-1])
+            # a row that names no category abstained: it is sure of nothing
+            conf.append(0.0 if confidence is None and not category.strip() else confidence)
     if not gold:
+        if report.good == 0 and report.bad_rows:
+            raise DataError(
+                no_gold_labels_message(gold_path, columns, tax, len(report.bad_rows)),
+                file=gold_path,
+            )
         raise DataError(
             f"no product ids in common between predictions ({n_pred} rows) and gold labels "
             f"({report.good} good rows); check --id-column",
             file=gold_path,
         )
-    confidences = [c for c in conf if c is not None] if None not in conf else None
+    warnings: list[str] = []
+    confidences: list[float] | None = None
+    if all(c is not None for c in conf):
+        confidences = [float(c) for c in conf if c is not None]
+    elif any(c is not None for c in conf):
+        blank = sum(1 for c in conf if c is None)
+        warnings.append(
+            f"{blank} of {len(conf)} predicted rows have a category but no confidence: "
+            "calibration (ECE) and coverage are left out"
+        )
     result = evaluate(gold, pred, confidences)
+    if any(f != p for f, p in zip(full_depth, pred)):
+        # rows backed off by --min-confidence: how the model's own full-depth guesses fare
+        result.metrics["accuracy_full_depth"] = sum(
+            1 for g, f in zip(gold, full_depth) if tuple(g) == tuple(f)
+        ) / len(gold)
+    warnings += mismatch_warnings(gold, pred, gold_path, columns, tax)
+    flags = prediction_file.review_flags
+    if any(flags.values()):
+        # routed predictions: the share a model files on its own, and how precise those are
+        auto = [tuple(g) == tuple(p) for i, g, p in zip(ids, gold, pred) if not flags.get(i)]
+        result.metrics["automation_rate"] = len(auto) / len(ids)
+        result.metrics["automated_precision"] = sum(auto) / len(auto) if auto else float("nan")
     outcome = EvaluateOutcome(
         result,
         report,
@@ -699,6 +814,7 @@ def evaluate_files(
         duplicate_predictions=prediction_file.duplicate_ids,
         duplicate_gold=duplicate_gold,
     )
+    outcome.warnings = warnings
     context = {
         "predictions": str(predictions_path),
         "gold labels": str(gold_path),
@@ -709,6 +825,8 @@ def evaluate_files(
         "duplicate gold ids (not scored)": str(duplicate_gold),
         "duplicate prediction ids (not scored)": str(prediction_file.duplicate_ids),
     }
+    if warnings:
+        context["warnings"] = " | ".join(warnings)
     if json_path:
         outcome.json_path = Path(json_path)
         _atomic_write(
@@ -720,7 +838,7 @@ def evaluate_files(
 
         mistakes = [
             Example(i, "", None, PATH_SEPARATOR.join(g), PATH_SEPARATOR.join(p), c)
-            for i, g, p, c in zip(ids, gold, pred, conf)
+            for i, g, p, c in zip(ids, gold, pred, conf, strict=True)
             if tuple(g) != tuple(p)
         ]
         outcome.report_path = Path(report_path)
@@ -733,6 +851,10 @@ def evaluate_files(
             misclassified=len(mistakes),
         )
     return outcome
+
+
+def _split_path(category: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in category.split(PATH_SEPARATOR.strip()) if p.strip())
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -833,12 +955,40 @@ def show_taxonomy(spec: str | None, category: str | None = None, *, depth: int =
     return lines
 
 
-def search_taxonomy(spec: str | None, query: str, *, limit: int = 20) -> list[tuple[str, str]]:
-    """(id, full path) of categories matching `query`."""
+@dataclass
+class SearchOutcome:
+    hits: list[tuple[str, str]]  # (category id, full path in the display language)
+    every_word: bool  # False: nothing held every word; these are the closest partial matches
+    language: str
+
+
+def search_taxonomy(
+    spec: str | None, query: str, *, limit: int = 20, language: str | None = None
+) -> SearchOutcome:
+    """Categories matching every word of `query` in any of the taxonomy's languages (else
+    the closest partial matches), with their paths in `language`; by default the query's
+    own script decides: a Chinese query shows Chinese paths where the taxonomy has them."""
+    from .predictions import check_language, primary_language
+    from .search import is_unspaced
+
     if not query.strip():
         raise TaxonomistError("search query is empty")
     tax = resolve_taxonomy(spec)
-    return [(c.id, c.path_str) for c in tax.search(query, limit=limit)]
+    if language is not None:
+        check_language(tax, language)
+    shown = language or primary_language(tax)
+    if language is None and is_unspaced(query):
+        shown = next((lang for lang in tax.languages if lang.startswith(("zh", "ja"))), shown)
+    # every language matches (a Chinese page still finds "iPhone"); `language` only shows
+    found = tax.search(query, limit=limit)
+    every_word = bool(found)
+    if not found:
+        found = tax.search(query, limit=limit, require_all=False)
+    return SearchOutcome(
+        [(c.id, PATH_SEPARATOR.join(tax.localized_path(c.id, shown))) for c in found],
+        every_word,
+        shown,
+    )
 
 
 @dataclass
@@ -875,7 +1025,14 @@ def tune_file(
     device = check_device(device)
     started = time.perf_counter()
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
-        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
+        Path(input_path),
+        valid_path,
+        taxonomy,
+        columns,
+        strict,
+        on_bad_row,
+        reading,
+        name=Path(out_dir).resolve().name,
     )
     result = tune(
         texts,

@@ -20,11 +20,12 @@ INPUT_PREFIX = "input_"  # a kept input column named like an output column gets 
 
 
 def prediction_columns(top_k: int, *, review: bool = False) -> list[str]:
-    """Output columns: the best path, then `needs_review` when a confidence threshold can
-    flag rows (`review`), then the runners-up."""
+    """Output columns: the best path, then `needs_review` and the full-depth suggestion of a
+    backed-off row when a confidence threshold can flag rows (`review`), then the
+    runners-up."""
     cols = ["id", "category", "category_id", "confidence", "level_confidences"]
     if review:
-        cols.append("needs_review")
+        cols += ["needs_review", "suggested_category", "suggested_confidence"]
     for k in range(2, top_k + 1):
         cols += [f"category_{k}", f"category_id_{k}", f"confidence_{k}"]
     return cols
@@ -53,6 +54,11 @@ def prediction_rows(
         }
         if review:
             row["needs_review"] = pred.needs_review
+            # the full-depth guess behind a backed-off row; empty on every other row
+            row["suggested_category"] = pred.suggested.path_str if pred.suggested else None
+            row["suggested_confidence"] = (
+                round(pred.suggested.confidence, 6) if pred.suggested else None
+            )
         for k in range(2, top_k + 1):
             cand = pred.candidates[k - 1] if len(pred.candidates) >= k else None
             row[f"category_{k}"] = cand.path_str if cand else None
@@ -150,7 +156,11 @@ class PredictionWriter:
             pa.field("level_confidences", pa.list_(pa.float64())),
         ]
         if self.review:
-            fields.append(pa.field("needs_review", pa.bool_()))
+            fields += [
+                pa.field("needs_review", pa.bool_()),
+                pa.field("suggested_category", pa.string()),
+                pa.field("suggested_confidence", pa.float64()),
+            ]
         for k in range(2, self.top_k + 1):
             fields += [
                 pa.field(f"category_{k}", pa.string()),
