@@ -57,8 +57,9 @@ Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad ro
 Device = Annotated[
     str,
     typer.Option(
-        help="Where a fine-tuned transformer trains and runs: auto (a CUDA GPU when torch "
-        "sees one, else the CPU), cpu, cuda, cuda:N or mps."
+        help="Where the torch encoders and networks run (zero-shot, head, image, fusion, "
+        "finetune): auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda, cuda:N "
+        "or mps. minilm-int8 and E5 always run on the CPU."
     ),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")]

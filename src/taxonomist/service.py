@@ -68,18 +68,29 @@ def model_inputs(products: list[Product], columns: ColumnSpec) -> list[ModelInpu
     return [p.text for p in products]
 
 
-def _image_scorer(alignment: str | Path | None, encoder: str, cache_dir: str | Path | None) -> Any:
+def _image_scorer(
+    alignment: str | Path | None,
+    encoder: str,
+    cache_dir: str | Path | None,
+    device: str = "cpu",
+) -> Any:
     """The zero-shot image scorer: a trained alignment when given, else the ImageNet bridge
     (over `encoder`'s English model; `fake` gives fake encoders on both sides, for tests)."""
-    from .encoders import CachedEncoder, build_encoder
+    from .devices import resolve_device
+    from .encoders import CachedEncoder, build_encoder, encoder_device
     from .encoders.image import build_image_encoder
     from .zeroshot_images import ImageNetBridge, ImageTextAlignment
 
     cache = _embedding_cache(cache_dir)
     if alignment is not None:
-        return ImageTextAlignment.load(alignment, cache=cache)
-    text = build_encoder("minilm" if encoder in ("auto", "e5") else encoder)
-    image = build_image_encoder("fake" if encoder == "fake" else "efficientnet-lite0", cache=cache)
+        return ImageTextAlignment.load(alignment, cache=cache, device=device)
+    spec = "minilm" if encoder in ("auto", "e5") else encoder
+    text = build_encoder(spec, device=encoder_device(spec, device))
+    image = build_image_encoder(
+        "fake" if encoder == "fake" else "efficientnet-lite0",
+        cache=cache,
+        device="cpu" if encoder == "fake" else resolve_device(device),
+    )
     return ImageNetBridge(CachedEncoder(text, cache) if cache else text, image)
 
 
@@ -106,15 +117,23 @@ def resolve_taxonomy(
 
 
 def build_zero_shot(
-    taxonomy: Taxonomy, encoder: str = "auto", *, cache_dir: str | Path | None = None, **config: Any
+    taxonomy: Taxonomy,
+    encoder: str = "auto",
+    *,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    **config: Any,
 ):
-    """A `ZeroShotClassifier` over `taxonomy` with cached encoders."""
+    """A `ZeroShotClassifier` over `taxonomy` with cached encoders; the torch encoders run
+    on `device` ("auto": a CUDA GPU when torch sees one; `encoders.encoder_device`)."""
     from .encoders import build_encoder_set
     from .zeroshot import ZeroShotClassifier, ZeroShotConfig
 
     cache = _embedding_cache(cache_dir)
     return ZeroShotClassifier(
-        taxonomy, build_encoder_set(encoder, cache=cache), ZeroShotConfig(**config)
+        taxonomy,
+        build_encoder_set(encoder, cache=cache, device=device),
+        ZeroShotConfig(**config),
     )
 
 
@@ -151,7 +170,8 @@ def classify_file(
     them; zero-shot pools the text scores with image scores from `alignment` (a directory
     saved by `align_file`) or, without one, from the ImageNet bridge. A bad image is reported
     through `on_image_problem` and its product is classified from its text. `device`
-    ("auto", "cpu", "cuda"...) is where a trained model's network runs.
+    ("auto", "cpu", "cuda"...) is where the torch encoders and networks run, trained or
+    zero-shot (ONNX int8 and E5 stay on the CPU).
     """
     if top_k < 1:
         raise DataError(f"top-k must be at least 1, got {top_k}")
@@ -182,7 +202,8 @@ def classify_file(
 
     else:
         tax = resolve_taxonomy(taxonomy, columns=columns)
-        clf = build_zero_shot(tax, encoder, cache_dir=cache_dir, adapt=adapt)
+        device = check_device(device)
+        clf = build_zero_shot(tax, encoder, cache_dir=cache_dir, adapt=adapt, device=device)
         if adapt:
             sample: list[str] = []
             limit = clf.config.adapt_sample
@@ -201,7 +222,9 @@ def classify_file(
                     break
             clf.adapt(sample[:limit])
         encoders = clf.encoders.names
-        scorer = _image_scorer(alignment, encoder, cache_dir) if columns.image_column else None
+        scorer = (
+            _image_scorer(alignment, encoder, cache_dir, device) if columns.image_column else None
+        )
         if scorer is not None:
             category_texts = clf.candidate_texts()
             encoders = [*encoders, f"images: {scorer.describe}"]

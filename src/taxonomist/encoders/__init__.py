@@ -29,6 +29,7 @@ __all__ = [
     "build_encoder",
     "build_encoder_set",
     "detect_language",
+    "encoder_device",
     "normalize",
 ]
 
@@ -45,6 +46,7 @@ def _minilm_int8(device: str, saved: Path | None) -> Encoder:
 
     if device != "cpu":
         raise ConfigError("minilm-int8 runs on the CPU; use 'minilm' on an accelerator")
+    # (callers pass `encoder_device(spec, device)`, which keeps this one on the CPU)
     graph = saved / "encoder.onnx" if saved and (saved / "encoder.onnx").is_file() else None
     return OnnxEncoder(packaged_minilm_path(), name=PACKAGED_MINILM + "@onnx-int8", graph=graph)
 
@@ -66,6 +68,28 @@ REGISTRY: dict[str, Callable[[str, Path | None], Encoder]] = {
     "fake": _fake,
 }
 _ALIASES = {"default": "minilm", "multilingual": "e5", "all-minilm-l6-v2": "minilm"}
+# Encoders that never run on torch: an accelerator would not speed them up. `minilm-int8`
+# is ONNX Runtime's CPU int8 kernels (its vectors are the CPU's by design), E5 a C engine.
+CPU_ONLY = frozenset({"minilm-int8", "e5", "fake"})
+
+
+def encoder_device(spec: str, device: str | None) -> str:
+    """Where the encoder `spec` runs when a model is asked to run on `device`.
+
+    torch encoders (MiniLM, any sentence-transformers directory) follow `device` ("auto":
+    a CUDA GPU when torch sees one); the CPU-only ones stay on the CPU whatever is asked, so
+    one `--device cuda` serves a whole ensemble whose members mix the two.
+
+    Raises:
+        ConfigError: an unknown or unavailable device (see `taxonomist.devices`).
+    """
+    from ..devices import check_device, resolve_device
+
+    key = _ALIASES.get(spec.lower(), spec.lower())
+    if key in CPU_ONLY:
+        check_device(device)  # a misspelt device is still an error
+        return "cpu"
+    return resolve_device(device)
 
 
 def build_encoder(spec: str, *, device: str = "cpu", saved: Path | None = None) -> Encoder:
@@ -130,7 +154,7 @@ def build_encoder_set(
 
     if spec.lower() == "auto":
         return _LazyAutoSet(device, wrap)
-    encoder = wrap(build_encoder(spec, device=device))
+    encoder = wrap(build_encoder(spec, device=encoder_device(spec, device)))
     return EncoderSet({}, encoder)
 
 
@@ -144,7 +168,8 @@ class _LazyAutoSet(EncoderSet):
     def for_language(self, language: str) -> Encoder:
         key = "e5" if language == "zh" else "minilm"
         if key not in self._loaded:
-            self._loaded[key] = self._wrap(build_encoder(key, device=self._device))
+            device = encoder_device(key, self._device)
+            self._loaded[key] = self._wrap(build_encoder(key, device=device))
         return self._loaded[key]
 
     @property

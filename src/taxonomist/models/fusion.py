@@ -133,6 +133,8 @@ class FusionModel(Model):
         self.members: list[Model] = []  # late: [text model, image model]
         self._net: Any = None  # early
         self._text_encoder: Any = None
+        self._saved: Path | None = None  # the directory loaded from: encoder files live there
+        self._expected_text: dict[str, Any] | None = None  # early fusion's, from the manifest
         self._image_part: ImageModel | None = None
         self.weights = np.ones(0)
         self.weights_without_image = np.ones(0)
@@ -164,14 +166,24 @@ class FusionModel(Model):
             self._image_part = ImageModel(
                 self.taxonomy, ImageConfig.from_dict(self.config.image_config)
             )
+            self._image_part.device = self.device
         return self._image_part
 
     @property
     def text_encoder(self) -> Any:
         if self._text_encoder is None:
-            from ..encoders import build_cached_encoder
+            from ..encoders import build_cached_encoder, encoder_device
+            from .head import check_encoder
 
-            self._text_encoder = build_cached_encoder(self.config.text_encoder)
+            spec = self.config.text_encoder
+            # a loaded model encodes with the files it carries (e.g. the int8 graph), so
+            # its vectors do not depend on the library versions of the machine it runs on
+            encoder = build_cached_encoder(
+                spec, saved=self._saved, device=encoder_device(spec, self.device)
+            )
+            if self._expected_text is not None:
+                check_encoder(encoder, self._expected_text, self._saved)
+            self._text_encoder = encoder
         return self._text_encoder
 
     def _early_inputs(
@@ -275,6 +287,7 @@ class FusionModel(Model):
                     self.taxonomy, text_cls.config_class.from_dict(self.config.text_config)
                 )
                 for member in (text_model, self._image_member()):
+                    member.device = self.device  # members run where their fusion runs
                     report = member.fit(items, labels, valid_items, valid_labels, progress=progress)
                     self.members.append(member)
                     history.append(
@@ -432,6 +445,7 @@ class FusionModel(Model):
         if self.uses_early:
             extra["early"] = {
                 "text_encoder": self.text_encoder.name,
+                "text_encoder_files": sorted(self.text_encoder.files()),
                 "text_dim": self.text_encoder.dim + (len(self.labels) if self.stacks else 0),
                 "image_encoder": self._image_member().encoder.name,
                 "image_dim": self._image_member().encoder.dim,
@@ -439,8 +453,13 @@ class FusionModel(Model):
         return extra
 
     def _save(self, directory: Path) -> None:
+        import shutil
+
         from safetensors.torch import save_file
 
+        if self.uses_early:  # e.g. the int8 graph: the vectors the network was trained on
+            for name, source in self.text_encoder.files().items():
+                shutil.copyfile(source, directory / name)
         for i, member in enumerate(self.members):
             member.save(directory / "members" / f"{i}-{member.kind}")
         if self._net is not None:
@@ -457,9 +476,14 @@ class FusionModel(Model):
         self.weights = np.array(manifest["weights"], dtype=np.float64)
         self.weights_without_image = np.array(manifest["weights_without_image"], dtype=np.float64)
         self.best_epoch = manifest.get("best_epoch")
-        self.members = [load_model(directory / sub) for sub in manifest["members"]]
+        self._saved = directory
+        self.members = [load_model(directory / sub, self.device) for sub in manifest["members"]]
         if self.uses_early:
             early = manifest["early"]
+            self._expected_text = {
+                "encoder": early.get("text_encoder"),
+                "embedding_dim": int(early["text_dim"]) - (len(self.labels) if self.stacks else 0),
+            }
             cfg = self.config
             self._net = gated_network(
                 int(early["text_dim"]), int(early["image_dim"]), cfg.hidden, len(self.labels),

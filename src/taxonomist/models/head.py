@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..encoders import Encoder, Role, build_cached_encoder
+from ..encoders import Encoder, Role, build_cached_encoder, encoder_device
+from ..errors import ModelError
 from .base import Model, Progress
 from .config import config_from_dict
 from .loop import NetworkConfig, mlp_head, train_network
@@ -44,6 +45,7 @@ class HeadModel(Model):
         super().__init__(taxonomy, config)
         self._encoder = encoder
         self._saved: Path | None = None  # the directory loaded from: encoder files live there
+        self._expected: dict[str, Any] | None = None  # the encoder the manifest names
         self._net: Any = None
         self.best_epoch: int | None = None
         self._refit_epochs: int | None = None
@@ -51,7 +53,13 @@ class HeadModel(Model):
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = build_cached_encoder(self.config.encoder, saved=self._saved)
+            spec = self.config.encoder
+            encoder = build_cached_encoder(
+                spec, saved=self._saved, device=encoder_device(spec, self.device)
+            )
+            if self._expected is not None:
+                check_encoder(encoder, self._expected, self._saved)
+            self._encoder = encoder
         return self._encoder
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -120,8 +128,33 @@ class HeadModel(Model):
 
         cfg = self.config
         self._saved = directory
+        self._expected = {
+            "encoder": manifest.get("encoder"),
+            "embedding_dim": manifest.get("embedding_dim"),
+        }
         self._net = mlp_head(
             int(manifest["embedding_dim"]), len(self.labels), cfg.hidden, cfg.dropout
         )
         self._net.load_state_dict(load_file(str(directory / "head.safetensors")))
         self._net.eval()
+
+
+def check_encoder(encoder: Encoder, expected: dict[str, Any], directory: Path | None) -> None:
+    """Refuse to run a head over vectors it was not trained on.
+
+    The encoder is rebuilt from its name on load; a different sentence-transformers
+    directory at that path, another ONNX export, or another width would feed the head
+    vectors from a different space and give confident nonsense.
+    """
+    name, dim = expected.get("encoder"), expected.get("embedding_dim")
+    if dim is not None and int(dim) != encoder.dim:
+        raise ModelError(
+            f"{directory}: the model was trained on {dim}-d vectors from {name!r}, but the "
+            f"encoder built now gives {encoder.dim}-d vectors ({encoder.name!r})"
+        )
+    if name and name != encoder.name:
+        raise ModelError(
+            f"{directory}: the model was trained with encoder {name!r}, but {encoder.name!r} "
+            "was built now; its vectors would not match the trained layers. Install the "
+            "same encoder (or retrain)"
+        )
