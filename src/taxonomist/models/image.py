@@ -84,10 +84,9 @@ class ImageModel(Model):
     @property
     def encoder(self) -> Any:
         if self._encoder is None:
+            from ..devices import resolve_device
             from ..encoders.cache import EmbeddingCache
             from ..encoders.image import build_image_encoder
-
-            from ..devices import resolve_device
 
             cfg = self.config
             self._encoder = build_image_encoder(
