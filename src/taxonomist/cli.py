@@ -63,6 +63,14 @@ Device = Annotated[
     ),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")]
+Cascade = Annotated[
+    bool | None,
+    typer.Option(
+        "--cascade/--no-cascade",
+        help="Ensembles: the TF-IDF members answer first; only products below the confidence "
+        "threshold learned on validation go through the encoder (default: as trained).",
+    ),
+]
 
 
 def _columns(
@@ -184,6 +192,7 @@ def classify(
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
+    cascade: Cascade = None,
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -215,6 +224,7 @@ def classify(
                 on_bad_row=printer,
                 on_image_problem=printer.image_problem,
                 device=device,
+                cascade=cascade,
             )
     rate = outcome.written / max(outcome.seconds, 1e-9)
     typer.echo(
@@ -284,6 +294,14 @@ def train(
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
+    cascade: Annotated[
+        bool,
+        typer.Option(
+            "--cascade",
+            help="Ensembles: classify with the cascade by default (TF-IDF members first; the "
+            "encoder only below a threshold learned on validation).",
+        ),
+    ] = False,
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -295,6 +313,8 @@ def train(
     overrides: dict[str, object] = {"seed": seed}
     if balance:
         overrides["balance"] = True
+    if cascade:
+        overrides["cascade"] = True
     for name, value in (
         ("encoder", encoder),
         ("peft", peft),

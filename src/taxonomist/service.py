@@ -101,6 +101,25 @@ def _embedding_cache(cache_dir: str | Path | None) -> Any:
     return EmbeddingCache(cache_dir) if os.environ.get("TAXONOMIST_NO_CACHE") != "1" else None
 
 
+def set_cascade(model: Any, cascade: bool | None) -> None:
+    """Turn an ensemble's cascade on or off; None leaves it as trained.
+
+    Raises:
+        ConfigError: the cascade asked of a model that has none.
+    """
+    if cascade is None:
+        return
+    if getattr(model, "cascade_threshold", None) is None:
+        if cascade:
+            raise ConfigError(
+                f"--cascade needs an ensemble with a TF-IDF member and an encoder member, "
+                f"trained by this version (this is a '{model.kind}' model without a cascade "
+                "threshold); retrain it, or drop --cascade"
+            )
+        return
+    model.cascade = cascade
+
+
 def resolve_taxonomy(
     spec: str | None, *, label_file: str | Path | None = None, columns: ColumnSpec = ColumnSpec()
 ) -> Taxonomy:
@@ -157,6 +176,7 @@ def classify_file(
     on_bad_row: Callable[[BadRow], None] | None = None,
     on_image_problem: Callable[[BadRow], None] | None = None,
     device: str = "auto",
+    cascade: bool | None = None,
 ) -> ClassifyOutcome:
     """Classify every good row of `input_path` into `output_path`, streaming.
 
@@ -171,7 +191,8 @@ def classify_file(
     saved by `align_file`) or, without one, from the ImageNet bridge. A bad image is reported
     through `on_image_problem` and its product is classified from its text. `device`
     ("auto", "cpu", "cuda"...) is where the torch encoders and networks run, trained or
-    zero-shot (ONNX int8 and E5 stay on the CPU).
+    zero-shot (ONNX int8 and E5 stay on the CPU). `cascade` turns an ensemble's cascade on
+    or off (None: as the model was trained).
     """
     if top_k < 1:
         raise DataError(f"top-k must be at least 1, got {top_k}")
@@ -189,6 +210,7 @@ def classify_file(
         from .models import load_model
 
         trained = load_model(model, check_device(device))
+        set_cascade(trained, cascade)
         tax = trained.taxonomy
         encoders = [f"trained {trained.kind} model {model}"]
 
