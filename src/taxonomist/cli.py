@@ -586,6 +586,23 @@ def taxonomy_search(
         typer.echo(f"{cid}\t{path}")
 
 
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="A trained model directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New directory for the export.")],
+    format: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    verbose: Verbose = False,
+) -> None:
+    """Export a model for a torch-free runtime (ONNX Runtime + tokenizers); the export loads
+    with `classify --model OUT` like any model directory."""
+    _setup_logging(verbose)
+    from .export import export_model
+
+    with _reported():
+        path = export_model(model, out, fmt=format)
+    typer.echo(f"exported {model} -> {path} ({format})")
+
+
 def main() -> None:
     app()
 
