@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -193,11 +193,56 @@ def classify(
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
     cascade: Cascade = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Batch job: --out is a folder of part files in this format (parquet, "
+            "jsonl, csv) with a manifest; resumable with --resume.",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Batch job: continue the job in --out.")
+    ] = False,
+    engine: Annotated[
+        str, typer.Option(help="Batch job engine: local (resumable) or ray.")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray engine: auto or ray://HOST:PORT (default: a local Ray)."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Ray engine: classifier actors (workers).")
+    ] = 2,
+    gpus_per_worker: Annotated[
+        float, typer.Option(min=0.0, help="Ray engine: GPUs each actor asks for.")
+    ] = 0.0,
+    part_rows: Annotated[
+        int, typer.Option(min=1, help="Local batch job: good rows per part file.")
+    ] = 10_000,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Batch jobs: use the embedding cache (default off: each title is seen once).",
+        ),
+    ] = False,
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
     """Classify products: zero-shot into a taxonomy, or with a trained --model."""
     _setup_logging(verbose)
+    if format is not None or resume or engine != "local":
+        _classify_batch(
+            input, out, model=model, taxonomy=taxonomy, encoder=encoder, top_k=top_k,
+            min_confidence=min_confidence, adapt=adapt, batch_size=batch_size,
+            columns=_columns(id_column, text_columns, image_column, label_column,
+                             label_separator),
+            device=device, cascade=cascade, fmt=format or "parquet", resume=resume,
+            engine=engine, ray_address=ray_address, concurrency=concurrency,
+            gpus_per_worker=gpus_per_worker, part_rows=part_rows, cache=cache, strict=strict,
+        )  # fmt: skip
+        return
     from tqdm import tqdm
 
     from . import service
@@ -584,6 +629,39 @@ def taxonomy_search(
         raise typer.Exit(code=1)
     for cid, path in hits:
         typer.echo(f"{cid}\t{path}")
+
+
+def _classify_batch(
+    input: Path, out: Path, *, model: Path | None, taxonomy: str, encoder: str, top_k: int,
+    min_confidence: float | None, adapt: bool, batch_size: int, columns: Any, device: str,
+    cascade: bool | None, fmt: str, resume: bool, engine: str, ray_address: str | None,
+    concurrency: int, gpus_per_worker: float, part_rows: int, cache: bool, strict: bool,
+) -> None:  # fmt: skip
+    from tqdm import tqdm
+
+    from .batch.job import JobSpec, classify_batch
+
+    printer = _BadRowPrinter()
+    with _reported(printer):
+        spec = JobSpec(
+            model=str(model) if model else None, taxonomy=taxonomy, encoder=encoder,
+            columns=columns, top_k=top_k, min_confidence=min_confidence, device=device,
+            cascade=cascade, adapt=adapt, cache=cache,
+        )  # fmt: skip
+        with tqdm(unit=" products", desc="classifying", disable=not sys.stderr.isatty()) as bar:
+            outcome = classify_batch(
+                input, out, spec, fmt=fmt, engine=engine, resume=resume, part_rows=part_rows,
+                strict=strict, ray_address=ray_address, concurrency=concurrency,
+                batch_size=batch_size, gpus_per_worker=gpus_per_worker, progress=bar.update,
+                on_bad_row=printer,
+            )  # fmt: skip
+    rate = outcome.written / max(outcome.seconds, 1e-9)
+    resumed = f", {outcome.resumed_parts} parts done before" if outcome.resumed_parts else ""
+    typer.echo(
+        f"classified {outcome.written} products -> {outcome.output}/ ({outcome.parts} parts"
+        f"{resumed}; {outcome.seconds:.1f} s, {rate:.0f}/s); {outcome.bad_rows} bad rows"
+        + (f" in {outcome.output / '_bad_rows.jsonl'}" if engine == "local" else " (error column)")
+    )
 
 
 @app.command()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -95,10 +94,11 @@ def _image_scorer(
 
 
 def _embedding_cache(cache_dir: str | Path | None) -> Any:
-    """The on-disk embedding cache, or None when TAXONOMIST_NO_CACHE=1 turns it off."""
-    from .encoders import EmbeddingCache
+    """The on-disk embedding cache, or None when TAXONOMIST_NO_CACHE=1 or `caching(False)`
+    turns it off."""
+    from .encoders import EmbeddingCache, cache_enabled
 
-    return EmbeddingCache(cache_dir) if os.environ.get("TAXONOMIST_NO_CACHE") != "1" else None
+    return EmbeddingCache(cache_dir) if cache_enabled() else None
 
 
 def set_cascade(model: Any, cascade: bool | None) -> None:

@@ -259,6 +259,26 @@ class ZeroShotClassifier:
                 self._bias[key] = self._mean_standardized(emb, protos)
             logger.info("adapted %d prototypes on %d products (%s)", int(has.sum()), len(idx), key)
 
+    def state(self) -> dict[str, dict[tuple[str, str], np.ndarray]]:
+        """The prototypes and what `adapt` learned, as arrays keyed by (encoder, language):
+        what a worker needs to predict exactly as this classifier does without embedding
+        the categories or adapting again (`load_state`)."""
+        return {
+            "prototypes": dict(self._prototypes),
+            "adapted": dict(self._adapted),
+            "bias": dict(self._bias),
+        }
+
+    def load_state(self, state: dict[str, dict[tuple[str, str], np.ndarray]]) -> None:
+        """Take over another classifier's `state()` (same taxonomy and config)."""
+        for name in ("prototypes", "adapted", "bias"):
+            for key, value in state.get(name, {}).items():
+                if len(value) != len(self.tree):
+                    raise ValueError(
+                        f"state for {len(value)} nodes; this tree has {len(self.tree)}"
+                    )
+                getattr(self, f"_{name}")[tuple(key)] = value
+
     def candidate_log_probs(self, texts: Sequence[str]) -> np.ndarray:
         """(n, candidates) log-probabilities of each text's category, candidates in tree
         order (`self.tree.candidates`). An empty text gets a uniform row."""

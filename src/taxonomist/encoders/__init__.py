@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .base import Encoder, Role, normalize
-from .cache import CachedEncoder, EmbeddingCache
+from .cache import CachedEncoder, EmbeddingCache, cache_enabled, caching
 from .fake import FakeEncoder
 from .language import detect_language
 
@@ -28,6 +28,8 @@ __all__ = [
     "build_cached_encoder",
     "build_encoder",
     "build_encoder_set",
+    "cache_enabled",
+    "caching",
     "detect_language",
     "encoder_device",
     "normalize",
@@ -121,8 +123,11 @@ def build_cached_encoder(
     saved: Path | None = None,
 ) -> Encoder:
     """`build_encoder` behind the on-disk embedding cache (the default one unless given),
-    for trained kinds that re-read the same catalogue across fits."""
+    for trained kinds that re-read the same catalogue across fits; the bare encoder where
+    the cache is turned off (`caching(False)`, TAXONOMIST_NO_CACHE=1)."""
     encoder = build_encoder(spec, device=device, saved=saved)
+    if not cache_enabled():
+        return encoder
     return CachedEncoder(encoder, cache or EmbeddingCache())
 
 

@@ -9,7 +9,9 @@ import hashlib
 import logging
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,29 @@ def default_cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "taxonomist"
+
+
+_ENABLED: ContextVar[bool] = ContextVar("taxonomist_embedding_cache", default=True)
+
+
+def cache_enabled() -> bool:
+    """Whether encoders built now go through the on-disk cache: not inside `caching(False)`,
+    nor with TAXONOMIST_NO_CACHE=1 in the environment."""
+    return _ENABLED.get() and os.environ.get("TAXONOMIST_NO_CACHE") != "1"
+
+
+@contextmanager
+def caching(enabled: bool) -> Iterator[None]:
+    """Build encoders with (True) or without (False) the on-disk cache inside this block.
+
+    A context variable, not a global: a batch job turning the cache off leaves a server's
+    other requests in the same process alone.
+    """
+    token = _ENABLED.set(enabled)
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
 
 
 class EmbeddingCache:
