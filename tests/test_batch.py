@@ -36,7 +36,9 @@ def linear_model(tmp_path_factory) -> Path:
     return model.save(tmp_path_factory.mktemp("models") / "linear")
 
 
-def perturbed_catalogue(path: Path, rows: int, seed: int = 0, bad_every: int = 997) -> Path:
+def perturbed_catalogue(
+    path: Path, rows: int, seed: int = 0, bad_every: int = 997, prefix: str = "p"
+) -> Path:
     """Real tiny-corpus titles with small perturbations; every `bad_every`-th row has no
     text (a bad row)."""
     corpus = Path(__file__).parent / "corpora" / "fashion_tiny.csv"
@@ -50,7 +52,7 @@ def perturbed_catalogue(path: Path, rows: int, seed: int = 0, bad_every: int = 9
             words = rng.choice(titles).split()
             rng.shuffle(words)
             title = " ".join(words) + f" {rng.randint(1, 99)}"
-            writer.writerow([f"p{i}", "" if i % bad_every == 5 else title])
+            writer.writerow([f"{prefix}{i}", "" if i % bad_every == 5 else title])
     return path
 
 

@@ -167,6 +167,7 @@ def classify_batch(
     concurrency: int = 2,
     batch_size: int = 512,
     gpus_per_worker: float = 0.0,
+    cpus_per_worker: float = 1.0,
     progress: Callable[[int], None] | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
 ) -> BatchOutcome:
@@ -189,6 +190,7 @@ def classify_batch(
             concurrency=concurrency,
             batch_size=batch_size,
             gpus_per_worker=gpus_per_worker,
+            cpus_per_worker=cpus_per_worker,
         )
     info = model_identity(spec)
     spec = adapted_spec(spec, input_path)

@@ -66,17 +66,19 @@ def connect(address: str | None, concurrency: int) -> bool:
     """Join the cluster at `address`, or start a local Ray when None; True if this call
     started Ray (and so should stop it)."""
     ray = _import_ray()
-    if ray.is_initialized():
-        return False
     if address:
         _check_reachable(address)
+    if ray.is_initialized():  # e.g. a driver script that called ray.init itself
+        return False
+    if address:
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ConfigError(f"--ray-address {address}: cannot join ({exc})") from None
         return True
+    # a CPU beside the actors' for reading and writing blocks, or the pool starves them
     ray.init(
-        num_cpus=max(2, concurrency),
+        num_cpus=concurrency + 1,
         include_dashboard=False,
         logging_level=logging.WARNING,
         log_to_driver=False,
@@ -94,9 +96,10 @@ class _Predictor:
         self.text_columns = text_columns
         self.has_id = has_id
         self.predict = build_predict(spec)
+        self.schema = _schema(spec.top_k)
 
     def __call__(self, batch: Any) -> Any:
-        import pandas as pd
+        import pyarrow as pa
 
         from ..data.readers import BadRow, _validate
         from ..data.writers import prediction_rows
@@ -125,14 +128,28 @@ class _Predictor:
         rows = prediction_rows(self.predict(products), spec.top_k) if products else []
         for row in rows:
             row["error"] = None
-        frame = pd.DataFrame(rows + errors, columns=_columns(spec.top_k))
-        return frame
+        # an explicit schema: every block alike, lists as lists (not pickled objects)
+        return pa.Table.from_pylist(rows + errors, schema=self.schema)
 
 
-def _columns(top_k: int) -> list[str]:
-    from ..data.writers import prediction_columns
+def _schema(top_k: int) -> Any:
+    """The local writer's Parquet columns, plus `error` (null on a classified row)."""
+    import pyarrow as pa
 
-    return [*prediction_columns(top_k), "error"]
+    fields = [
+        pa.field("id", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("category_id", pa.string()),
+        pa.field("confidence", pa.float64()),
+        pa.field("level_confidences", pa.list_(pa.float64())),
+        pa.field("needs_review", pa.bool_()),
+    ]
+    for k in range(2, top_k + 1):
+        fields += [
+            pa.field(f"category_{k}", pa.string()),
+            pa.field(f"confidence_{k}", pa.float64()),
+        ]
+    return pa.schema([*fields, pa.field("error", pa.string())])
 
 
 def _header(files: list[Path], fmt: str) -> list[str]:
@@ -194,6 +211,7 @@ def run_ray(
     concurrency: int = 2,
     batch_size: int = 512,
     gpus_per_worker: float = 0.0,
+    cpus_per_worker: float = 1.0,
 ) -> BatchOutcome:
     """Run the job on Ray and write Parquet parts plus a manifest into `out_dir`.
 
@@ -243,7 +261,8 @@ def run_ray(
             },
             "batch_size": batch_size,
             "batch_format": "pandas",
-            "concurrency": concurrency,
+            "compute": ray.data.ActorPoolStrategy(size=concurrency),  # a fixed actor pool
+            "num_cpus": cpus_per_worker,
         }
         if gpus_per_worker > 0:
             options["num_gpus"] = gpus_per_worker
