@@ -65,7 +65,7 @@ def run(dataset: str, encoder_name: str, limit: int | None, split: str = "test")
         start = time.perf_counter()
         clf = ZeroShotClassifier(taxonomy, encoders, config)
         if config.adapt:
-            clf.adapt(texts)
+            clf = clf.adapt(texts)
         preds = clf.predict(texts)
         score(label, [p.best.path for p in preds], time.perf_counter() - start)
     return rows

@@ -128,7 +128,7 @@ def test_resume_refuses_another_input_model_or_settings(linear_model, tmp_path) 
     import shutil
 
     shutil.copytree(linear_model, retrained)
-    manifest["created_at"] = "another training run"
+    manifest["version"], manifest["digest"] = "another training run", "0" * 64
     (retrained / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ConfigError, match="model"):
         classify_batch(data, tmp_path / "job", JobSpec(model=str(retrained)), resume=True)

@@ -34,7 +34,7 @@ def test_predictions_are_valid_leaf_paths_with_monotone_level_confidences(
 
 def test_zero_shot_beats_chance_on_tiny_corpus(tiny_taxonomy: Taxonomy, tiny_rows) -> None:
     clf = _clf(tiny_taxonomy)
-    clf.adapt([r["title"] for r in tiny_rows])
+    clf = clf.adapt([r["title"] for r in tiny_rows])
     preds = clf.predict([r["title"] for r in tiny_rows])
     gold = [tuple(r["category"].split(" > ")) for r in tiny_rows]
     level1 = np.mean([p.best.path[0] == g[0] for p, g in zip(preds, gold)])
@@ -45,10 +45,12 @@ def test_adapt_changes_prototypes_without_labels(tiny_taxonomy: Taxonomy, tiny_r
     clf = _clf(tiny_taxonomy)
     encoder = clf.encoders.for_language("en")
     before = clf.prototypes(encoder, "en").copy()
-    clf.adapt([r["title"] for r in tiny_rows])
-    after = clf.prototypes(encoder, "en")
+    adapted = clf.adapt([r["title"] for r in tiny_rows])
+    after = adapted.prototypes(encoder, "en")
     assert not np.allclose(before, after)
     np.testing.assert_allclose(np.linalg.norm(after, axis=1), 1.0, rtol=1e-5)
+    # the original is untouched: other threads may still be predicting with it
+    np.testing.assert_array_equal(clf.prototypes(encoder, "en"), before)
 
 
 def test_chinese_text_uses_chinese_category_names() -> None:

@@ -19,10 +19,22 @@ from .errors import (
 from .taxonomy import Category, Taxonomy
 from .taxonomy_loaders import load_taxonomy
 
+
+def __getattr__(name: str):
+    # `load_classifier` pulls in numpy and the model code: importing the package stays cheap
+    if name in ("load_classifier", "Classifier", "ModelIdentity"):
+        from . import classifier
+
+        return getattr(classifier, name)
+    raise AttributeError(f"module 'taxonomist' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
 
 __all__ = [
     "Category",
+    "Classifier",
+    "ModelIdentity",
     "ConfigError",
     "DataError",
     "ModelError",
@@ -31,5 +43,6 @@ __all__ = [
     "Taxonomy",
     "TaxonomyError",
     "__version__",
+    "load_classifier",
     "load_taxonomy",
 ]

@@ -29,6 +29,10 @@ taxonomy_app = typer.Typer(
     help="Inspect taxonomies: bundled (shopify, google) or files.", no_args_is_help=True
 )
 app.add_typer(taxonomy_app, name="taxonomy")
+models_app = typer.Typer(
+    help="A versioned model store: list, show, promote, roll back.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
 
 MAX_BAD_ROWS_SHOWN = 20
 
@@ -71,6 +75,10 @@ Cascade = Annotated[
         "threshold learned on validation go through the encoder (default: as trained).",
     ),
 ]
+StoreOpt = Annotated[
+    Path | None, typer.Option("--store", help="A model store folder (with --name).")
+]
+NameOpt = Annotated[str | None, typer.Option("--name", help="A model's name in --store.")]
 
 
 def _columns(
@@ -151,11 +159,25 @@ def _fail(exc: Exception) -> None:
 def classify(
     input: Annotated[Path, typer.Argument(help="Products: .csv, .tsv, .jsonl or .parquet.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .csv, .jsonl or .parquet.")],
-    taxonomy: TaxonomyOpt = "shopify",
+    taxonomy: Annotated[
+        str | None,
+        typer.Option(
+            "--taxonomy",
+            "-t",
+            help="Zero-shot: bundled name (shopify, google) or a taxonomy FILE "
+            "[default: shopify]. A trained model uses its own.",
+        ),
+    ] = None,
     model: Annotated[
         Path | None,
         typer.Option("--model", "-m", help="A trained model directory (else zero-shot)."),
     ] = None,
+    store: StoreOpt = None,
+    name: NameOpt = None,
+    language: Annotated[
+        str,
+        typer.Option(help="Language of the category paths written: en, or zh (Chinese names)."),
+    ] = "en",
     encoder: Annotated[
         str,
         typer.Option(
@@ -234,7 +256,8 @@ def classify(
     _setup_logging(verbose)
     if format is not None or resume or engine != "local":
         _classify_batch(
-            input, out, model=model, taxonomy=taxonomy, encoder=encoder, top_k=top_k,
+            input, out, model=model, store=store, name=name, language=language,
+            taxonomy=taxonomy, encoder=encoder, top_k=top_k,
             min_confidence=min_confidence, adapt=adapt, batch_size=batch_size,
             columns=_columns(id_column, text_columns, image_column, label_column,
                              label_separator),
@@ -256,6 +279,9 @@ def classify(
                 out,
                 taxonomy=taxonomy,
                 model=model,
+                store=store,
+                name=name,
+                language=language,
                 min_confidence=min_confidence,
                 encoder=encoder,
                 columns=columns,
@@ -282,7 +308,20 @@ def classify(
 @app.command()
 def train(
     input: Annotated[Path, typer.Argument(help="Labelled products: .csv, .tsv, .jsonl, .parquet.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Model directory to write (or --store and --name)."),
+    ] = None,
+    store: StoreOpt = None,
+    name: NameOpt = None,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="With --store: make the new version current at once (the first version of "
+            "a name always is).",
+        ),
+    ] = False,
     valid: Annotated[
         Path | None,
         typer.Option(
@@ -360,14 +399,14 @@ def train(
         overrides["balance"] = True
     if cascade:
         overrides["cascade"] = True
-    for name, value in (
+    for option, value in (
         ("encoder", encoder),
         ("peft", peft),
         ("adversarial", adversarial),
         ("epochs", epochs),
     ):
         if value is not None:
-            overrides[name] = value
+            overrides[option] = value
 
     from tqdm import tqdm
 
@@ -402,6 +441,9 @@ def train(
             on_bad_row=printer,
             reading=printer.reading(allow_download),
             device=device,
+            store=store,
+            name=name,
+            promote=promote or None,
         )
     for bar in bars.values():
         bar.close()
@@ -632,7 +674,8 @@ def taxonomy_search(
 
 
 def _classify_batch(
-    input: Path, out: Path, *, model: Path | None, taxonomy: str, encoder: str, top_k: int,
+    input: Path, out: Path, *, model: Path | None, store: Path | None, name: str | None,
+    language: str, taxonomy: str | None, encoder: str, top_k: int,
     min_confidence: float | None, adapt: bool, batch_size: int, columns: Any, device: str,
     cascade: bool | None, fmt: str, resume: bool, engine: str, ray_address: str | None,
     concurrency: int, gpus_per_worker: float, part_rows: int, cache: bool, strict: bool,
@@ -644,7 +687,8 @@ def _classify_batch(
     printer = _BadRowPrinter()
     with _reported(printer):
         spec = JobSpec(
-            model=str(model) if model else None, taxonomy=taxonomy, encoder=encoder,
+            model=str(model) if model else None, store=str(store) if store else None,
+            name=name, language=language, taxonomy=taxonomy, encoder=encoder,
             columns=columns, top_k=top_k, min_confidence=min_confidence, device=device,
             cascade=cascade, adapt=adapt, cache=cache,
         )  # fmt: skip
@@ -679,6 +723,72 @@ def export(
     with _reported():
         path = export_model(model, out, fmt=format)
     typer.echo(f"exported {model} -> {path} ({format})")
+
+
+@models_app.command("list")
+def models_list(
+    store: Annotated[Path, typer.Option("--store", help="The model store folder.")],
+    name: Annotated[str | None, typer.Argument(help="One name (default: all).")] = None,
+) -> None:
+    """List stored versions, oldest first; * marks the current one."""
+    from .store import ModelStore
+
+    with _reported():
+        model_store = ModelStore(store)
+        names = [name] if name else model_store.names()
+        if not names:
+            typer.echo(f"no models in {store}")
+        for n in names:
+            for v in model_store.versions(n):
+                acc = v.valid_metrics.get("accuracy")
+                typer.echo(
+                    f"{'*' if v.current else ' '} {n} {v.version} {v.kind or '?'} "
+                    f"created {v.created_at or '?'}"
+                    + (f" valid accuracy {acc:.4f}" if acc is not None else "")
+                    + (f" parent {v.parent}" if v.parent else "")
+                )
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="The model's name.")],
+    store: Annotated[Path, typer.Option("--store", help="The model store folder.")],
+    version: Annotated[str | None, typer.Option(help="A version (default: current).")] = None,
+) -> None:
+    """Show one version (default: the current one) as JSON."""
+    import json
+
+    from .store import ModelStore
+
+    with _reported():
+        typer.echo(json.dumps(ModelStore(store).info(name, version).as_dict(), indent=2))
+
+
+@models_app.command("promote")
+def models_promote(
+    name: Annotated[str, typer.Argument(help="The model's name.")],
+    version: Annotated[str, typer.Argument(help="The version to make current.")],
+    store: Annotated[Path, typer.Option("--store", help="The model store folder.")],
+) -> None:
+    """Make a version current (atomically; servers pick it up without a restart)."""
+    from .store import ModelStore
+
+    with _reported():
+        ModelStore(store).promote(name, version)
+    typer.echo(f"{name}: current version is now {version}")
+
+
+@models_app.command("rollback")
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="The model's name.")],
+    store: Annotated[Path, typer.Option("--store", help="The model store folder.")],
+) -> None:
+    """Return to the version that was current before this one."""
+    from .store import ModelStore
+
+    with _reported():
+        version = ModelStore(store).rollback(name)
+    typer.echo(f"{name}: rolled back to {version}")
 
 
 def main() -> None:

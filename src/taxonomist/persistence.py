@@ -6,6 +6,7 @@ from a stranger can be opened safely. An unknown `format_version` is refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -83,9 +84,14 @@ def save_model_dir(
         write_files(tmp)
         if taxonomy is not None:
             (tmp / TAXONOMY).write_text(taxonomy.to_json(), encoding="utf-8")
+        created = datetime.now(timezone.utc)
+        digest = content_digest(tmp)
         full = {
             "format_version": FORMAT_VERSION,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": created.isoformat(timespec="seconds"),
+            # what a prediction names as its model: when it was made and what it holds
+            "version": f"{created.strftime('%Y%m%dT%H%M%SZ')}-{digest[:8]}",
+            "digest": digest,
             "environment": environment(),
             **manifest,
         }
@@ -101,6 +107,29 @@ def save_model_dir(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def content_digest(directory: str | Path) -> str:
+    """sha256 over every file of a model directory but its manifest (names and bytes), so
+    two directories with the same weights, vocabularies and taxonomy share a digest."""
+    root = Path(directory)
+    h = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
+        h.update(file.relative_to(root).as_posix().encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def model_identity(path: str | Path) -> tuple[str, str]:
+    """(version, digest) of a model directory; computed for models saved before manifests
+    recorded them."""
+    manifest = read_manifest(path)
+    digest = manifest.get("digest") or content_digest(path)
+    version = manifest.get("version") or f"{manifest.get('created_at', 'unknown')}-{digest[:8]}"
+    return str(version), str(digest)
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 
@@ -56,26 +57,44 @@ class Predictions(Sequence[ProductPrediction]):
         'Electronics > Communications > Telephony > Mobile & Smart Phones'
     """
 
-    def __init__(self, items: Sequence[ProductPrediction]) -> None:
+    def __init__(
+        self,
+        items: Sequence[ProductPrediction],
+        *,
+        model: Any = None,
+        proba: Any = None,
+        labels: Sequence[str] | None = None,
+    ) -> None:
         self._items = list(items)
+        # which model made these (a `classifier.ModelIdentity`), and on request its full
+        # class probabilities: rows follow the items, columns follow `labels` (category ids)
+        self.model = model
+        self.proba = proba
+        self.labels = list(labels) if labels is not None else None
+
+    def _derived(self, items: Sequence[ProductPrediction]) -> Predictions:
+        return Predictions(items, model=self.model, proba=self.proba, labels=self.labels)
 
     def __len__(self) -> int:
         return len(self._items)
 
     def __getitem__(self, index):  # type: ignore[override]
         if isinstance(index, slice):
-            return Predictions(self._items[index])
+            proba = self.proba[index] if self.proba is not None else None
+            return Predictions(
+                self._items[index], model=self.model, proba=proba, labels=self.labels
+            )
         return self._items[index]
 
     def __iter__(self) -> Iterator[ProductPrediction]:
         return iter(self._items)
 
     def top_k(self, k: int) -> Predictions:
-        return Predictions([replace(p, candidates=p.candidates[:k]) for p in self._items])
+        return self._derived([replace(p, candidates=p.candidates[:k]) for p in self._items])
 
     def above(self, threshold: float) -> Predictions:
         """Keep only candidates whose path confidence is at least `threshold`."""
-        return Predictions(
+        return self._derived(
             [
                 replace(p, candidates=tuple(c for c in p.candidates if c.confidence >= threshold))
                 for p in self._items
@@ -101,7 +120,25 @@ class Predictions(Sequence[ProductPrediction]):
                 ancestor = taxonomy.by_path(best.path[:depth])
                 cut = best.truncated(depth, ancestor.id)
                 out.append(replace(pred, candidates=(cut, *pred.candidates[1:]), needs_review=True))
-        return Predictions(out)
+        return self._derived(out)
+
+    def localized(self, taxonomy: Taxonomy, language: str) -> Predictions:
+        """The same predictions with paths in `language` where the taxonomy has names in it
+        (Shopify has Simplified Chinese as "zh"); other names stay as they are."""
+        if language == "en":
+            return self
+        return self._derived(
+            [
+                replace(
+                    p,
+                    candidates=tuple(
+                        replace(c, path=taxonomy.localized_path(c.category_id, language))
+                        for c in p.candidates
+                    ),
+                )
+                for p in self._items
+            ]
+        )
 
     def extend(self, other: Predictions) -> None:
         self._items.extend(other)

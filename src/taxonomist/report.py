@@ -139,13 +139,11 @@ def _mpl_text(text: str) -> str:
 
 
 def _pyplot() -> Any:
-    # Imported here so evaluation-only users never pay for (or configure) matplotlib.
-    import matplotlib
+    # Imported here so evaluation-only users never pay for matplotlib; private figures so
+    # drawing a report changes no process-wide matplotlib state.
+    from .plotting import Figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figures
 
 
 def _encode(plt: Any, fig: Any) -> str:

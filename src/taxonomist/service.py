@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from .devices import check_device
 from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
 from .persistence import atomic_write_text
-from .predictions import Predictions
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 from .taxonomy_loaders import from_labels, load_taxonomy
 
@@ -65,40 +65,6 @@ def model_inputs(products: list[Product], columns: ColumnSpec) -> list[ModelInpu
     if columns.image_column:
         return [Item(p.text, p.image) for p in products]
     return [p.text for p in products]
-
-
-def _image_scorer(
-    alignment: str | Path | None,
-    encoder: str,
-    cache_dir: str | Path | None,
-    device: str = "cpu",
-) -> Any:
-    """The zero-shot image scorer: a trained alignment when given, else the ImageNet bridge
-    (over `encoder`'s English model; `fake` gives fake encoders on both sides, for tests)."""
-    from .devices import resolve_device
-    from .encoders import CachedEncoder, build_encoder, encoder_device
-    from .encoders.image import build_image_encoder
-    from .zeroshot_images import ImageNetBridge, ImageTextAlignment
-
-    cache = _embedding_cache(cache_dir)
-    if alignment is not None:
-        return ImageTextAlignment.load(alignment, cache=cache, device=device)
-    spec = "minilm" if encoder in ("auto", "e5") else encoder
-    text = build_encoder(spec, device=encoder_device(spec, device))
-    image = build_image_encoder(
-        "fake" if encoder == "fake" else "efficientnet-lite0",
-        cache=cache,
-        device="cpu" if encoder == "fake" else resolve_device(device),
-    )
-    return ImageNetBridge(CachedEncoder(text, cache) if cache else text, image)
-
-
-def _embedding_cache(cache_dir: str | Path | None) -> Any:
-    """The on-disk embedding cache, or None when TAXONOMIST_NO_CACHE=1 or `caching(False)`
-    turns it off."""
-    from .encoders import EmbeddingCache, cache_enabled
-
-    return EmbeddingCache(cache_dir) if cache_enabled() else None
 
 
 def set_cascade(model: Any, cascade: bool | None) -> None:
@@ -145,13 +111,12 @@ def build_zero_shot(
 ):
     """A `ZeroShotClassifier` over `taxonomy` with cached encoders; the torch encoders run
     on `device` ("auto": a CUDA GPU when torch sees one; `encoders.encoder_device`)."""
-    from .encoders import build_encoder_set
+    from .encoders import build_encoder_set, open_cache
     from .zeroshot import ZeroShotClassifier, ZeroShotConfig
 
-    cache = _embedding_cache(cache_dir)
     return ZeroShotClassifier(
         taxonomy,
-        build_encoder_set(encoder, cache=cache, device=device),
+        build_encoder_set(encoder, cache=open_cache(cache_dir), device=device),
         ZeroShotConfig(**config),
     )
 
@@ -160,12 +125,15 @@ def classify_file(
     input_path: str | Path,
     output_path: str | Path,
     *,
-    taxonomy: str | None = "shopify",
+    taxonomy: str | None = None,
     model: str | Path | None = None,
+    store: str | Path | None = None,
+    name: str | None = None,
     encoder: str = "auto",
     columns: ColumnSpec = ColumnSpec(),
     top_k: int = 1,
     min_confidence: float | None = None,
+    language: str = "en",
     strict: bool = False,
     adapt: bool = True,
     batch_size: int = 512,
@@ -180,11 +148,13 @@ def classify_file(
 ) -> ClassifyOutcome:
     """Classify every good row of `input_path` into `output_path`, streaming.
 
-    With `model`, a trained model directory does the work (its own taxonomy); otherwise
-    zero-shot into `taxonomy`. Zero-shot with `adapt` first reads up to 20,000 texts to adapt
-    the category prototypes to this catalogue (no labels used). With `min_confidence`, paths
-    back off to their deepest confident level and such rows are flagged `needs_review`.
-    Bad rows are reported (and skipped) unless `strict`; good rows are always written.
+    With `model` (or `store` + `name`), a trained model does the work (its own taxonomy:
+    another `taxonomy` is an error); otherwise zero-shot into `taxonomy` (default Shopify).
+    Zero-shot with `adapt` first reads up to 20,000 texts to adapt the category prototypes
+    to this catalogue (no labels used). With `min_confidence`, paths back off to their
+    deepest confident level and such rows are flagged `needs_review`. `language` ("en",
+    "zh") is the language of the category paths written. Bad rows are reported (and
+    skipped) unless `strict`; good rows are always written.
 
     With `columns.image_column`, photos count too: a trained model that uses images reads
     them; zero-shot pools the text scores with image scores from `alignment` (a directory
@@ -194,11 +164,11 @@ def classify_file(
     zero-shot (ONNX int8 and E5 stay on the CPU). `cascade` turns an ensemble's cascade on
     or off (None: as the model was trained).
     """
-    if top_k < 1:
-        raise DataError(f"top-k must be at least 1, got {top_k}")
-    if min_confidence is not None and not 0 <= min_confidence <= 1:
-        raise DataError(f"min-confidence must be in [0, 1], got {min_confidence}")
-    if alignment is not None and (model is not None or not columns.image_column):
+    from .classifier import check_options, load_classifier
+
+    check_options(top_k, min_confidence, language)
+    trained = model is not None or store is not None or name is not None
+    if alignment is not None and (trained or not columns.image_column):
         raise ConfigError(
             "--alignment scores photos in zero-shot classification: give --image-column, "
             "and no --model"
@@ -206,63 +176,26 @@ def classify_file(
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
     detect_format(input_path)
-    if model is not None:
-        from .models import load_model
-
-        trained = load_model(model, check_device(device))
-        set_cascade(trained, cascade)
-        tax = trained.taxonomy
-        encoders = [f"trained {trained.kind} model {model}"]
-
-        def predict(products: list[Product]) -> Predictions:
-            return trained.predict(
-                model_inputs(products, columns),
-                [p.id for p in products],
-                top_k=top_k,
-                min_confidence=min_confidence,
-            )
-
-    else:
-        tax = resolve_taxonomy(taxonomy, columns=columns)
-        device = check_device(device)
-        clf = build_zero_shot(tax, encoder, cache_dir=cache_dir, adapt=adapt, device=device)
-        if adapt:
-            sample: list[str] = []
-            limit = clf.config.adapt_sample
-            # Only titles adapt the prototypes: reading the photos here would decode each
-            # twice. Without them an image-only row reads as empty text, so with photos the
-            # main pass below is the one that enforces `strict`.
-            for batch in read_products(
-                input_path,
-                replace(columns, image_column=None),
-                strict=strict and not columns.image_column,
-                batch_size=batch_size,
-                report=ReadReport(str(input_path)),
-            ):
-                sample.extend(p.text for p in batch)
-                if len(sample) >= limit:
-                    break
-            clf.adapt(sample[:limit])
-        encoders = clf.encoders.names
-        scorer = (
-            _image_scorer(alignment, encoder, cache_dir, device) if columns.image_column else None
-        )
-        if scorer is not None:
-            category_texts = clf.candidate_texts()
-            encoders = [*encoders, f"images: {scorer.describe}"]
-
-        def predict(products: list[Product]) -> Predictions:
-            image_logp = None
-            if scorer is not None:
-                image_logp = scorer.log_probs([p.image for p in products], category_texts)
-            preds = clf.predict(
-                [p.text for p in products],
-                [p.id for p in products],
-                top_k=top_k,
-                image_log_probs=image_logp,
-                image_weight=scorer.image_weight if scorer is not None else 0.5,
-            )
-            return preds.with_min_confidence(min_confidence, tax) if min_confidence else preds
+    clf = load_classifier(
+        model,
+        store=store,
+        name=name,
+        taxonomy=taxonomy,
+        encoder=encoder,
+        device=device,
+        cache_dir=cache_dir,
+        columns=columns,
+        images=bool(columns.image_column) and not trained,
+        alignment=alignment,
+        zero_shot=None if trained else {"adapt": adapt},
+    )
+    if trained:
+        set_cascade(clf.model, cascade)
+    if not trained and adapt:
+        clf = clf.adapt(_adaptation_sample(input_path, columns, strict, batch_size))
+    # a trained model without photos ignores an image column: reading photos would be waste
+    if trained and not clf.uses_images and columns.image_column:
+        columns = replace(columns, image_column=None)
 
     report = ReadReport(str(input_path))
     with PredictionWriter(output_path, top_k) as writer:
@@ -276,7 +209,11 @@ def classify_file(
             on_image_problem=on_image_problem,
             allow_download=allow_download,
         ):
-            writer.write(predict(batch))
+            writer.write(
+                clf.predict_products(
+                    batch, top_k=top_k, min_confidence=min_confidence, language=language
+                )
+            )
             if progress:
                 progress(len(batch))
     if report.good == 0:
@@ -289,9 +226,40 @@ def classify_file(
         writer.count,
         report,
         time.perf_counter() - started,
-        f"{tax.name} {tax.version or ''}".strip(),
-        [str(e) for e in encoders],
+        clf.identity.taxonomy,
+        _described(clf),
     )
+
+
+def _adaptation_sample(
+    input_path: Path, columns: ColumnSpec, strict: bool, batch_size: int
+) -> list[str]:
+    """Up to `adapt_sample` titles of the file, read before classifying it."""
+    from .zeroshot import ZeroShotConfig
+
+    limit = ZeroShotConfig().adapt_sample
+    sample: list[str] = []
+    # Only titles adapt the prototypes: reading the photos here would decode each twice.
+    # Without them an image-only row reads as empty text, so with photos the main pass is
+    # the one that enforces `strict`.
+    for batch in read_products(
+        input_path,
+        replace(columns, image_column=None),
+        strict=strict and not columns.image_column,
+        batch_size=batch_size,
+        report=ReadReport(str(input_path)),
+    ):
+        sample.extend(p.text for p in batch)
+        if len(sample) >= limit:
+            break
+    return sample[:limit]
+
+
+def _described(clf: Any) -> list[str]:
+    identity = clf.identity
+    if identity.kind == "zero-shot":
+        return [identity.version.split("/", 1)[-1]]
+    return [f"trained {identity.kind} model {identity.name} ({identity.version})"]
 
 
 @dataclass
@@ -378,7 +346,7 @@ def _training_data(
 
 def train_file(
     input_path: str | Path,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     *,
     valid_path: str | Path | None = None,
     preset: str | None = "balanced",
@@ -393,47 +361,110 @@ def train_file(
     on_bad_row: Callable[[BadRow], None] | None = None,
     reading: ImageReading | None = None,
     device: str = "auto",
+    store: str | Path | None = None,
+    name: str | None = None,
+    promote: bool | None = None,
 ) -> TrainOutcome:
-    """Train a model on a labelled file and save it to `out_dir`.
+    """Train a model on a labelled file and save it to `out_dir`, or as a new version of
+    `name` in the model `store`.
 
     Labels must resolve in `taxonomy` when one is given (others are bad rows); without one,
     the taxonomy is the set of label paths in the training (and validation) files. With
     `columns.image_column` the photos are read too, and a preset trains a `fusion` model.
     `device` ("auto", "cpu", "cuda"...) is where a fine-tuned transformer trains.
+
+    In a store, the new version records its parent (the current version), a digest of its
+    training data and where that data was; it becomes current only when it is the name's
+    first version or `promote` is true (`taxonomist models promote` does it later).
     """
     from .training import train_model
 
     device = check_device(device)  # before reading: a wrong device fails at once
+    if (store is None) != (name is None):
+        raise ConfigError("a model store needs both --store and --name")
+    if (out_dir is None) == (store is None):
+        raise ConfigError("give either --out (a model directory) or --store and --name")
+    model_store = None
+    if store is not None and name is not None:
+        from .store import ModelStore
+
+        model_store = ModelStore(store)
+        model_store._check_name(name)
     started = time.perf_counter()
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
         Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
     )
-    trained = train_model(
-        texts,
-        labels,
-        tax,
-        out_dir,
-        valid_texts=valid_texts,
-        valid_labels=valid_labels,
-        preset=preset,
-        kind=kind,
-        overrides=overrides,
-        seed=seed,
-        refit=refit,
-        progress=progress,
-        device=device,
-    )
+    with tempfile.TemporaryDirectory(prefix=".train-", dir=_staging_root(store)) as staging:
+        target = Path(out_dir) if out_dir is not None else Path(staging) / "model"
+        trained = train_model(
+            texts,
+            labels,
+            tax,
+            target,
+            valid_texts=valid_texts,
+            valid_labels=valid_labels,
+            preset=preset,
+            kind=kind,
+            overrides=overrides,
+            seed=seed,
+            refit=refit,
+            progress=progress,
+            device=device,
+        )
+        path = trained.path
+        if model_store is not None and name is not None:
+            path = _store_version(
+                model_store, name, trained.path, input_path, valid_path, columns, promote
+            )
     metrics = trained.model.report.valid_metrics if trained.model.report else {}
     return TrainOutcome(
-        trained.path,
+        path,
         trained.model.kind,
         trained.train_rows,
         trained.valid_rows,
         metrics,
         time.perf_counter() - started,
         bad,
-        trained.curve_path,
+        path / trained.curve_path.name if trained.curve_path else None,
     )
+
+
+def _staging_root(store: str | Path | None) -> str | None:
+    # build a store's new version on the store's own filesystem, so it moves in by rename
+    if store is None:
+        return None
+    Path(store).mkdir(parents=True, exist_ok=True)
+    return str(store)
+
+
+def _store_version(
+    store: Any,
+    name: str,
+    model_dir: Path,
+    input_path: str | Path,
+    valid_path: str | Path | None,
+    columns: ColumnSpec,
+    promote: bool | None,
+) -> Path:
+    from .store import file_digest
+
+    files = [Path(input_path)] + ([Path(valid_path)] if valid_path else [])
+    version = store.add(
+        name,
+        model_dir,
+        parent=store.current_version(name) if (store.root / name).is_dir() else None,
+        data_digest=file_digest(files),
+        extra={
+            "training_data": {
+                "train": str(files[0].resolve()),
+                "valid": str(files[1].resolve()) if valid_path else None,
+                "columns": asdict(columns),
+            }
+        },
+        promote=promote,
+        move=True,
+    )
+    return store.path(name, version)
 
 
 def _read_prediction_file(path: Path) -> tuple[dict[str, tuple[str, float | None]], int]:

@@ -240,10 +240,7 @@ def plot_training_curve(model: Model, path: Path) -> Path | None:
                 rows = epochs_of(member.report.history)
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plotting import Figures as plt
 
     epochs = [r["epoch"] for r in rows]
     fig, left = plt.subplots(figsize=(6, 3.5))

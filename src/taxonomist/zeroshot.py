@@ -11,7 +11,9 @@ are poor descriptions of the products filed under them.
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -110,7 +112,9 @@ class ZeroShotClassifier:
         self.encoders = encoders
         self.config = config or ZeroShotConfig()
         self.tree = TreeIndex(taxonomy, leaves_only=self.config.leaves_only)
+        # the categories' own prototypes, computed once and shared by adapted copies
         self._prototypes: dict[tuple[str, str], np.ndarray] = {}
+        self._lock = threading.Lock()
         self._adapted: dict[tuple[str, str], np.ndarray] = {}
         self._bias: dict[tuple[str, str], np.ndarray] = {}
 
@@ -146,13 +150,15 @@ class ZeroShotClassifier:
         if key in self._adapted:
             return self._adapted[key]
         if key not in self._prototypes:
-            logger.info("embedding %d categories with %s (%s)", len(self.tree), *key)
-            per_template = [
-                encoder.encode(texts, role=Role.CATEGORY, batch_size=128)
-                for texts in self.category_texts(key[1])
-            ]
-            own = normalize(np.mean(per_template, axis=0))
-            self._prototypes[key] = self._with_subtree(own)
+            with self._lock:  # many threads may ask first: embed the categories once
+                if key not in self._prototypes:
+                    logger.info("embedding %d categories with %s (%s)", len(self.tree), *key)
+                    per_template = [
+                        encoder.encode(texts, role=Role.CATEGORY, batch_size=128)
+                        for texts in self.category_texts(key[1])
+                    ]
+                    own = normalize(np.mean(per_template, axis=0))
+                    self._prototypes[key] = self._with_subtree(own)
         return self._prototypes[key]
 
     def _with_subtree(self, own: np.ndarray) -> np.ndarray:
@@ -217,15 +223,23 @@ class ZeroShotClassifier:
             paths = paths + self.config.flat_weight * logits
         return paths
 
-    def adapt(self, texts: Sequence[str]) -> None:
-        """Fit the classifier to an unlabelled catalogue: no labels are used.
+    def adapt(self, texts: Sequence[str]) -> ZeroShotClassifier:
+        """A copy of this classifier fitted to an unlabelled catalogue: no labels are used.
 
         Two steps, on at most `adapt_sample` texts. (1) Hubness correction: some category
         texts are close to every product; each node's mean standardised similarity over the
         catalogue is subtracted from its scores. (2) Prototype refinement: each node's
         prototype moves towards the centroid of the products confidently decoded under it.
-        Later `predict` calls use both.
+        The copy's `predict` uses both; `self` is left as it was (other threads may be
+        predicting with it).
         """
+        adapted = copy.copy(self)
+        adapted._adapted = dict(self._adapted)
+        adapted._bias = dict(self._bias)
+        adapted._adapt_in_place(texts)
+        return adapted
+
+    def _adapt_in_place(self, texts: Sequence[str]) -> None:
         cfg = self.config
         sample = list(texts)[: cfg.adapt_sample]
         for language, idx in self._groups(sample).items():
@@ -269,15 +283,20 @@ class ZeroShotClassifier:
             "bias": dict(self._bias),
         }
 
-    def load_state(self, state: dict[str, dict[tuple[str, str], np.ndarray]]) -> None:
-        """Take over another classifier's `state()` (same taxonomy and config)."""
+    def with_state(self, state: dict[str, dict[tuple[str, str], np.ndarray]]) -> ZeroShotClassifier:
+        """A copy that takes over another classifier's `state()` (same taxonomy and config);
+        `self` is left as it was."""
+        out = copy.copy(self)
         for name in ("prototypes", "adapted", "bias"):
+            merged = dict(getattr(self, f"_{name}"))
             for key, value in state.get(name, {}).items():
                 if len(value) != len(self.tree):
                     raise ValueError(
                         f"state for {len(value)} nodes; this tree has {len(self.tree)}"
                     )
-                getattr(self, f"_{name}")[tuple(key)] = value
+                merged[tuple(key)] = value
+            setattr(out, f"_{name}", merged)
+        return out
 
     def candidate_log_probs(self, texts: Sequence[str]) -> np.ndarray:
         """(n, candidates) log-probabilities of each text's category, candidates in tree

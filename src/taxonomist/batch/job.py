@@ -3,17 +3,19 @@ worker, and the one entry point the CLI calls for both engines."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..data import ColumnSpec, ReadReport, read_products
+from ..data import ColumnSpec
 from ..data.readers import BadRow, Product
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..predictions import Predictions
 from .runner import BatchOutcome, run_local
+
+if TYPE_CHECKING:
+    from ..classifier import Classifier
 
 ENGINES = ("local", "ray")
 
@@ -21,21 +23,26 @@ ENGINES = ("local", "ray")
 @dataclass(frozen=True)
 class JobSpec:
     """Everything that decides a job's predictions; small and picklable, so a Ray worker
-    rebuilds the same predictor from it.
+    rebuilds the same classifier from it.
 
     Args:
-        model: a trained model directory (or an export); None: zero-shot into `taxonomy`.
-        zero_shot_state: the adapted prototypes, computed once by `adapted_spec` and
-            shipped with the spec, so workers never re-adapt on their own partition.
+        model / store + name: a trained model (directory, or a store's current version);
+            neither: zero-shot into `taxonomy` with `encoder`.
+        zero_shot_state: the prototypes adapted once on the driver
+            (`Classifier.zero_shot_state`), shipped with the spec so that workers never
+            re-adapt on their own partition.
         cache: use the on-disk embedding cache (off by default: see `batch.runner`).
     """
 
     model: str | None = None
-    taxonomy: str | None = "shopify"
+    store: str | None = None
+    name: str | None = None
+    taxonomy: str | None = None
     encoder: str = "auto"
     columns: ColumnSpec = ColumnSpec()
     top_k: int = 1
     min_confidence: float | None = None
+    language: str = "en"
     device: str = "auto"
     cascade: bool | None = None
     adapt: bool = True
@@ -43,108 +50,77 @@ class JobSpec:
     zero_shot_state: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.top_k < 1:
-            raise DataError(f"top-k must be at least 1, got {self.top_k}")
-        if self.min_confidence is not None and not 0 <= self.min_confidence <= 1:
-            raise DataError(f"min-confidence must be in [0, 1], got {self.min_confidence}")
+        from ..classifier import check_options
+
+        check_options(self.top_k, self.min_confidence, self.language)
         if self.columns.image_column:
             raise ConfigError("batch jobs classify text; --image-column is not supported there")
+
+    @property
+    def trained(self) -> bool:
+        return self.model is not None or self.store is not None or self.name is not None
 
     def settings(self) -> dict[str, Any]:
         """The choices besides model and input that change predictions (checked on resume)."""
         return {
             "top_k": self.top_k,
             "min_confidence": self.min_confidence,
+            "language": self.language,
             "cascade": self.cascade,
-            "adapt": self.adapt if self.model is None else None,
-            "encoder": self.encoder if self.model is None else None,
         }
 
 
-def model_identity(spec: JobSpec) -> dict[str, Any]:
-    """What a resumed job must find unchanged: the model directory's manifest digest (it
-    records the training run), or the zero-shot taxonomy and encoder."""
-    if spec.model is None:
-        return {"zero_shot": spec.taxonomy, "encoder": spec.encoder}
-    manifest = Path(spec.model) / "manifest.json"
-    if not manifest.is_file():
-        raise ConfigError(f"{spec.model} is not a model directory (no manifest.json)")
-    return {
-        "model": str(Path(spec.model).resolve()),
-        "digest": hashlib.sha256(manifest.read_bytes()).hexdigest(),
-    }
+def load(spec: JobSpec) -> Classifier:
+    """The classifier `spec` describes (zero-shot: with its shipped state, if any)."""
+    from ..classifier import load_classifier
+    from ..service import set_cascade
 
-
-def build_predict(spec: JobSpec) -> Callable[[list[Product]], Predictions]:
-    """A function from products to predictions, as `spec` says."""
-    from ..encoders import caching
-    from ..service import model_inputs, set_cascade
-
-    with caching(spec.cache):
-        if spec.model is not None:
-            from ..devices import check_device
-            from ..models import load_model
-
-            model = load_model(spec.model, check_device(spec.device))
-            set_cascade(model, spec.cascade)
-
-            def predict(products: list[Product]) -> Predictions:
-                with caching(spec.cache):
-                    return model.predict(
-                        model_inputs(products, spec.columns),
-                        [p.id for p in products],
-                        top_k=spec.top_k,
-                        min_confidence=spec.min_confidence,
-                    )
-
-            return predict
-        clf = _zero_shot(spec)
-
-    def predict_zero_shot(products: list[Product]) -> Predictions:
-        with caching(spec.cache):
-            preds = clf.predict(
-                [p.text for p in products], [p.id for p in products], top_k=spec.top_k
-            )
-        if spec.min_confidence is not None:
-            preds = preds.with_min_confidence(spec.min_confidence, clf.taxonomy)
-        return preds
-
-    return predict_zero_shot
-
-
-def _zero_shot(spec: JobSpec) -> Any:
-    from ..devices import check_device
-    from ..service import build_zero_shot, resolve_taxonomy
-
-    tax = resolve_taxonomy(spec.taxonomy, columns=spec.columns)
-    clf = build_zero_shot(tax, spec.encoder, adapt=spec.adapt, device=check_device(spec.device))
-    if spec.zero_shot_state is not None:
-        clf.load_state(spec.zero_shot_state)
+    clf = load_classifier(
+        spec.model,
+        store=spec.store,
+        name=spec.name,
+        taxonomy=spec.taxonomy,
+        encoder=spec.encoder,
+        device=spec.device,
+        use_cache=spec.cache,
+        columns=spec.columns,
+        zero_shot=None if spec.trained else {"adapt": spec.adapt},
+    )
+    if spec.trained:
+        set_cascade(clf.model, spec.cascade)
+    elif spec.zero_shot_state is not None:
+        clf = clf.with_zero_shot_state(spec.zero_shot_state)
     return clf
 
 
-def adapted_spec(spec: JobSpec, input_path: Path, *, batch_size: int = 4096) -> JobSpec:
-    """`spec` with the zero-shot adaptation done once, on the first `adapt_sample` texts of
-    the input, and its state attached (nothing to do for a trained model)."""
-    from ..encoders import caching
+def predictor(spec: JobSpec, clf: Classifier) -> Callable[[list[Product]], Predictions]:
+    def predict(products: list[Product]) -> Predictions:
+        return clf.predict_products(
+            products, top_k=spec.top_k, min_confidence=spec.min_confidence, language=spec.language
+        )
 
-    if spec.model is not None or not spec.adapt or spec.zero_shot_state is not None:
-        return spec
-    with caching(spec.cache):
-        clf = _zero_shot(spec)
-        limit = clf.config.adapt_sample
-        sample: list[str] = []
-        for paths in _input_files(input_path):
-            for batch in read_products(
-                paths, spec.columns, batch_size=batch_size, report=ReadReport(str(paths))
-            ):
-                sample.extend(p.text for p in batch)
-                if len(sample) >= limit:
-                    break
-            if len(sample) >= limit:
-                break
-        clf.adapt(sample[:limit])
-        return replace(spec, zero_shot_state=clf.state())
+    return predict
+
+
+def prepared(
+    spec: JobSpec, input_path: Path, *, batch_size: int = 4096
+) -> tuple[JobSpec, Classifier]:
+    """The classifier for the job, zero-shot adapted once on the first `adapt_sample` texts
+    of the input, and `spec` with that state attached (unchanged for a trained model)."""
+    clf = load(spec)
+    if spec.trained or not spec.adapt or spec.zero_shot_state is not None:
+        return spec, clf
+    from ..service import _adaptation_sample
+    from ..zeroshot import ZeroShotConfig
+
+    limit = ZeroShotConfig().adapt_sample
+    sample: list[str] = []
+    for path in _input_files(input_path):  # the first files of a folder, in order
+        sample += _adaptation_sample(path, spec.columns, False, batch_size)
+        if len(sample) >= limit:
+            break
+    clf = clf.adapt(sample[:limit])
+    return replace(spec, zero_shot_state=clf.zero_shot_state()), clf
 
 
 def _input_files(path: Path) -> list[Path]:
@@ -192,13 +168,12 @@ def classify_batch(
             gpus_per_worker=gpus_per_worker,
             cpus_per_worker=cpus_per_worker,
         )
-    info = model_identity(spec)
-    spec = adapted_spec(spec, input_path)
+    spec, clf = prepared(spec, input_path)
     return run_local(
         input_path,
         out_dir,
-        build_predict(spec),
-        model_info=info,
+        predictor(spec, clf),
+        model_info=clf.identity.as_dict(),
         columns=spec.columns,
         fmt=fmt,
         top_k=spec.top_k,

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 from ..errors import ConfigError, DataError, TaxonomistError
 from .inputs import input_files
-from .job import JobSpec, adapted_spec, model_identity
+from .job import JobSpec, prepared
 from .runner import MANIFEST, BatchOutcome
 
 logger = logging.getLogger(__name__)
@@ -89,19 +89,18 @@ def connect(address: str | None, concurrency: int) -> bool:
 class _Predictor:
     """One Ray actor: builds the predictor once, then classifies batches (pandas frames)."""
 
-    def __init__(self, spec: JobSpec, text_columns: list[str], has_id: bool) -> None:
-        from .job import build_predict
+    def __init__(self, spec: JobSpec, text_columns: list[str]) -> None:
+        from .job import load, predictor
 
         self.spec = spec
         self.text_columns = text_columns
-        self.has_id = has_id
-        self.predict = build_predict(spec)
+        self.predict = predictor(spec, load(spec))
         self.schema = _schema(spec.top_k)
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
 
-        from ..data.readers import BadRow, _validate
+        from ..data.records import validate_record
         from ..data.writers import prediction_rows
 
         spec = self.spec
@@ -109,22 +108,16 @@ class _Predictor:
         paths = batch["path"].tolist() if "path" in batch else [""] * len(batch)
         records = batch.drop(columns=["path"], errors="ignore").to_dict("records")
         for path, record in zip(paths, records):
+            # a missing cell reads as empty, as in the local reader
             record = {k: "" if v is None or v != v else str(v) for k, v in record.items()}
-            found: list[BadRow] = []
-            product = _validate(
-                Path(path), 0, record, self.text_columns, spec.columns, None, self.has_id,
-                False, False, found.append,
-            )  # fmt: skip
-            if product is None:
-                bad = found[0]
-                errors.append(
-                    {
-                        "id": record.get(spec.columns.id_column, ""),
-                        "error": f"{path}: field '{bad.field}': {bad.reason}",
-                    }
+            try:
+                products.append(
+                    validate_record(
+                        record, spec.columns, text_columns=self.text_columns, source=path
+                    )
                 )
-            else:
-                products.append(product)
+            except DataError as exc:
+                errors.append({"id": record.get(spec.columns.id_column, ""), "error": str(exc)})
         rows = prediction_rows(self.predict(products), spec.top_k) if products else []
         for row in rows:
             row["error"] = None
@@ -245,19 +238,19 @@ def run_ray(
             f"the Ray engine needs an id column ('{columns.id_column}'; found {names}): "
             "rows read in parallel have no line numbers to stand in for one"
         )
-    info = model_identity(spec)
     started_ray = connect(address, concurrency)
     ray = _import_ray()
     staging = out_dir.with_name(f".{out_dir.name}.staging-{os.getpid()}")
     try:
-        spec = adapted_spec(spec, input_spec)  # once, here; workers get the state
+        spec, clf = prepared(spec, input_spec)  # adapted once, here; workers get the state
+        info = clf.identity.as_dict()
+        del clf
         ds = _read(ray, files, data_fmt, names)
         ds = ds.select_columns([c for c in [columns.id_column, *text_cols, "path"] if c])
         options: dict[str, Any] = {
             "fn_constructor_kwargs": {
                 "spec": spec,
                 "text_columns": text_cols,
-                "has_id": True,
             },
             "batch_size": batch_size,
             "batch_format": "pandas",

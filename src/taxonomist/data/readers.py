@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError, TaxonomistError
+from ..errors import ConfigError, DataError
 from ..taxonomy import PATH_SEPARATOR, Category, Taxonomy
 
 logger = logging.getLogger(__name__)
@@ -402,32 +402,23 @@ def _validate(
     require_label: bool,
     bad: Callable[[BadRow], None],
 ) -> Product | None:
-    for column, value in record.items():
-        if isinstance(value, str) and _has_bad_bytes(value):
-            bad(BadRow(str(path), line, str(column), "bytes that are not valid UTF-8"))
-            return None
-    product_id = _cell(record, columns.id_column).strip() if has_id else f"row-{line}"
-    if not product_id:
-        bad(BadRow(str(path), line, columns.id_column, "empty id"))
+    # the one record check files and the API share; a failure here is a bad row
+    from .records import validate_record
+
+    try:
+        return validate_record(
+            record,
+            columns,
+            text_columns=text_cols,
+            taxonomy=taxonomy if has_label else None,
+            require_label=require_label,
+            source=str(path),
+            line=line,
+            default_id=None if has_id else f"row-{line}",
+        )
+    except DataError as exc:
+        bad(BadRow(str(path), line, exc.field, exc.reason))
         return None
-    parts = [_cell(record, c).strip() for c in text_cols]
-    text = ". ".join(p for p in parts if p)
-    if not text and not columns.image_column:
-        bad(BadRow(str(path), line, "/".join(text_cols), "empty text"))
-        return None
-    label: Category | None = None
-    raw_label = _cell(record, columns.label_column).strip() if has_label else ""
-    if raw_label and taxonomy is not None:
-        try:
-            label = taxonomy.resolve(raw_label, columns.label_separator)
-        except TaxonomistError as exc:
-            bad(BadRow(str(path), line, columns.label_column, str(exc)))
-            return None
-    elif require_label and not raw_label:
-        bad(BadRow(str(path), line, columns.label_column, "empty label"))
-        return None
-    # the image, if any, is attached after: decoding it is the costliest check, done last
-    return Product(product_id, text[:MAX_TEXT_CHARS], line, label, None)
 
 
 def _attach_image(

@@ -9,12 +9,13 @@ name.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ConfigError
 from .base import Encoder, Role, normalize
-from .cache import CachedEncoder, EmbeddingCache, cache_enabled, caching
+from .cache import CachedEncoder, EmbeddingCache, open_cache
 from .fake import FakeEncoder
 from .language import detect_language
 
@@ -28,11 +29,10 @@ __all__ = [
     "build_cached_encoder",
     "build_encoder",
     "build_encoder_set",
-    "cache_enabled",
-    "caching",
     "detect_language",
     "encoder_device",
     "normalize",
+    "open_cache",
 ]
 
 
@@ -122,13 +122,10 @@ def build_cached_encoder(
     device: str = "cpu",
     saved: Path | None = None,
 ) -> Encoder:
-    """`build_encoder` behind the on-disk embedding cache (the default one unless given),
-    for trained kinds that re-read the same catalogue across fits; the bare encoder where
-    the cache is turned off (`caching(False)`, TAXONOMIST_NO_CACHE=1)."""
+    """`build_encoder` behind an on-disk embedding cache (none when `cache` is None), for
+    trained kinds that re-read the same catalogue across fits."""
     encoder = build_encoder(spec, device=device, saved=saved)
-    if not cache_enabled():
-        return encoder
-    return CachedEncoder(encoder, cache or EmbeddingCache())
+    return CachedEncoder(encoder, cache) if cache is not None else encoder
 
 
 class EncoderSet:
@@ -168,13 +165,17 @@ class _LazyAutoSet(EncoderSet):
         self._device = device
         self._wrap = wrap
         self._loaded: dict[str, Encoder] = {}
+        self._lock = threading.Lock()
         super().__init__({}, fallback=None)  # type: ignore[arg-type]
 
     def for_language(self, language: str) -> Encoder:
         key = "e5" if language == "zh" else "minilm"
         if key not in self._loaded:
-            device = encoder_device(key, self._device)
-            self._loaded[key] = self._wrap(build_encoder(key, device=device))
+            with self._lock:  # two threads seeing their first Chinese text load E5 once
+                if key not in self._loaded:
+                    self._loaded[key] = self._wrap(
+                        build_encoder(key, device=encoder_device(key, self._device))
+                    )
         return self._loaded[key]
 
     @property

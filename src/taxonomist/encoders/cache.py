@@ -9,9 +9,8 @@ import hashlib
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,38 +28,34 @@ def default_cache_dir() -> Path:
     return Path(base) / "taxonomist"
 
 
-_ENABLED: ContextVar[bool] = ContextVar("taxonomist_embedding_cache", default=True)
-
-
-def cache_enabled() -> bool:
-    """Whether encoders built now go through the on-disk cache: not inside `caching(False)`,
-    nor with TAXONOMIST_NO_CACHE=1 in the environment."""
-    return _ENABLED.get() and os.environ.get("TAXONOMIST_NO_CACHE") != "1"
-
-
-@contextmanager
-def caching(enabled: bool) -> Iterator[None]:
-    """Build encoders with (True) or without (False) the on-disk cache inside this block.
-
-    A context variable, not a global: a batch job turning the cache off leaves a server's
-    other requests in the same process alone.
-    """
-    token = _ENABLED.set(enabled)
-    try:
-        yield
-    finally:
-        _ENABLED.reset(token)
-
-
 class EmbeddingCache:
-    """A key -> float32 vector store in one SQLite file."""
+    """A key -> float32 vector store in one SQLite file.
+
+    Safe to share between threads: each thread gets its own connection (one sqlite3
+    connection used from several threads at once raises `OperationalError`), and WAL mode
+    lets readers and one writer work side by side across threads and processes.
+    """
 
     def __init__(self, directory: str | Path | None = None) -> None:
         self.path = Path(directory or default_cache_dir()) / "embeddings.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+        db.commit()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
 
     @staticmethod
     def key(encoder_name: str, role: Role, text: str) -> str:
@@ -68,18 +63,18 @@ class EmbeddingCache:
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
+        db = self._db
         for start in range(0, len(keys), 500):
             chunk = list(keys[start : start + 500])
             marks = ",".join("?" * len(chunk))
-            for key, blob in self._db.execute(
-                f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk
-            ):
+            for key, blob in db.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk):
                 found[key] = np.frombuffer(blob, dtype=np.float32)
         return found
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
-        with self._db:
-            self._db.executemany(
+        db = self._db
+        with db:
+            db.executemany(
                 "INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)",
                 [
                     (k, np.ascontiguousarray(v, dtype=np.float32).tobytes())
@@ -88,7 +83,33 @@ class EmbeddingCache:
             )
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def open_cache(directory: str | Path | None = None, *, enabled: bool | None = None):
+    """The embedding cache to use, or None for none.
+
+    `enabled=None` follows TAXONOMIST_NO_CACHE=1. A cache folder that cannot be written (a
+    read-only home on a server) turns caching off with a warning instead of failing: the
+    cache only saves time, it never changes a prediction.
+    """
+    if enabled is None:
+        enabled = os.environ.get("TAXONOMIST_NO_CACHE") != "1"
+    if not enabled:
+        return None
+    try:
+        return EmbeddingCache(directory)
+    except (OSError, sqlite3.Error) as exc:
+        logger.warning(
+            "embedding cache at %s is not usable (%s); encoding without a cache",
+            directory or default_cache_dir(),
+            exc,
+        )
+        return None
 
 
 class CachedEncoder(Encoder):

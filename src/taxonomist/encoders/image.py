@@ -84,7 +84,6 @@ class ImageEncoder:
         size: int | None = None,
         fit: str = "pad",
         cache: EmbeddingCache | None = None,
-        threads: int | None = None,
         device: str = "cpu",
     ) -> None:
         self.variant = _variant(model)
@@ -95,7 +94,6 @@ class ImageEncoder:
         self.fit = fit
         self.name = f"efficientnet-{self.variant}@{self.size}-{fit}"
         self.cache = cache
-        self.threads = threads
         self._net: Any = None
 
     @property
@@ -171,8 +169,6 @@ class ImageEncoder:
 
         if not paths:
             return []
-        if self.threads:
-            torch.set_num_threads(self.threads)
         results: list[np.ndarray | None] = [None] * len(paths)
         bar = None
         if show_progress:
@@ -220,7 +216,6 @@ class FakeImageEncoder(ImageEncoder):
         self.fit = "pad"
         self.name = "fake-image-8x8"
         self.cache = cache
-        self.threads = None
         self._net = None
         self._fc = np.random.default_rng(0).standard_normal((self.dim, 1000)).astype(np.float32)
 

@@ -9,6 +9,7 @@ path-consistent decoding with per-level confidences, and the model directory.
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -65,6 +66,43 @@ class Model(ABC):
         # fine-tuned transformer runs ("auto" allowed; CPU-only encoders ignore it); set
         # before fit, or given to load_model
         self.device = "cpu"
+        # the embedding cache the kinds that encode use: a folder (None: the default one)
+        # and on/off (None: TAXONOMIST_NO_CACHE decides); set before use, or by load_model
+        self.cache_dir: str | Path | None = None
+        self.use_cache: bool | None = None
+        # lazy first-use builds (encoders, the cache) happen once even when many threads
+        # predict at the same time
+        self._init_lock = threading.RLock()
+        self._cache: Any = None
+        self._cache_opened = False
+
+    def lazy(self, attr: str, build: Callable[[], Any]) -> Any:
+        """`self.<attr>`, built by `build()` on first use, once across threads."""
+        value = getattr(self, attr)
+        if value is None:
+            with self._init_lock:
+                value = getattr(self, attr)
+                if value is None:
+                    value = build()
+                    setattr(self, attr, value)
+        return value
+
+    def embedding_cache(self) -> Any:
+        """The `EmbeddingCache` this model's encoders use, or None (caching off)."""
+        if not self._cache_opened:
+            with self._init_lock:
+                if not self._cache_opened:
+                    from ..encoders.cache import open_cache
+
+                    self._cache = open_cache(self.cache_dir, enabled=self.use_cache)
+                    self._cache_opened = True
+        return self._cache
+
+    def use_settings_of(self, parent: Model) -> None:
+        """Run where `parent` runs and share its cache settings (ensemble and fusion members)."""
+        self.device = parent.device
+        self.cache_dir = parent.cache_dir
+        self.use_cache = parent.use_cache
 
     # -- training -------------------------------------------------------------------------
     def fit(
@@ -236,10 +274,20 @@ class Model(ABC):
         )
 
     @classmethod
-    def from_dir(cls, path: Path, manifest: dict[str, Any], device: str = "cpu") -> Model:
+    def from_dir(
+        cls,
+        path: Path,
+        manifest: dict[str, Any],
+        device: str = "cpu",
+        *,
+        cache_dir: str | Path | None = None,
+        use_cache: bool | None = None,
+    ) -> Model:
         config = cls.config_class.from_dict(manifest.get("config", {}))
         model = cls(read_taxonomy(path), config)
         model.device = device
+        model.cache_dir = cache_dir
+        model.use_cache = use_cache
         model.labels = list(manifest["labels"])
         model.temperature = float(manifest.get("temperature", 1.0))
         model._load(path, manifest)
@@ -271,15 +319,25 @@ class Model(ABC):
     def _load(self, directory: Path, manifest: dict[str, Any]) -> None: ...
 
 
-def load_model(path: str | Path, device: str = "cpu") -> Model:
+def load_model(
+    path: str | Path,
+    device: str = "cpu",
+    *,
+    cache_dir: str | Path | None = None,
+    use_cache: bool | None = None,
+) -> Model:
     """Load any model directory, dispatching on the kind in its manifest.
 
     `device` ("auto", "cpu", "cuda", "cuda:N"; see `taxonomist.devices`) is where the kinds
     that run a torch encoder or transformer run it (members follow their ensemble or
     fusion); the TF-IDF kinds and the CPU-only encoders (minilm-int8, E5) ignore it.
+    `cache_dir` / `use_cache` set the embedding cache of the kinds that encode (None: the
+    default folder, and TAXONOMIST_NO_CACHE decides whether to cache).
     """
     from . import model_class
 
     path = Path(path)
     manifest = read_manifest(path)
-    return model_class(manifest.get("kind", "")).from_dir(path, manifest, device)
+    return model_class(manifest.get("kind", "")).from_dir(
+        path, manifest, device, cache_dir=cache_dir, use_cache=use_cache
+    )

@@ -152,7 +152,7 @@ class EnsembleModel(Model):
         for n, (kind, member_config) in enumerate(self.config.members, start=1):
             cls = model_class(kind)
             member = cls(self.taxonomy, cls.config_class.from_dict(member_config))
-            member.device = self.device
+            member.use_settings_of(self)
             report = member.fit(texts, labels, valid_texts, valid_labels, progress=progress)
             if member.labels != self.labels:
                 raise DataError("ensemble members disagree on the label set")  # defensive
@@ -246,6 +246,11 @@ class EnsembleModel(Model):
         from .base import load_model
 
         self.weights = np.array(manifest["weights"], dtype=np.float64)
-        self.members = [load_model(directory / sub, self.device) for sub in manifest["members"]]
+        self.members = [
+            load_model(
+                directory / sub, self.device, cache_dir=self.cache_dir, use_cache=self.use_cache
+            )
+            for sub in manifest["members"]
+        ]
         threshold = manifest.get("cascade_threshold")
         self.cascade_threshold = None if threshold is None else float(threshold)

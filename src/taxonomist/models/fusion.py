@@ -166,25 +166,29 @@ class FusionModel(Model):
             self._image_part = ImageModel(
                 self.taxonomy, ImageConfig.from_dict(self.config.image_config)
             )
-            self._image_part.device = self.device
+            self._image_part.use_settings_of(self)
         return self._image_part
 
     @property
     def text_encoder(self) -> Any:
-        if self._text_encoder is None:
-            from ..encoders import build_cached_encoder, encoder_device
-            from .head import check_encoder
+        return self.lazy("_text_encoder", self._build_text_encoder)
 
-            spec = self.config.text_encoder
-            # a loaded model encodes with the files it carries (e.g. the int8 graph), so
-            # its vectors do not depend on the library versions of the machine it runs on
-            encoder = build_cached_encoder(
-                spec, saved=self._saved, device=encoder_device(spec, self.device)
-            )
-            if self._expected_text is not None:
-                check_encoder(encoder, self._expected_text, self._saved)
-            self._text_encoder = encoder
-        return self._text_encoder
+    def _build_text_encoder(self) -> Any:
+        from ..encoders import build_cached_encoder, encoder_device
+        from .head import check_encoder
+
+        spec = self.config.text_encoder
+        # a loaded model encodes with the files it carries (e.g. the int8 graph), so its
+        # vectors do not depend on the library versions of the machine it runs on
+        encoder = build_cached_encoder(
+            spec,
+            saved=self._saved,
+            cache=self.embedding_cache(),
+            device=encoder_device(spec, self.device),
+        )
+        if self._expected_text is not None:
+            check_encoder(encoder, self._expected_text, self._saved)
+        return encoder
 
     def _early_inputs(
         self,
@@ -287,7 +291,7 @@ class FusionModel(Model):
                     self.taxonomy, text_cls.config_class.from_dict(self.config.text_config)
                 )
                 for member in (text_model, self._image_member()):
-                    member.device = self.device  # members run where their fusion runs
+                    member.use_settings_of(self)  # members run where their fusion runs
                     report = member.fit(items, labels, valid_items, valid_labels, progress=progress)
                     self.members.append(member)
                     history.append(
@@ -477,7 +481,12 @@ class FusionModel(Model):
         self.weights_without_image = np.array(manifest["weights_without_image"], dtype=np.float64)
         self.best_epoch = manifest.get("best_epoch")
         self._saved = directory
-        self.members = [load_model(directory / sub, self.device) for sub in manifest["members"]]
+        self.members = [
+            load_model(
+                directory / sub, self.device, cache_dir=self.cache_dir, use_cache=self.use_cache
+            )
+            for sub in manifest["members"]
+        ]
         if self.uses_early:
             early = manifest["early"]
             self._expected_text = {

@@ -52,15 +52,19 @@ class HeadModel(Model):
 
     @property
     def encoder(self) -> Encoder:
-        if self._encoder is None:
-            spec = self.config.encoder
-            encoder = build_cached_encoder(
-                spec, saved=self._saved, device=encoder_device(spec, self.device)
-            )
-            if self._expected is not None:
-                check_encoder(encoder, self._expected, self._saved)
-            self._encoder = encoder
-        return self._encoder
+        return self.lazy("_encoder", self._build_encoder)
+
+    def _build_encoder(self) -> Encoder:
+        spec = self.config.encoder
+        encoder = build_cached_encoder(
+            spec,
+            saved=self._saved,
+            cache=self.embedding_cache(),
+            device=encoder_device(spec, self.device),
+        )
+        if self._expected is not None:
+            check_encoder(encoder, self._expected, self._saved)
+        return encoder
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode(texts, role=Role.PRODUCT, batch_size=128)

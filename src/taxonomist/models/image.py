@@ -83,20 +83,20 @@ class ImageModel(Model):
 
     @property
     def encoder(self) -> Any:
-        if self._encoder is None:
-            from ..devices import resolve_device
-            from ..encoders.cache import EmbeddingCache
-            from ..encoders.image import build_image_encoder
+        from ..devices import resolve_device
+        from ..encoders.image import build_image_encoder
 
-            cfg = self.config
-            self._encoder = build_image_encoder(
+        cfg = self.config
+        return self.lazy(
+            "_encoder",
+            lambda: build_image_encoder(
                 cfg.encoder,
                 size=cfg.size or None,
                 fit=cfg.fit,
-                cache=EmbeddingCache(),
+                cache=self.embedding_cache(),
                 device="cpu" if cfg.encoder == "fake" else resolve_device(self.device),
-            )
-        return self._encoder
+            ),
+        )
 
     def embed(self, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
         """Unit-length features and the has-image mask (fine-tuned backbone if there is one)."""
