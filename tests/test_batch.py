@@ -21,8 +21,8 @@ from taxonomist.models import model_class
 SRC = str(Path(__file__).parents[1] / "src")
 
 
-@pytest.fixture(scope="module")
-def linear_model(tmp_path_factory) -> Path:
+def train_linear(directory: Path) -> Path:
+    """A `linear` model trained on the tiny corpus, saved under `directory`."""
     from taxonomist.taxonomy_loaders import from_labels
 
     corpus = Path(__file__).parent / "corpora" / "fashion_tiny.csv"
@@ -33,7 +33,12 @@ def linear_model(tmp_path_factory) -> Path:
     model = cls(taxonomy)
     texts = [r["title"] for r in rows]
     model.fit(texts, [taxonomy.by_path(r["category"]).id for r in rows])
-    return model.save(tmp_path_factory.mktemp("models") / "linear")
+    return model.save(directory / "linear")
+
+
+@pytest.fixture(scope="module")
+def linear_model(tmp_path_factory) -> Path:
+    return train_linear(tmp_path_factory.mktemp("models"))
 
 
 def perturbed_catalogue(

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_batch import linear_model, perturbed_catalogue, read_parts  # noqa: F401
+from test_batch import perturbed_catalogue, read_parts, train_linear
 
 from taxonomist.batch.job import JobSpec, classify_batch
 from taxonomist.errors import ConfigError, DataError
@@ -30,6 +30,11 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def linear_model(tmp_path_factory) -> Path:
+    return train_linear(tmp_path_factory.mktemp("models"))
 
 
 def _by_id(rows: list[dict]) -> dict[str, tuple]:
@@ -89,7 +94,7 @@ def test_zero_shot_adapts_once_and_ships_the_state(local_ray, tmp_path, monkeypa
     taxonomy.write_text("\n".join(paths) + "\n")
     folder, whole = _folder_and_whole(tmp_path)
     spec = JobSpec(taxonomy=str(taxonomy), encoder="fake")
-    local = classify_batch(whole, tmp_path / "local", spec)
+    classify_batch(whole, tmp_path / "local", spec)
     calls = []
     original = ZeroShotClassifier.adapt
     monkeypatch.setattr(
