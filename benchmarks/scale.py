@@ -80,7 +80,7 @@ def catalogue(rows: int) -> Path:
         return path
     titles = [t for t, _ in labelled("train", 30_000)]
     rng = random.Random(rows)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two benchmark processes at once
     with open(tmp, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "title"])
