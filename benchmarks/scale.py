@@ -118,8 +118,12 @@ def train(preset: str, per_dataset: int) -> Path:
     return out
 
 
-def measured(cmd: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (bytes) of the process tree, and the last output line."""
+def measured(
+    cmd: list[str], deadline: float | None = None, progress: Path | None = None
+) -> tuple[float, int, str, list[list[float]]]:
+    """Wall seconds, peak RSS (bytes) of the process tree, the last output line, and a
+    series of [seconds, RSS MB, rows done] every 10 s (rows from the job manifest at
+    `progress`). Past `deadline` (seconds) the job is stopped and reported as partial."""
     import psutil
 
     started = time.perf_counter()
@@ -127,19 +131,36 @@ def measured(cmd: list[str]) -> tuple[float, int, str]:
         cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     peak = 0
+    series: list[list[float]] = []
     stop = threading.Event()
+
+    def rows_done() -> int:
+        try:
+            manifest = json.loads((progress / "_manifest.json").read_text())  # type: ignore[operator]
+            return sum(p["rows"] for p in manifest["parts"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
 
     def sample() -> None:
         nonlocal peak
         root = psutil.Process(proc.pid)
+        last = 0.0
         while not stop.is_set():
             try:
-                procs = [root, *root.children(recursive=True)]
                 total = 0
-                for p in procs:
+                for p in [root, *root.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):
                         total += p.memory_info().rss
                 peak = max(peak, total)
+                now = time.perf_counter() - started
+                if now - last >= 10:
+                    series.append([round(now), round(total / 2**20), rows_done()])
+                    last = now
+                if deadline is not None and now > deadline:
+                    for p in [*root.children(recursive=True), root]:
+                        with contextlib.suppress(psutil.Error):
+                            p.kill()
+                    return
             except psutil.Error:
                 pass
             stop.wait(0.25)
@@ -150,18 +171,22 @@ def measured(cmd: list[str]) -> tuple[float, int, str]:
     stop.set()
     thread.join()
     seconds = time.perf_counter() - started
+    if deadline is not None and seconds > deadline:
+        return seconds, peak, f"stopped at the deadline after {rows_done()} rows", series
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[3:])} failed:\n{output[-2000:]}")
     last = [line for line in output.splitlines() if line.strip()][-1]
-    return seconds, peak, last
+    return seconds, peak, last, series
 
 
-def run(preset: str, engine: str, rows: int, models: dict[str, Path]) -> dict:
+def run(
+    preset: str, engine: str, rows: int, models: dict[str, Path], deadline: float | None = None
+) -> dict:
+    import shutil
+
     model = models["balanced" if preset == "cascade" else preset]
     out = WORK / f"out-{preset}-{engine}-{rows}"
     if out.exists():
-        import shutil
-
         shutil.rmtree(out)
     cmd = _cli(
         "classify", str(catalogue(rows)), "--model", str(model), "--out", str(out),
@@ -171,19 +196,33 @@ def run(preset: str, engine: str, rows: int, models: dict[str, Path]) -> dict:
         cmd.append("--cascade")
     if engine == "ray":
         cmd += ["--engine", "ray", "--concurrency", "2", "--batch-size", "1024"]
-    seconds, peak, last = measured(cmd)
+    for attempt in range(2):  # a local Ray can time out starting on an overloaded machine
+        try:
+            seconds, peak, last, series = measured(cmd, deadline, out)
+            break
+        except RuntimeError as exc:
+            if engine != "ray" or attempt or "could not start" not in str(exc):
+                raise
+            print(f"retrying: {str(exc)[-300:]}", flush=True)
+            shutil.rmtree(out, ignore_errors=True)
+    partial = last.startswith("stopped at the deadline")
+    done = series[-1][2] if partial and series else rows
     result = {
         "preset": preset,
         "engine": engine,
         "rows": rows,
+        "complete": not partial,
+        "rows_done": done,
         "seconds": round(seconds, 1),
-        "items_per_s": round(rows / seconds, 1),
+        "items_per_s": round(done / seconds, 1),
         "peak_rss_mb": round(peak / 2**20),
         "output": last,
+        "rss_mb_and_rows_every_10s": series,
     }
-    print(json.dumps(result), flush=True)
-    import shutil
-
+    print(
+        json.dumps({k: v for k, v in result.items() if k != "rss_mb_and_rows_every_10s"}),
+        flush=True,
+    )
     shutil.rmtree(out, ignore_errors=True)  # 1M rows of output: keep the disk free
     return result
 
@@ -275,6 +314,9 @@ def main() -> int:
     parser.add_argument("--balanced-train-rows", type=int, default=3_000, help="per dataset")
     parser.add_argument("--test-rows", type=int, default=1_000, help="per dataset")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--deadline", type=float, default=None, help="stop a run after this many seconds"
+    )
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: development data not found at {DATA}")
@@ -291,7 +333,7 @@ def main() -> int:
     if args.out and args.out.exists():
         results = json.loads(args.out.read_text())
     for preset, engine, rows in runs:
-        results["runs"].append(run(preset, engine, int(rows), models))
+        results["runs"].append(run(preset, engine, int(rows), models, args.deadline))
         if args.out:
             args.out.write_text(json.dumps(results, indent=1))
     if args.accuracy:

@@ -77,12 +77,16 @@ def connect(address: str | None, concurrency: int) -> bool:
             raise ConfigError(f"--ray-address {address}: cannot join ({exc})") from None
         return True
     # a CPU beside the actors' for reading and writing blocks, or the pool starves them
-    ray.init(
-        num_cpus=concurrency + 1,
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        log_to_driver=False,
-    )
+    try:
+        ray.init(
+            num_cpus=concurrency + 1,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+    except Exception as exc:  # noqa: BLE001 - Ray raises bare Exceptions on start-up failures
+        ray.shutdown()
+        raise ConfigError(f"a local Ray could not start: {_cause(exc)}") from None
     return True
 
 
