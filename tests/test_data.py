@@ -210,8 +210,9 @@ def test_empty_files(tmp_path: Path) -> None:
         _read_all(csv_path)
     jsonl_path = tmp_path / "p.jsonl"
     jsonl_path.write_text("\n\n", "utf-8")
-    with pytest.raises(DataError, match="no records"):
-        _read_all(jsonl_path)
+    # a JSONL file with no records is a feed with nothing in it, like a header-only CSV
+    products, report = _read_all(jsonl_path)
+    assert products == [] and report.rows == 0
 
 
 def test_header_only_csv_yields_nothing(tmp_path: Path) -> None:
@@ -655,12 +656,18 @@ def test_prediction_columns() -> None:
         "category_id",
         "confidence",
         "level_confidences",
-        "needs_review",
     ]
-    assert prediction_columns(3)[-4:] == [
+    assert prediction_columns(1, review=True)[-3:] == [
+        "needs_review",
+        "suggested_category",
+        "suggested_confidence",
+    ]
+    assert prediction_columns(3)[-6:] == [
         "category_2",
+        "category_id_2",
         "confidence_2",
         "category_3",
+        "category_id_3",
         "confidence_3",
     ]
 
@@ -673,11 +680,13 @@ def test_prediction_rows() -> None:
         "category_id": "ap-1-1",
         "confidence": 0.712346,
         "level_confidences": [0.9, 0.8, 0.712346],
-        "needs_review": False,
         "category_2": "Apparel > Tops > T-Shirts",
+        "category_id_2": "ap-1-2",
         "confidence_2": 0.05,
     }
     assert rows[1]["category_2"] is None and rows[1]["confidence_2"] is None
+    assert rows[1]["category_id_2"] is None
+    assert prediction_rows(PREDS, top_k=1, review=True)[0]["needs_review"] is False
 
 
 def test_write_csv(tmp_path: Path) -> None:
@@ -696,8 +705,8 @@ def test_write_csv(tmp_path: Path) -> None:
         "category_id": "ap-1-1",
         "confidence": "0.712346",
         "level_confidences": "0.9000 > 0.8000 > 0.7123",
-        "needs_review": "False",
         "category_2": "Apparel > Tops > T-Shirts",
+        "category_id_2": "ap-1-2",
         "confidence_2": "0.05",
     }
     assert rows[1]["category"] == "Home & Garden"

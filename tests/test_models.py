@@ -76,11 +76,13 @@ def test_min_confidence_backs_off_and_flags(tiny_rows, tiny_taxonomy) -> None:
     strict = model.predict(vtexts, min_confidence=0.999)
     assert any(p.needs_review for p in strict)
     for a, b in zip(full, strict):
-        if b.candidates:
-            assert a.best.path[: len(b.best.path)] == b.best.path
-            assert b.best.confidence >= 0.999 or not b.needs_review
+        # never empty: the top level at least, and the full-depth guess as the suggestion
+        assert a.best.path[: len(b.best.path)] == b.best.path
+        if b.needs_review:
+            assert b.best.confidence >= 0.999 or len(b.best.path) == 1
+            assert b.suggested == a.best
         else:
-            assert b.needs_review
+            assert b.suggested is None and b.best == a.best
 
 
 def test_coverage_falls_as_min_confidence_rises(tiny_rows, tiny_taxonomy) -> None:

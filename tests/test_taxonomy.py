@@ -227,8 +227,8 @@ def test_search_exact_name_ranks_first() -> None:
 def test_search_rank_order_prefix_contains_path() -> None:
     t = Taxonomy.from_paths([("Garden", "Tools"), ("Power Tools",), ("Toolsheds",), ("Tools",)])
     found = [c.id for c in t.search("tools")]
-    # exact (shallower first), then name-prefix, then name-contains
-    assert found == ["Tools", "Garden > Tools", "Toolsheds", "Power Tools"]
+    # exact (shallower first), then the word in a longer name, then a word prefix
+    assert found == ["Tools", "Garden > Tools", "Power Tools", "Toolsheds"]
     # a path match only (child of a match that itself does not match) ranks last
     t2 = Taxonomy.from_paths([("Kitchen", "Knives"), ("Knife Blocks",)])
     found = [c.id for c in t2.search("kitchen")]
@@ -247,8 +247,9 @@ def test_search_requires_every_word_and_respects_limit(tax: Taxonomy) -> None:
 
 
 def test_search_by_language(multilingual: Taxonomy) -> None:
-    assert [c.id for c in multilingual.search("音频")] == ["el-1"]
-    assert [c.id for c in multilingual.search("音频", language="zh")] == ["el-1"]
+    # the category named so first, then the one under it (a path match)
+    assert [c.id for c in multilingual.search("音频")] == ["el-1", "el-1-1"]
+    assert [c.id for c in multilingual.search("音频", language="zh")] == ["el-1", "el-1-1"]
     # In German only "Elektronik" has a name; the others fall back to English.
     assert [c.id for c in multilingual.search("headphones", language="de")] == ["el-1-1"]
 

@@ -371,15 +371,11 @@ def _trained(
 
 def check_model_taxonomy(own: Taxonomy, given: str | Taxonomy | None, path: Path) -> None:
     """A trained model carries its taxonomy: another one asked for is a mistake to report,
-    not an option to ignore."""
-    if given is None:
-        return
-    name = given.name if isinstance(given, Taxonomy) else str(given)
-    if name.lower() not in (own.name.lower(), Path(own.name).stem.lower()):
-        raise ConfigError(
-            f"the model at {path} classifies into its own taxonomy '{own.name}'; "
-            f"drop --taxonomy {name} (a trained model cannot use another taxonomy)"
-        )
+    not an option to ignore. Compared by content (ids and paths), so the model's own
+    taxonomy given as a file, or under another name, is accepted."""
+    from .taxonomy_loaders import check_model_taxonomy as check
+
+    check(own, given, model=str(path))
 
 
 def _taxonomy_label(tax: Taxonomy) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,9 +24,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Rich's tables squeeze the help into a narrow column at 80 columns and cut defaults
+    # and long words with an ellipsis; plain Click help wraps every word at any width
+    rich_markup_mode=None,
 )
 taxonomy_app = typer.Typer(
-    help="Inspect taxonomies: bundled (shopify, google) or files.", no_args_is_help=True
+    help="Inspect taxonomies: bundled (shopify, google) or files.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(taxonomy_app, name="taxonomy")
 models_app = typer.Typer(
@@ -35,6 +40,30 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 
 MAX_BAD_ROWS_SHOWN = 20
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"taxonomist {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Sort products into a category taxonomy with pretrained models."""
+
 
 TaxonomyOpt = Annotated[
     str | None,
@@ -56,8 +85,22 @@ AllowDownload = Annotated[
     typer.Option("--allow-download", help="Fetch http(s) image URLs (off: they are reported)."),
 ]
 LabelColumn = Annotated[str, typer.Option(help="Column with category labels.")]
-LabelSeparator = Annotated[str, typer.Option(help="Separator between levels in a label path.")]
-Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad row.")]
+LabelSeparator = Annotated[
+    str,
+    typer.Option(help="Separator between levels in a label path.", show_default="' > '"),
+]
+Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad row or repeated id.")]
+Delimiter = Annotated[
+    str | None,
+    typer.Option(
+        help="CSV field separator: a character, or comma, semicolon, tab, pipe. "
+        "Default: sniffed from the header line (a .tsv is tab)."
+    ),
+]
+Encoding = Annotated[
+    str,
+    typer.Option(help="Text encoding of the input files, e.g. utf-8, cp1252, latin-1, gb18030."),
+]
 Device = Annotated[
     str,
     typer.Option(
@@ -87,9 +130,29 @@ def _columns(
     image_column: str | None,
     label_column: str,
     label_separator: str,
+    *,
+    delimiter: str | None = None,
+    encoding: str = "utf-8",
+    keep_columns: str | None = None,
 ) -> ColumnSpec:
     texts = tuple(c.strip() for c in text_columns.split(",") if c.strip())
-    return ColumnSpec(id_column, texts, image_column, label_column, label_separator)
+    keep: tuple[str, ...] | str = ()
+    if keep_columns is not None:
+        keep = (
+            "all"
+            if keep_columns.strip() == "all"
+            else tuple(c.strip() for c in keep_columns.split(",") if c.strip())
+        )
+    return ColumnSpec(
+        id_column,
+        texts,
+        image_column,
+        label_column,
+        label_separator,
+        delimiter=delimiter,
+        encoding=encoding,
+        keep_columns=keep,
+    )
 
 
 class _BadRowPrinter:
@@ -141,13 +204,44 @@ def _setup_logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    # library chatter (weight-loading bars, deprecation notices) is not for our users
-    for name in ("sentence_transformers", "transformers", "httpx"):
+    # library chatter (weight-loading bars, deprecation notices, the ONNX exporter's
+    # "torchvision is not installed" for operators we never export) is not for our users
+    for name in ("sentence_transformers", "transformers", "httpx", "onnxscript"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if not verbose:
         # transformers configures its own handler at import; this is the switch it reads
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # torch installs its own handler and levels at import, so only its switch reaches
+        # the ONNX exporter's warnings (four "torchvision is not installed" per export)
+        os.environ.setdefault("TORCH_LOGS", "-onnx")
+
+
+@contextmanager
+def _progress(
+    *, rows_in: Path | None = None, prefix: str = ""
+) -> Iterator[tuple[Callable[[str, int, int], None], Callable[[int], None]]]:
+    """A progress printer for a long command: bars on a terminal, else a line every ~10 s
+    per stage with done/total and the time left, and one line as each stage ends. Deep
+    steps (encoding a catalogue) reach it too. Yields the (stage, done, total) callback and
+    a counter of classified rows, whose total is estimated from `rows_in`."""
+    from .progress import ProgressPrinter, estimate_rows, reporting_to
+
+    lines = ProgressPrinter(prefix=prefix)
+    total = estimate_rows(rows_in) if rows_in is not None else 0
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        # an estimate that fell short becomes "unknown" rather than a stage ended early
+        lines("classifying", done, total if total >= done else 0)
+
+    try:
+        with reporting_to(lines):
+            yield lines, advance
+    finally:
+        lines.close()
 
 
 def _fail(exc: Exception) -> None:
@@ -249,6 +343,15 @@ def classify(
             help="Batch jobs: use the embedding cache (default off: each title is seen once).",
         ),
     ] = False,
+    keep_columns: Annotated[
+        str | None,
+        typer.Option(
+            help="Input columns to copy to the output (comma-separated), or 'all'. "
+            "A name taken by an output column gets the prefix input_."
+        ),
+    ] = None,
+    delimiter: Delimiter = None,
+    encoding: Encoding = "utf-8",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -260,20 +363,28 @@ def classify(
             taxonomy=taxonomy, encoder=encoder, top_k=top_k,
             min_confidence=min_confidence, adapt=adapt, batch_size=batch_size,
             columns=_columns(id_column, text_columns, image_column, label_column,
-                             label_separator),
+                             label_separator, delimiter=delimiter, encoding=encoding),
+            keep_columns=keep_columns,
             device=device, cascade=cascade, fmt=format or "parquet", resume=resume,
             engine=engine, ray_address=ray_address, concurrency=concurrency,
             gpus_per_worker=gpus_per_worker, part_rows=part_rows, cache=cache, strict=strict,
         )  # fmt: skip
         return
-    from tqdm import tqdm
-
     from . import service
 
     printer = _BadRowPrinter()
     with _reported(printer):
-        columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
-        with tqdm(unit=" products", desc="classifying", disable=not sys.stderr.isatty()) as bar:
+        columns = _columns(
+            id_column,
+            text_columns,
+            image_column,
+            label_column,
+            label_separator,
+            delimiter=delimiter,
+            encoding=encoding,
+            keep_columns=keep_columns,
+        )
+        with _progress(rows_in=input) as (lines, advance):
             outcome = service.classify_file(
                 input,
                 out,
@@ -291,7 +402,7 @@ def classify(
                 batch_size=batch_size,
                 alignment=alignment,
                 allow_download=allow_download,
-                progress=bar.update,
+                progress=advance,
                 on_bad_row=printer,
                 on_image_problem=printer.image_problem,
                 device=device,
@@ -302,6 +413,13 @@ def classify(
         f"classified {outcome.written} products into {outcome.taxonomy} -> {outcome.output} "
         f"({outcome.seconds:.1f} s, {rate:.0f}/s); {len(outcome.report.bad_rows)} bad rows skipped"
         + (f", {len(outcome.report.image_problems)} without a usable image" if image_column else "")
+        + (
+            f"; {outcome.report.duplicate_ids} "
+            + ("row repeats" if outcome.report.duplicate_ids == 1 else "rows repeat")
+            + " an earlier id"
+            if outcome.report.duplicate_ids
+            else ""
+        )
     )
 
 
@@ -333,7 +451,8 @@ def train(
         str | None,
         typer.Option(
             help="Override the preset's kind: linear | knn | head | finetune | ensemble | "
-            "image | fusion (with --image-column, fusion is the default)."
+            "fewshot (5-20 labels a category) | image | fusion (with --image-column, fusion "
+            "is the default)."
         ),
     ] = None,
     taxonomy: Annotated[
@@ -386,6 +505,8 @@ def train(
             "encoder only below a threshold learned on validation).",
         ),
     ] = False,
+    delimiter: Delimiter = None,
+    encoding: Encoding = "utf-8",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -408,23 +529,16 @@ def train(
         if value is not None:
             overrides[option] = value
 
-    from tqdm import tqdm
-
-    bars: dict[str, tqdm] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        # "step" comes from kinds that train in mini-batches for minutes (finetune)
-        if stage == "step":
-            bar = bars.get("step") or bars.setdefault(
-                "step",
-                tqdm(total=total, unit=" steps", desc="training", disable=not sys.stderr.isatty()),
-            )
-            bar.update(done - bar.n)
-        elif stage == "epoch":
-            typer.echo(f"  epoch {done}/{total}", err=True)
-
-    with _reported(printer):
-        columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
+    with _reported(printer), _progress(prefix="training") as (progress, _):
+        columns = _columns(
+            id_column,
+            text_columns,
+            image_column,
+            label_column,
+            label_separator,
+            delimiter=delimiter,
+            encoding=encoding,
+        )
         outcome = service.train_file(
             input,
             out,
@@ -445,8 +559,6 @@ def train(
             name=name,
             promote=promote or None,
         )
-    for bar in bars.values():
-        bar.close()
     m = outcome.valid_metrics
     typer.echo(
         f"trained {outcome.kind} on {outcome.train_rows} rows in {outcome.seconds:.0f} s; "
@@ -475,6 +587,8 @@ def tune(
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
+    delimiter: Delimiter = None,
+    encoding: Encoding = "utf-8",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -483,16 +597,27 @@ def tune(
     from . import service
 
     printer = _BadRowPrinter()
+    started = time.monotonic()
 
     def on_trial(row: dict) -> None:
+        used = time.monotonic() - started
         typer.echo(
             f"trial {row['trial']}: validation accuracy {row['valid_accuracy']:.4f}, "
-            f"log-loss {row['valid_log_loss']:.4f} ({row['seconds']} s)",
+            f"log-loss {row['valid_log_loss']:.4f} ({row['seconds']} s; "
+            f"{used / 60:.1f} of {time_budget:g} min used)",
             err=True,
         )
 
-    with _reported(printer):
-        columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
+    with _reported(printer), _progress(prefix="tuning"):
+        columns = _columns(
+            id_column,
+            text_columns,
+            image_column,
+            label_column,
+            label_separator,
+            delimiter=delimiter,
+            encoding=encoding,
+        )
         outcome = service.tune_file(
             input,
             out,
@@ -526,6 +651,8 @@ def align(
     allow_download: AllowDownload = False,
     id_column: IdColumn = "id",
     text_columns: TextColumns = "title,description",
+    delimiter: Delimiter = None,
+    encoding: Encoding = "utf-8",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -536,7 +663,15 @@ def align(
 
     printer = _BadRowPrinter()
     with _reported(printer):
-        columns = _columns(id_column, text_columns, image_column, "category", " > ")
+        columns = _columns(
+            id_column,
+            text_columns,
+            image_column,
+            "category",
+            " > ",
+            delimiter=delimiter,
+            encoding=encoding,
+        )
         outcome = service.align_file(
             input,
             out,
@@ -590,6 +725,8 @@ def evaluate(
     ] = None,
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
+    delimiter: Delimiter = None,
+    encoding: Encoding = "utf-8",
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -599,7 +736,15 @@ def evaluate(
 
     printer = _BadRowPrinter()
     with _reported(printer):
-        columns = _columns(id_column, text_columns, image_column, label_column, label_separator)
+        columns = _columns(
+            id_column,
+            text_columns,
+            image_column,
+            label_column,
+            label_separator,
+            delimiter=delimiter,
+            encoding=encoding,
+        )
         outcome = service.evaluate_files(
             predictions,
             gold,
@@ -611,8 +756,16 @@ def evaluate(
             on_bad_row=printer,
         )
     typer.echo(outcome.result.summary())
+    for warning in outcome.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if outcome.missing_predictions:
         typer.echo(f"gold rows without a prediction: {outcome.missing_predictions}", err=True)
+    for what, count in (
+        ("gold rows", outcome.duplicate_gold),
+        ("predictions", outcome.duplicate_predictions),
+    ):
+        if count:
+            typer.echo(f"{what} repeating an earlier id (not scored): {count}", err=True)
     for label, path in (("metrics", outcome.json_path), ("report", outcome.report_path)):
         if path:
             typer.echo(f"{label}: {path}")
@@ -630,8 +783,8 @@ def demo(
     _setup_logging(verbose)
     from . import service
 
-    with _reported():
-        outcome = service.run_demo(out, encoder=encoder)
+    with _reported(), _progress(rows_in=service.demo_input()) as (_, advance):
+        outcome = service.run_demo(out, encoder=encoder, progress=advance)
     c, e = outcome.classify, outcome.evaluate
     typer.echo(
         f"classified {c.written} bundled products into {c.taxonomy} zero-shot "
@@ -657,19 +810,30 @@ def taxonomy_show(
 
 @taxonomy_app.command("search")
 def taxonomy_search(
-    query: Annotated[str, typer.Argument(help="Words to find in category names.")],
+    query: Annotated[
+        str, typer.Argument(help="Words to find in category names and paths, any order.")
+    ],
     taxonomy: TaxonomyOpt = "shopify",
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            help="Show paths in this language (zh: Shopify's Chinese names); words match "
+            "in every language. Default: the query's script decides."
+        ),
+    ] = None,
 ) -> None:
-    """Find categories by name."""
+    """Find categories by name: every word, any order, singular or plural."""
     from . import service
 
     with _reported():
-        hits = service.search_taxonomy(taxonomy, query, limit=limit)
-    if not hits:
+        outcome = service.search_taxonomy(taxonomy, query, limit=limit, language=language)
+    if not outcome.hits:
         typer.echo("no matching categories", err=True)
         raise typer.Exit(code=1)
-    for cid, path in hits:
+    if not outcome.every_word:
+        typer.echo("no category matches every word; closest matches:", err=True)
+    for cid, path in outcome.hits:
         typer.echo(f"{cid}\t{path}")
 
 
@@ -679,24 +843,25 @@ def _classify_batch(
     min_confidence: float | None, adapt: bool, batch_size: int, columns: Any, device: str,
     cascade: bool | None, fmt: str, resume: bool, engine: str, ray_address: str | None,
     concurrency: int, gpus_per_worker: float, part_rows: int, cache: bool, strict: bool,
+    keep_columns: str | None,
 ) -> None:  # fmt: skip
-    from tqdm import tqdm
-
     from .batch.job import JobSpec, classify_batch
 
     printer = _BadRowPrinter()
     with _reported(printer):
+        if keep_columns:
+            raise TaxonomistError("--keep-columns is not supported by batch jobs (--format)")
         spec = JobSpec(
             model=str(model) if model else None, store=str(store) if store else None,
             name=name, language=language, taxonomy=taxonomy, encoder=encoder,
             columns=columns, top_k=top_k, min_confidence=min_confidence, device=device,
             cascade=cascade, adapt=adapt, cache=cache,
         )  # fmt: skip
-        with tqdm(unit=" products", desc="classifying", disable=not sys.stderr.isatty()) as bar:
+        with _progress(rows_in=input if input.is_file() else None) as (_lines, advance):
             outcome = classify_batch(
                 input, out, spec, fmt=fmt, engine=engine, resume=resume, part_rows=part_rows,
                 strict=strict, ray_address=ray_address, concurrency=concurrency,
-                batch_size=batch_size, gpus_per_worker=gpus_per_worker, progress=bar.update,
+                batch_size=batch_size, gpus_per_worker=gpus_per_worker, progress=advance,
                 on_bad_row=printer,
             )  # fmt: skip
     rate = outcome.written / max(outcome.seconds, 1e-9)
@@ -723,6 +888,77 @@ def export(
     with _reported():
         path = export_model(model, out, fmt=format)
     typer.echo(f"exported {model} -> {path} ({format})")
+
+
+@app.command()
+def serve(
+    store: Annotated[
+        Path | None, typer.Option(help="Model store: serve every name in it (watched).")
+    ] = None,
+    model: Annotated[Path | None, typer.Option(help="One model directory to serve.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name to serve --model under (default: its folder).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    open_access: Annotated[
+        bool, typer.Option("--open", help="No API keys (local use only; see the README).")
+    ] = False,
+    keys: Annotated[
+        Path | None,
+        typer.Option(help="File of hashed API keys with scopes (also TAXONOMIST_API_KEYS)."),
+    ] = None,
+    allow_download: AllowDownload = False,
+    verbose: Verbose = False,
+) -> None:
+    """Serve models over HTTP: REST API, Open Inference Protocol v2, a web page, /metrics."""
+    _setup_logging(verbose)
+    logging.getLogger("taxonomist.api").setLevel(logging.INFO)  # one line per request
+    if (store is None) == (model is None):
+        _fail(TaxonomistError("give --store DIR or --model DIR (one of them)"))
+    try:
+        import uvicorn
+
+        from .api import ApiSettings, create_app
+    except ImportError as exc:
+        _fail(TaxonomistError(f"serving needs {exc.name}: pip install 'taxonomist[api]'"))
+    values: dict = {"store": store, "model": model, "name": name, "open_access": open_access}
+    values["allow_download"] = allow_download
+    if keys is not None:
+        values["keys_file"] = keys
+    with _reported():
+        settings = ApiSettings(**values)
+        if not settings.open_access and settings.keys_file is None and not settings.keys:
+            raise TaxonomistError(
+                "no API keys: pass --keys FILE (make entries with `taxonomist api-key`), set "
+                "TAXONOMIST_API_KEYS, or --open for local use without keys"
+            )
+        if settings.open_access and host not in ("127.0.0.1", "localhost", "::1"):
+            typer.echo(f"warning: --open on {host}: anyone who reaches it can use it", err=True)
+        server_app = create_app(settings)
+    # process-wide choices belong to the server process, made once here
+    from prometheus_client import disable_created_metrics
+
+    disable_created_metrics()
+    typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs)", err=True)
+    uvicorn.run(server_app, host=host, port=port, access_log=False, log_config=None)
+
+
+@app.command("api-key")
+def api_key(
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated scopes: classify, review, admin.")
+    ] = "classify",
+    name: Annotated[str, typer.Option(help="A name for the key, shown in logs.")] = "",
+) -> None:
+    """Make a random API key: prints the key (give it to the client) and the line to add to
+    the key file (only its hash; the server never stores the key)."""
+    from .api.auth import new_key
+
+    with _reported():
+        key, line = new_key(scopes.split(","), name)
+    typer.echo(f"key: {key}")
+    typer.echo(f"key file line: {line}")
 
 
 @models_app.command("list")

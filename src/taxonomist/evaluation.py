@@ -66,6 +66,17 @@ class EvaluationResult:
             "per-level accuracy: "
             + ", ".join(f"L{int(row['level'])} {row['accuracy']:.3f}" for row in self.per_level),
         ]
+        if "same_branch" in m:
+            lines.append(
+                f"gold category, an ancestor or a descendant of it: {m['same_branch']:.3f} "
+                f"(ancestor {m['ancestor_of_gold']:.3f}, descendant "
+                f"{m['descendant_of_gold']:.3f})"
+            )
+        if "accuracy_full_depth" in m:
+            lines.append(
+                f"accuracy of the full-depth guesses (suggested_category on backed-off rows) "
+                f"{m['accuracy_full_depth']:.3f}"
+            )
         if "ece" in m:
             lines.append(
                 f"ECE {m['ece']:.3f} | coverage {m['coverage_at_precision']:.3f} at precision "
@@ -198,6 +209,31 @@ def _hierarchical(gold: list[Path], pred: list[Path]) -> dict[str, float]:
     hr = overlap / n_gold if n_gold else 0.0
     hf = 2 * hp * hr / (hp + hr) if hp + hr > 0 else 0.0
     return {"hierarchical_precision": hp, "hierarchical_recall": hr, "hierarchical_f1": hf}
+
+
+def _same_branch(gold: list[Path], pred: list[Path]) -> dict[str, float]:
+    """How the predictions relate to their gold paths along the tree.
+
+    An over-specific "Socks > Crew Socks" for gold "Socks", or a cautious "Socks" for gold
+    "Socks > Crew Socks", is a different failure from "Luggage Covers": the first two stay
+    on the gold category's branch. An abstention (empty path) is on no branch.
+    """
+    n = len(gold)
+    general = specific = 0
+    for g, p in zip(gold, pred, strict=True):
+        if not p or g == p:
+            continue
+        k = _common_prefix(g, p)
+        if k == len(p):
+            general += 1  # an ancestor of the gold category
+        elif k == len(g):
+            specific += 1  # a descendant of it
+    exact = sum(1 for g, p in zip(gold, pred, strict=True) if g == p)
+    return {
+        "same_branch": (exact + general + specific) / n,
+        "ancestor_of_gold": general / n,
+        "descendant_of_gold": specific / n,
+    }
 
 
 def reliability_bins(
@@ -354,6 +390,7 @@ def evaluate(
 
     metrics: dict[str, float] = dict(leaf_scores)
     metrics.update(_hierarchical(g, p))
+    metrics.update(_same_branch(g, p))
 
     per_level: list[dict[str, float]] = []
     max_depth = max(len(x) for x in g)

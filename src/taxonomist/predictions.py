@@ -6,7 +6,26 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .errors import ConfigError
 from .taxonomy import PATH_SEPARATOR, Taxonomy
+
+
+def primary_language(taxonomy: Taxonomy) -> str:
+    """The language of the taxonomy's primary names ("en" unless it has no English)."""
+    langs = taxonomy.languages
+    return langs[0] if langs else "en"
+
+
+def check_language(taxonomy: Taxonomy, language: str | None) -> None:
+    """Raise a clear error unless `taxonomy` has names in `language` (None and "en", the
+    primary names, always do)."""
+    if language in (None, "en"):
+        return
+    if language != primary_language(taxonomy) and language not in taxonomy.languages:
+        raise ConfigError(
+            f"taxonomy '{taxonomy.name}' has no names in language '{language}'; it has "
+            f"{', '.join(taxonomy.languages) or 'en'}"
+        )
 
 
 @dataclass(frozen=True)
@@ -38,11 +57,17 @@ class Candidate:
 
 @dataclass(frozen=True)
 class ProductPrediction:
-    """Ranked candidates for one product (best first)."""
+    """Ranked candidates for one product (best first).
+
+    `suggested` is set only on a row backed off by a confidence threshold: the model's
+    full-depth guess, which the kept (shorter) best path is an ancestor of, so a reviewer
+    sees what the model would have said.
+    """
 
     product_id: str
     candidates: tuple[Candidate, ...]
     needs_review: bool = False
+    suggested: Candidate | None = None
 
     @property
     def best(self) -> Candidate:
@@ -104,37 +129,59 @@ class Predictions(Sequence[ProductPrediction]):
     def with_min_confidence(self, threshold: float, taxonomy: Taxonomy) -> Predictions:
         """Back each best path off to its deepest level whose confidence reaches `threshold`.
 
-        A product whose best path had to be shortened is flagged `needs_review`; one whose
-        top level already falls short keeps no category (empty candidates) and is flagged.
+        A product whose best path had to be shortened is flagged `needs_review` and keeps
+        the model's full-depth guess in `suggested`. The top level is always kept, even when
+        it falls short too: an empty row gives a reviewer nothing to start from, and the
+        flag (with the low confidence beside it) already says not to trust it.
         """
         out = []
         for pred in self._items:
+            if not pred.candidates:
+                out.append(pred)
+                continue
             best = pred.best
             passing = [d for d, c in enumerate(best.level_confidences, 1) if c >= threshold]
-            depth = max(passing) if passing else 0
-            if depth == len(best.path):
+            depth = max(passing, default=1)
+            if depth == len(best.path) and best.confidence >= threshold:
                 out.append(pred)
-            elif depth == 0:
-                out.append(replace(pred, candidates=(), needs_review=True))
-            else:
-                ancestor = taxonomy.by_path(best.path[:depth])
-                cut = best.truncated(depth, ancestor.id)
-                out.append(replace(pred, candidates=(cut, *pred.candidates[1:]), needs_review=True))
+                continue
+            depth = min(depth, len(best.path))
+            ancestor = taxonomy.by_path(best.path[:depth])
+            cut = best.truncated(depth, ancestor.id)
+            out.append(
+                replace(
+                    pred,
+                    candidates=(cut, *pred.candidates[1:]),
+                    needs_review=True,
+                    suggested=best,
+                )
+            )
         return self._derived(out)
 
-    def localized(self, taxonomy: Taxonomy, language: str) -> Predictions:
-        """The same predictions with paths in `language` where the taxonomy has names in it
-        (Shopify has Simplified Chinese as "zh"); other names stay as they are."""
-        if language == "en":
+    def localized(self, taxonomy: Taxonomy, language: str | None) -> Predictions:
+        """The same predictions with every path written in `language`, level by level
+        falling back to the primary name where the taxonomy has no name in that language.
+
+        Raises:
+            ConfigError: the taxonomy has no names at all in `language`.
+        """
+        if language in (None, "en"):
             return self
+        check_language(taxonomy, language)
+        if language == primary_language(taxonomy):
+            return self
+
+        def local(cand: Candidate | None) -> Candidate | None:
+            if cand is None:
+                return None
+            return replace(cand, path=taxonomy.localized_path(cand.category_id, language))
+
         return self._derived(
             [
                 replace(
                     p,
-                    candidates=tuple(
-                        replace(c, path=taxonomy.localized_path(c.category_id, language))
-                        for c in p.candidates
-                    ),
+                    candidates=tuple(local(c) for c in p.candidates),  # type: ignore[misc]
+                    suggested=local(p.suggested),
                 )
                 for p in self._items
             ]

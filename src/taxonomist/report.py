@@ -12,6 +12,7 @@ import html
 import io
 import logging
 import os
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +26,8 @@ from taxonomist.evaluation import NONE_LABEL, OTHER_LABEL, SEPARATOR, Evaluation
 
 logger = logging.getLogger(__name__)
 
-MAX_TICK_CHARS = 40
+MAX_TICK_CHARS = 60
+TICK_LINE_CHARS = 22
 ANNOTATE_MAX_LABELS = 12
 PER_CLASS_ROWS = 50
 MAX_EXAMPLES = 12
@@ -70,6 +72,10 @@ _METRIC_NAMES = {
     "hierarchical_f1": "Hierarchical F1",
     "ece": "Expected calibration error (15 bins)",
     "threshold_at_precision": "Confidence threshold reaching that precision",
+    "accuracy_full_depth": "Accuracy of the full-depth guesses (before backing off)",
+    "same_branch": "Gold category, or an ancestor or descendant of it",
+    "ancestor_of_gold": "\u2026 an ancestor of the gold category (too general)",
+    "descendant_of_gold": "\u2026 a descendant of the gold category (too specific)",
 }
 
 
@@ -117,20 +123,42 @@ def _figure(uri: str, alt: str, caption: str = "") -> str:
     return f'<figure><img src="{uri}" alt="{_esc(alt)}">{cap}</figure>'
 
 
-def shorten_label(label: str, max_chars: int = MAX_TICK_CHARS) -> str:
-    """Shorten a path label for a chart axis: last two segments, then at most ``max_chars``.
+def shorten_label(label: str, max_chars: int = MAX_TICK_CHARS, *, levels: int = 1) -> str:
+    """Shorten a path label for a chart axis: its last `levels` levels, wrapped onto at most
+    three lines.
 
     Args:
         label: A path label joined by ``" > "``.
-        max_chars: Upper bound on the returned length.
+        max_chars: Upper bound on the characters kept (line breaks not counted).
+        levels: How many trailing levels to keep (more where leaves repeat).
 
     Returns:
-        The shortened label; truncation keeps the end, which names the leaf.
+        The label; when too long it is cut at the end, so it always reads from its start.
     """
-    short = SEPARATOR.join(label.split(SEPARATOR)[-2:])
+    short = SEPARATOR.join(label.split(SEPARATOR)[-levels:])
     if len(short) > max_chars:
-        short = "\u2026" + short[-(max_chars - 1) :]
-    return short
+        short = short[: max_chars - 1].rstrip() + "\u2026"
+    lines = textwrap.wrap(short, width=TICK_LINE_CHARS, break_long_words=True)
+    if len(lines) > 3:
+        lines = [*lines[:2], lines[2][: TICK_LINE_CHARS - 1].rstrip() + "\u2026"]
+    return "\n".join(lines) or short
+
+
+def tick_labels(labels: Sequence[str]) -> list[str]:
+    """Axis labels for path labels: each leaf alone, with as many parent levels as it takes
+    to tell apart two categories whose leaves share a name ("Socks" under pets and people)."""
+    levels = [1] * len(labels)
+    for _ in range(8):
+        short = [SEPARATOR.join(lab.split(SEPARATOR)[-k:]) for lab, k in zip(labels, levels)]
+        seen: dict[str, int] = {}
+        for s in short:
+            seen[s] = seen.get(s, 0) + 1
+        clash = [i for i, s in enumerate(short) if seen[s] > 1]
+        if not clash:
+            break
+        for i in clash:
+            levels[i] += 1
+    return [shorten_label(lab, levels=k) for lab, k in zip(labels, levels)]
 
 
 def _mpl_text(text: str) -> str:
@@ -188,7 +216,7 @@ def _confusion_chart(plt: Any, labels: list[str], matrix: list[list[int]]) -> st
     side = min(14.0, max(5.0, 0.42 * k + 3.0))
     fig, ax = plt.subplots(figsize=(side + 1.2, side))
     im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
-    ticks = [_mpl_text(shorten_label(n)) for n in names]
+    ticks = [_mpl_text(t) for t in tick_labels(names)]
     ax.set_xticks(np.arange(k), ticks, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(np.arange(k), ticks, fontsize=8)
     ax.set_xlabel("predicted")
@@ -206,6 +234,23 @@ def _confusion_chart(plt: Any, labels: list[str], matrix: list[list[int]]) -> st
     return _encode(plt, fig)
 
 
+def coverage_axes(
+    rows: Sequence[dict[str, Any]], target: float
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(x, y) limits that fit the accuracy-coverage points and the target line, with a small
+    margin: accuracies between 0.85 and 1 drawn on a 0-1 axis are a flat line at the top."""
+    xs = [float(r["coverage"]) for r in rows] or [0.0, 1.0]
+    ys = [float(r["accuracy"]) for r in rows] or [0.0, 1.0]
+    low_y, high_y = min(*ys, target), max(*ys, target)
+    span_y = max(high_y - low_y, 0.05)
+    low_x, high_x = min(xs), max(xs)
+    span_x = max(high_x - low_x, 0.05)
+    return (
+        (max(0.0, low_x - 0.05 * span_x), high_x + 0.05 * span_x),
+        (max(0.0, low_y - 0.08 * span_y), high_y + 0.05 * span_y),
+    )
+
+
 def _coverage_chart(plt: Any, result: EvaluationResult) -> str:
     rows = [r for r in result.abstention if r["accuracy"] is not None]
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
@@ -215,12 +260,13 @@ def _coverage_chart(plt: Any, result: EvaluationResult) -> str:
     cov = result.metrics.get("coverage_at_precision", 0.0)
     if cov > 0:
         ax.axvline(cov, ls=":", lw=1, color="#c44e52", label=f"coverage {cov:.2f}")
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.02)
+    xlim, ylim = coverage_axes(rows, target)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
     ax.set_xlabel("coverage (share of items kept)")
     ax.set_ylabel("accuracy on kept items")
     ax.set_title("Accuracy vs coverage")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False)
     return _encode(plt, fig)
 
 
@@ -341,7 +387,10 @@ def _texts(
     report = ReadReport(str(path))
     found = 0
     try:
-        for batch in read_products(path, columns, report=report, batch_size=4096):
+        # the gold file was read (and its problems reported) already: no second warning
+        for batch in read_products(
+            path, columns, report=report, batch_size=4096, check_ids=False, quiet=True
+        ):
             for product in batch:
                 if product.id in ids:
                     found += 1
@@ -349,7 +398,14 @@ def _texts(
             if stop_when_found and found >= len(ids):
                 return
     except TaxonomistError as exc:
-        logger.info("report examples: no %s from %s (%s)", columns.text_columns, path, exc)
+        # the report is still written, but its examples lose titles and photos: say why
+        logger.warning(
+            "report: misclassified examples shown without titles or photos: cannot read "
+            "columns %s of %s (%s)",
+            ", ".join(columns.text_columns),
+            path,
+            exc,
+        )
 
 
 def _thumbnail(path: str) -> str | None:
@@ -402,14 +458,15 @@ def _examples_section(examples: Sequence[Example], total: int) -> list[str]:
         product = f'{name}<div class="id">{_esc(e.id)}</div>'
         rows.append(
             "<tr>"
-            f'<td class="photo">{photo}</td>'
-            f"<td>{product}</td>"
+            + (f'<td class="photo">{photo}</td>' if with_photo else "")
+            + f"<td>{product}</td>"
             f"{_path_cell(e.gold, e.predicted)}"
             f"{_path_cell(e.predicted, e.gold, 'wrong')}"
             f'<td class="num">{_esc(_fmt(e.confidence))}</td>'
             "</tr>"
         )
-    head = "".join(f"<th>{h}</th>" for h in ("Photo", "Product", "Gold", "Predicted", "Confidence"))
+    columns = ("Photo",) * with_photo + ("Product", "Gold", "Predicted", "Confidence")
+    head = "".join(f"<th>{h}</th>" for h in columns)
     parts.append(
         f'<table class="examples"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
@@ -482,7 +539,8 @@ def render_html(
         _figure(
             _confusion_chart(plt, result.confusion_labels, result.confusion_matrix),
             "Row-normalised confusion matrix",
-            f"The {n_labels} most frequent gold categories (labels show the last two levels); "
+            f"The {n_labels} most frequent gold categories (labelled by their own names, with "
+            "a parent where two share one); "
             f"everything else is pooled as {OTHER_LABEL}.",
         )
     )

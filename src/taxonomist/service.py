@@ -17,12 +17,33 @@ from pathlib import Path
 from typing import Any
 
 from .data import ColumnSpec, ReadReport, read_products
-from .data.readers import BadRow, Product, detect_format, read_labels
-from .data.writers import PredictionWriter
+from .data.paths import (
+    JSON_FORMATS,
+    REPORT_FORMATS,
+    check_distinct,
+    check_model_dir,
+    check_output_file,
+)
+from .data.readers import (
+    BadRow,
+    Product,
+    detect_format,
+    peek_file,
+    read_labels,
+    resolve_keep_columns,
+)
+from .data.writers import WRITE_FORMATS, PredictionWriter
 from .devices import check_device
+from .diagnostics import (
+    mismatch_warnings,
+    no_gold_labels_message,
+    separator_hint,
+    warn_about_label_separator,
+)
 from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
 from .persistence import atomic_write_text
+from .predictions import check_language
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 from .taxonomy_loaders import from_labels, load_taxonomy
 
@@ -50,6 +71,9 @@ class EvaluateOutcome:
     bad_rows: list[BadRow] = field(default_factory=list)
     json_path: Path | None = None
     report_path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    duplicate_predictions: int = 0  # rows repeating an id: not scored
+    duplicate_gold: int = 0  # gold rows repeating an id: not scored
 
 
 @dataclass(frozen=True)
@@ -152,17 +176,25 @@ def classify_file(
     another `taxonomy` is an error); otherwise zero-shot into `taxonomy` (default Shopify).
     Zero-shot with `adapt` first reads up to 20,000 texts to adapt the category prototypes
     to this catalogue (no labels used). With `min_confidence`, paths back off to their
-    deepest confident level and such rows are flagged `needs_review`. `language` ("en",
+    deepest confident level (the top level at least) and such rows are flagged
+    `needs_review`, keeping the full-depth guess as `suggested`. `language` ("en",
     "zh") is the language of the category paths written. Bad rows are reported (and
-    skipped) unless `strict`; good rows are always written.
+    skipped) unless `strict`; good rows are always written. Rows repeating an earlier row's
+    id are each classified and counted in the outcome's report (a warning; `strict`: an
+    error). `columns.keep_columns` are copied to the output. A file with a header and no
+    data rows gives an empty output and a warning, and loads no model.
+
+    The output path is checked before anything is read or loaded: supported type, existing
+    folder, and not the input file (see `data.paths`).
 
     With `columns.image_column`, photos count too: a trained model that uses images reads
     them; zero-shot pools the text scores with image scores from `alignment` (a directory
     saved by `align_file`) or, without one, from the ImageNet bridge. A bad image is reported
     through `on_image_problem` and its product is classified from its text. `device`
     ("auto", "cpu", "cuda"...) is where the torch encoders and networks run, trained or
-    zero-shot (ONNX int8 and E5 stay on the CPU). `cascade` turns an ensemble's cascade on
-    or off (None: as the model was trained).
+    zero-shot (ONNX int8, E5 and USE stay on the CPU). `cascade` turns an ensemble's cascade
+    on or off (None: as the model was trained). `language` ("zh") writes category paths with
+    the taxonomy's names in that language where it has them.
     """
     from .classifier import check_options, load_classifier
 
@@ -175,7 +207,36 @@ def classify_file(
         )
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
-    detect_format(input_path)
+    check_output_file(output_path, WRITE_FORMATS, inputs=[input_path], what="output")
+    names, has_rows = peek_file(input_path, columns)
+    keep: list[str] = []
+    if columns.keep_columns and (names or has_rows):
+        keep = resolve_keep_columns(columns, names, input_path)
+    elif isinstance(columns.keep_columns, tuple):
+        keep = list(columns.keep_columns)  # an empty JSONL file names no columns to check
+
+    def writer() -> PredictionWriter:
+        return PredictionWriter(
+            output_path,
+            top_k,
+            review=min_confidence is not None,
+            keep_columns=keep,
+            inputs=[input_path],
+        )
+
+    if not has_rows:
+        # a daily feed with nothing new: an empty output the next step can read, no model
+        with writer():
+            pass
+        logger.warning("%s: no data rows; wrote an empty %s", input_path, output_path)
+        return ClassifyOutcome(
+            output_path,
+            0,
+            ReadReport(str(input_path), columns=names),
+            time.perf_counter() - started,
+            str(model or name or taxonomy or "shopify"),
+            [],
+        )
     clf = load_classifier(
         model,
         store=store,
@@ -196,9 +257,10 @@ def classify_file(
     # a trained model without photos ignores an image column: reading photos would be waste
     if trained and not clf.uses_images and columns.image_column:
         columns = replace(columns, image_column=None)
-
+    # before reading anything: a language the taxonomy has no names in is a mistake
+    check_language(clf.taxonomy, language)
     report = ReadReport(str(input_path))
-    with PredictionWriter(output_path, top_k) as writer:
+    with writer() as out:
         for batch in read_products(
             input_path,
             columns,
@@ -209,21 +271,24 @@ def classify_file(
             on_image_problem=on_image_problem,
             allow_download=allow_download,
         ):
-            writer.write(
+            out.write(
                 clf.predict_products(
                     batch, top_k=top_k, min_confidence=min_confidence, language=language
-                )
+                ),
+                [p.extra for p in batch] if keep else None,
             )
             if progress:
                 progress(len(batch))
     if report.good == 0:
         output_path.unlink(missing_ok=True)
+        hint = f"; {report.encoding_hint}" if report.encoding_hint else ""
         raise DataError(
-            f"no valid rows to classify ({len(report.bad_rows)} bad rows)", file=input_path
+            f"no valid rows to classify ({len(report.bad_rows)} bad rows){hint}",
+            file=input_path,
         )
     return ClassifyOutcome(
         output_path,
-        writer.count,
+        out.count,
         report,
         time.perf_counter() - started,
         clf.identity.taxonomy,
@@ -248,6 +313,8 @@ def _adaptation_sample(
         strict=strict and not columns.image_column,
         batch_size=batch_size,
         report=ReadReport(str(input_path)),
+        check_ids=False,  # the main pass reports repeated ids and decoding
+        quiet=True,
     ):
         sample.extend(p.text for p in batch)
         if len(sample) >= limit:
@@ -302,7 +369,14 @@ def _read_labelled(
             assert product.label is not None
             labels.append(product.label.id)
     if not texts:
-        raise DataError(f"no usable labelled rows ({len(report.bad_rows)} bad rows)", file=path)
+        if report.rows == 0:
+            raise DataError("no data rows (header only): nothing to train on", file=path)
+        hint = f"; {report.encoding_hint}" if report.encoding_hint else ""
+        raise DataError(
+            f"no usable labelled rows ({len(report.bad_rows)} bad rows){hint}"
+            + separator_hint(path, columns),
+            file=path,
+        )
     return texts, labels, report
 
 
@@ -314,6 +388,7 @@ def _training_data(
     strict: bool,
     on_bad_row: Callable[[BadRow], None] | None,
     reading: ImageReading | None,
+    name: str | None = None,
 ) -> tuple[
     Taxonomy,
     list[ModelInput],
@@ -331,7 +406,8 @@ def _training_data(
             raise DataError("no labelled rows to train on", file=input_path)
         if valid_path:
             raw += read_labels(valid_path, columns)
-        tax = from_labels(raw, separator=columns.label_separator, name=input_path.stem)
+        warn_about_label_separator(raw, columns.label_separator, input_path)
+        tax = from_labels(raw, separator=columns.label_separator, name=name or input_path.stem)
     reading = reading or ImageReading()
     texts, labels, report = _read_labelled(input_path, tax, columns, strict, on_bad_row, reading)
     valid_texts = valid_labels = None
@@ -379,6 +455,8 @@ def train_file(
     """
     from .training import train_model
 
+    if out_dir is not None:
+        check_model_dir(out_dir, inputs=[input_path, valid_path])
     device = check_device(device)  # before reading: a wrong device fails at once
     if (store is None) != (name is None):
         raise ConfigError("a model store needs both --store and --name")
@@ -391,8 +469,16 @@ def train_file(
         model_store = ModelStore(store)
         model_store._check_name(name)
     started = time.perf_counter()
+    # a taxonomy made from the labels is named after the model, not after its training file
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
-        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
+        Path(input_path),
+        valid_path,
+        taxonomy,
+        columns,
+        strict,
+        on_bad_row,
+        reading,
+        name=name or Path(out_dir or ".").resolve().name,
     )
     with tempfile.TemporaryDirectory(prefix=".train-", dir=_staging_root(store)) as staging:
         target = Path(out_dir) if out_dir is not None else Path(staging) / "model"
@@ -467,50 +553,121 @@ def _store_version(
     return store.path(name, version)
 
 
-def _read_prediction_file(path: Path) -> tuple[dict[str, tuple[str, float | None]], int]:
-    import pandas as pd
+@dataclass
+class PredictionFile:
+    """A predictions file read for scoring: the first row of each id, and what was dropped."""
 
-    fmt = detect_format(path)
-    if not path.exists():
-        raise DataError("file not found", file=path)
+    by_id: dict[str, tuple[str, float | None, str]]  # category, confidence, suggestion
+    rows: int
+    duplicate_ids: int = 0
+    duplicate_examples: list[tuple[str, int, int]] = field(default_factory=list)
+
+
+def _confidence(value: Any, path: Path, line: int) -> float | None:
+    """A confidence cell: empty means none (an abstained row); anything else must be a
+    number in [0, 1]."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        value = str(value)
     try:
-        if fmt == "parquet":
-            frame = pd.read_parquet(path)
-        elif fmt == "jsonl":
-            frame = pd.read_json(path, lines=True, dtype={"id": str})
-        else:
-            frame = pd.read_csv(
-                path,
-                sep="\t" if fmt == "tsv" else ",",
-                dtype={"id": str},
-                keep_default_na=False,
-                encoding="utf-8",
-            )
-    except (ValueError, UnicodeDecodeError, OSError) as exc:
-        raise DataError(f"cannot read predictions ({exc})", file=path) from None
-    for column in ("id", "category"):
-        if column not in frame.columns:
-            raise DataError(
-                f"missing column '{column}' in predictions; found {list(frame.columns)}",
-                file=path,
-                field=column,
-            )
-    has_conf = "confidence" in frame.columns
-    out: dict[str, tuple[str, float | None]] = {}
-    for offset, row in enumerate(frame.itertuples(index=False)):
-        rec = row._asdict()
-        conf = rec.get("confidence") if has_conf else None
-        try:
-            conf = float(conf) if conf not in (None, "") else None
-        except (TypeError, ValueError):
-            raise DataError(
-                f"confidence {conf!r} is not a number",
-                file=path,
-                row=offset + 2,
-                field="confidence",
-            ) from None
-        out[str(rec["id"])] = (str(rec["category"] or ""), conf)
-    return out, len(frame)
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{value!r} is not a number; expected a confidence in [0, 1]",
+            file=path,
+            row=line,
+            field="confidence",
+        ) from None
+    if not 0.0 <= number <= 1.0:  # NaN fails this too
+        raise DataError(
+            f"{value!r} is outside [0, 1]; expected a probability",
+            file=path,
+            row=line,
+            field="confidence",
+        )
+    return number
+
+
+def read_prediction_file(path: str | Path, *, strict: bool = False) -> PredictionFile:
+    """Read a predictions file (`id`, `category`, optional `confidence`) for `evaluate`.
+
+    Any CSV delimiter is sniffed; the file is UTF-8 (Taxonomist writes it so). A row whose id
+    repeats an earlier row's is not scored: the first prediction of an id counts, the repeats
+    are counted and warned about (`strict`: the first one is an error).
+
+    Raises:
+        DataError: missing column, malformed line, bad confidence, empty id, or a file with
+            no rows; each names file, line and field.
+    """
+    path = Path(path)
+    from .data.readers import has_bad_bytes, iter_records
+
+    names: list[str] | None = None
+    out = PredictionFile({}, 0)
+    first_line: dict[str, int] = {}
+
+    def check_columns(found: list[str]) -> list[str]:
+        for column in ("id", "category"):
+            if column not in found:
+                raise DataError(
+                    f"missing column '{column}' in predictions; found {found}",
+                    file=path,
+                    field=column,
+                )
+        return found
+
+    for line, record in iter_records(path):
+        if isinstance(record, BadRow):
+            raise DataError(record.reason, file=path, row=line, field=record.field)
+        if "__header__" in record:
+            names = check_columns(list(record["__header__"]))
+            continue
+        if names is None:  # JSONL: the first object's keys
+            names = check_columns(list(record))
+        out.rows += 1
+        for column in ("id", "category", "confidence"):
+            value = record.get(column)
+            if isinstance(value, str) and has_bad_bytes(value):
+                raise DataError("bytes that are not valid UTF-8", file=path, row=line, field=column)
+        raw_id = record.get("id")
+        pid = "" if raw_id is None else str(raw_id).strip()
+        if not pid:
+            raise DataError("empty id", file=path, row=line, field="id")
+        confidence = _confidence(record.get("confidence"), path, line)
+        category = record.get("category")
+        category = "" if category is None else str(category)
+        if pid in first_line:
+            out.duplicate_ids += 1
+            if strict:
+                raise DataError(
+                    f"duplicate id '{pid}' (first at line {first_line[pid]}); each product "
+                    "needs one prediction",
+                    file=path,
+                    row=line,
+                    field="id",
+                )
+            if len(out.duplicate_examples) < 5:
+                out.duplicate_examples.append((pid, line, first_line[pid]))
+            continue
+        first_line[pid] = line
+        # a backed-off row's full-depth guess (--min-confidence); "" on every other row
+        suggested = record.get("suggested_category")
+        out.by_id[pid] = (category, confidence, "" if suggested is None else str(suggested))
+    if out.rows == 0:
+        raise DataError("the predictions file has no rows: nothing to score", file=path)
+    if out.duplicate_ids:
+        shown = ", ".join(
+            f"'{i}' (line {n}, first at line {f})" for i, n, f in out.duplicate_examples
+        )
+        logger.warning(
+            "%s: %d prediction(s) repeat an earlier row's id: %s; only the first of each id is "
+            "scored (--strict makes this an error)",
+            path,
+            out.duplicate_ids,
+            shown,
+        )
+    return out
 
 
 def evaluate_files(
@@ -531,17 +688,32 @@ def evaluate_files(
     taxonomy is the set of paths in the gold file. The HTML report shows a few misclassified
     products, titled from `columns.text_columns` and, with `columns.image_column`, with
     their photos (only the label and id columns are required).
-    """
-    from .evaluation import evaluate
 
+    Each id is scored once: the first prediction of an id and the first gold row of an id
+    count; later rows with the same id are counted as duplicates (warned; `strict`: an
+    error) and not scored. Output paths are checked before anything is read.
+    """
     predictions_path, gold_path = Path(predictions_path), Path(gold_path)
-    preds, n_pred = _read_prediction_file(predictions_path)
-    tax = resolve_taxonomy(taxonomy, label_file=None if taxonomy else gold_path, columns=columns)
+    inputs = [predictions_path, gold_path]
+    if json_path is not None:
+        check_output_file(json_path, JSON_FORMATS, inputs=inputs, what="metrics JSON")
+    if report_path is not None:
+        check_output_file(report_path, REPORT_FORMATS, inputs=inputs, what="report")
+    check_distinct([("metrics JSON", json_path), ("report", report_path)])
+    prediction_file = read_prediction_file(predictions_path, strict=strict)
+    preds, n_pred = prediction_file.by_id, prediction_file.rows
     gold_cols = columns.labels_only()
+    if not peek_file(gold_path, gold_cols)[1]:
+        raise DataError("the gold file has no data rows: nothing to score", file=gold_path)
+    from .evaluation import evaluate  # sklearn: slow to import, so after the cheap checks
+
+    tax = resolve_taxonomy(taxonomy, label_file=None if taxonomy else gold_path, columns=columns)
     report = ReadReport(str(gold_path))
     gold, pred, conf, ids = [], [], [], []
-    missing = 0
+    full_depth: list[tuple[str, ...]] = []
+    missing = duplicate_gold = 0
     matched_ids: set[str] = set()
+    gold_ids: set[str] = set()
     for batch in read_products(
         gold_path,
         gold_cols,
@@ -552,27 +724,60 @@ def evaluate_files(
         on_bad_row=on_bad_row,
     ):
         for product in batch:
+            if product.id in gold_ids:
+                duplicate_gold += 1  # the reader warned (or, strict, raised)
+                continue
+            gold_ids.add(product.id)
             if product.id not in preds:
                 missing += 1
                 continue
             matched_ids.add(product.id)
             ids.append(product.id)
-            category, confidence = preds[product.id]
+            category, confidence, suggested = preds[product.id]
             assert product.label is not None
             gold.append(product.label.path)
-            pred.append(
-                tuple(p.strip() for p in category.split(PATH_SEPARATOR.strip()) if p.strip())
-            )
-            conf.append(confidence)
+            pred.append(_split_path(category))
+            full_depth.append(_split_path(suggested) if suggested else pred[-1])
+            # a row that names no category abstained: it is sure of nothing
+            conf.append(0.0 if confidence is None and not category.strip() else confidence)
     if not gold:
+        if report.good == 0 and report.bad_rows:
+            raise DataError(
+                no_gold_labels_message(gold_path, columns, tax, len(report.bad_rows)),
+                file=gold_path,
+            )
         raise DataError(
             f"no product ids in common between predictions ({n_pred} rows) and gold labels "
             f"({report.good} good rows); check --id-column",
             file=gold_path,
         )
-    confidences = [c for c in conf if c is not None] if None not in conf else None
+    warnings: list[str] = []
+    confidences: list[float] | None = None
+    if all(c is not None for c in conf):
+        confidences = [float(c) for c in conf if c is not None]
+    elif any(c is not None for c in conf):
+        blank = sum(1 for c in conf if c is None)
+        warnings.append(
+            f"{blank} of {len(conf)} predicted rows have a category but no confidence: "
+            "calibration (ECE) and coverage are left out"
+        )
     result = evaluate(gold, pred, confidences)
-    outcome = EvaluateOutcome(result, report, missing, n_pred - len(matched_ids), report.bad_rows)
+    if any(f != p for f, p in zip(full_depth, pred)):
+        # rows backed off by --min-confidence: how the model's own full-depth guesses fare
+        result.metrics["accuracy_full_depth"] = sum(
+            1 for g, f in zip(gold, full_depth) if tuple(g) == tuple(f)
+        ) / len(gold)
+    warnings += mismatch_warnings(gold, pred, gold_path, columns, tax)
+    outcome = EvaluateOutcome(
+        result,
+        report,
+        missing,
+        len(preds) - len(matched_ids),
+        report.bad_rows,
+        duplicate_predictions=prediction_file.duplicate_ids,
+        duplicate_gold=duplicate_gold,
+    )
+    outcome.warnings = warnings
     context = {
         "predictions": str(predictions_path),
         "gold labels": str(gold_path),
@@ -580,7 +785,11 @@ def evaluate_files(
         "products evaluated": str(len(gold)),
         "gold rows without a prediction": str(missing),
         "bad gold rows": str(len(report.bad_rows)),
+        "duplicate gold ids (not scored)": str(duplicate_gold),
+        "duplicate prediction ids (not scored)": str(prediction_file.duplicate_ids),
     }
+    if warnings:
+        context["warnings"] = " | ".join(warnings)
     if json_path:
         outcome.json_path = Path(json_path)
         _atomic_write(
@@ -592,7 +801,7 @@ def evaluate_files(
 
         mistakes = [
             Example(i, "", None, PATH_SEPARATOR.join(g), PATH_SEPARATOR.join(p), c)
-            for i, g, p, c in zip(ids, gold, pred, conf)
+            for i, g, p, c in zip(ids, gold, pred, conf, strict=True)
             if tuple(g) != tuple(p)
         ]
         outcome.report_path = Path(report_path)
@@ -605,6 +814,10 @@ def evaluate_files(
             misclassified=len(mistakes),
         )
     return outcome
+
+
+def _split_path(category: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in category.split(PATH_SEPARATOR.strip()) if p.strip())
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -705,12 +918,40 @@ def show_taxonomy(spec: str | None, category: str | None = None, *, depth: int =
     return lines
 
 
-def search_taxonomy(spec: str | None, query: str, *, limit: int = 20) -> list[tuple[str, str]]:
-    """(id, full path) of categories matching `query`."""
+@dataclass
+class SearchOutcome:
+    hits: list[tuple[str, str]]  # (category id, full path in the display language)
+    every_word: bool  # False: nothing held every word; these are the closest partial matches
+    language: str
+
+
+def search_taxonomy(
+    spec: str | None, query: str, *, limit: int = 20, language: str | None = None
+) -> SearchOutcome:
+    """Categories matching every word of `query` in any of the taxonomy's languages (else
+    the closest partial matches), with their paths in `language`; by default the query's
+    own script decides: a Chinese query shows Chinese paths where the taxonomy has them."""
+    from .predictions import check_language, primary_language
+    from .search import is_unspaced
+
     if not query.strip():
         raise TaxonomistError("search query is empty")
     tax = resolve_taxonomy(spec)
-    return [(c.id, c.path_str) for c in tax.search(query, limit=limit)]
+    if language is not None:
+        check_language(tax, language)
+    shown = language or primary_language(tax)
+    if language is None and is_unspaced(query):
+        shown = next((lang for lang in tax.languages if lang.startswith(("zh", "ja"))), shown)
+    # every language matches (a Chinese page still finds "iPhone"); `language` only shows
+    found = tax.search(query, limit=limit)
+    every_word = bool(found)
+    if not found:
+        found = tax.search(query, limit=limit, require_all=False)
+    return SearchOutcome(
+        [(c.id, PATH_SEPARATOR.join(tax.localized_path(c.id, shown))) for c in found],
+        every_word,
+        shown,
+    )
 
 
 @dataclass
@@ -743,10 +984,18 @@ def tune_file(
     """Random-search the preset's hyper-parameters within the budget; save the best model."""
     from .tuning import tune
 
+    check_model_dir(out_dir, inputs=[input_path, valid_path])
     device = check_device(device)
     started = time.perf_counter()
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
-        Path(input_path), valid_path, taxonomy, columns, strict, on_bad_row, reading
+        Path(input_path),
+        valid_path,
+        taxonomy,
+        columns,
+        strict,
+        on_bad_row,
+        reading,
+        name=Path(out_dir).resolve().name,
     )
     result = tune(
         texts,
@@ -795,6 +1044,7 @@ def align_file(
 
     if not columns.image_column:
         raise DataError("aligning needs photos: name their column with --image-column")
+    check_model_dir(out_dir, inputs=[input_path], what="alignment directory")
     reading = reading or ImageReading()
     started = time.perf_counter()
     report = ReadReport(str(input_path))

@@ -227,3 +227,80 @@ def load_taxonomy(spec: str | Path, *, separator: str = PATH_SEPARATOR) -> Taxon
 
 def taxonomy_choices() -> Sequence[str]:
     return sorted(BUNDLED)
+
+
+def same_taxonomy(a: Taxonomy, b: Taxonomy) -> bool:
+    """Whether two taxonomies hold the same categories (ids and paths), whatever their names."""
+    if a is b:
+        return True
+    if len(a) != len(b):
+        return False
+    return all(c.id in b and b.get(c.id).path == c.path for c in a)
+
+
+def check_model_taxonomy(
+    own: Taxonomy, requested: str | Path | Taxonomy | None, *, model: str
+) -> None:
+    """Refuse a taxonomy asked for alongside a trained model unless it is the model's own.
+
+    A trained model can only predict the categories it was trained on, so a different
+    `--taxonomy` would be silently ignored; the CLI, the service and `load_classifier` all
+    call this so that none of them ignores it.
+
+    Raises:
+        ConfigError: `requested` names or holds a different taxonomy.
+    """
+    from .errors import ConfigError
+
+    if requested is None or (not isinstance(requested, Taxonomy) and not str(requested).strip()):
+        return
+    if isinstance(requested, Taxonomy):
+        other: Taxonomy | None = requested
+        requested = requested.name
+    else:
+        try:
+            other = load_taxonomy(requested)
+        except TaxonomyError:
+            other = None
+    if other is not None and same_taxonomy(own, other):
+        return
+    raise ConfigError(
+        f"the model {model} was trained on its own taxonomy '{own.name}' ({len(own)} "
+        f"categories) and predicts only those; --taxonomy {requested} is a different one. "
+        f"Drop --taxonomy to use the model, or drop --model to classify zero-shot into "
+        f"{requested}"
+    )
+
+
+# Characters that people join path levels with when not " > ".
+OTHER_SEPARATORS = ("/", ">", "|", "»", "\\", ";")
+
+
+def guess_label_separator(
+    labels: Iterable[str], separator: str = PATH_SEPARATOR, *, share: float = 0.5
+) -> str | None:
+    """The separator that `labels` seem to join levels with, when it is not `separator`.
+
+    Returns the most common of `OTHER_SEPARATORS` that splits at least `share` of the labels
+    into two or more non-empty levels, provided `separator` itself splits almost none of
+    them; None when the labels look fine (or are flat names).
+    """
+    sep = separator.strip() or separator
+    seen = joined = 0
+    counts: dict[str, int] = {}
+    for label in labels:
+        text = str(label).strip()
+        if not text:
+            continue
+        seen += 1
+        if sep in text:
+            joined += 1
+        for other in OTHER_SEPARATORS:
+            if other != sep and other in text:
+                parts = [p for p in text.split(other) if p.strip()]
+                if len(parts) >= 2:
+                    counts[other] = counts.get(other, 0) + 1
+    if not seen or joined > 0.1 * seen or not counts:
+        return None
+    best = max(counts, key=lambda s: counts[s])
+    return best if counts[best] >= share * seen else None

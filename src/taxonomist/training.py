@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import ConfigError, DataError
 from .items import ModelInput, group_key, has_images
+from .languages import LanguagePlan, plan_for
 from .models import Model, model_class
 
 logger = logging.getLogger(__name__)
@@ -91,10 +92,18 @@ FUSION_PRESETS: dict[Preset, dict[str, Any]] = {
 
 
 def resolve_kind(
-    preset: str | None, kind: str | None, overrides: dict[str, Any]
+    preset: str | None,
+    kind: str | None,
+    overrides: dict[str, Any],
+    languages: LanguagePlan | None = None,
 ) -> tuple[str, Any]:
-    """The (kind, config) to train: the preset's, replaced by `kind` when given, then updated
-    with `overrides` (e.g. {"balance": True}) wherever the config has such a field."""
+    """The (kind, config) to train: the preset's, replaced by `kind` when given, adapted to
+    the catalogue's `languages` (see `taxonomist.languages`), then updated with `overrides`
+    (e.g. {"balance": True}) wherever the config has such a field."""
+
+    def adapt(member_kind: str, member_config: dict[str, Any]) -> dict[str, Any]:
+        return languages.adapt(member_kind, member_config) if languages else member_config
+
     preset_key = Preset.from_str(preset or "balanced")
     chosen_kind, config = PRESETS[preset_key]
     if kind == "fusion":
@@ -107,15 +116,32 @@ def resolve_kind(
         members = []
         for member_kind, member_config in config.get("members", ()):
             fields = model_class(member_kind).config_class.__dataclass_fields__
-            merged = {**member_config, **{k: v for k, v in overrides.items() if k in fields}}
+            merged = {
+                **adapt(member_kind, member_config),
+                **{k: v for k, v in overrides.items() if k in fields},
+            }
             members.append((member_kind, merged))
         config["members"] = tuple(members)
         own = cls.config_class.__dataclass_fields__  # e.g. cascade
         config.update({k: v for k, v in overrides.items() if k in own and k != "members"})
     else:
         fields = cls.config_class.__dataclass_fields__
+        config = adapt(chosen_kind, config)
         config.update({k: v for k, v in overrides.items() if k in fields})
     return chosen_kind, cls.config_class.from_dict(config)
+
+
+# With at most this many labelled products in the median category, training suggests the
+# `fewshot` kind (docs/benchmarks.md, "Few labels")
+FEW_LABELS = 20
+
+
+def few_labels(labels: Sequence[str]) -> bool:
+    """Whether the median category has at most `FEW_LABELS` labelled products."""
+    from collections import Counter
+
+    counts = sorted(Counter(labels).values())
+    return counts[len(counts) // 2] <= FEW_LABELS
 
 
 def group_split(
@@ -201,13 +227,23 @@ def train_model(
         raise DataError(
             f"training data has a single class ({labels[0]!r}); a classifier needs at least two"
         )
-    if valid_texts is None:
+    if kind is None and has_images(texts):
+        kind = "fusion"
+    if kind is None and few_labels(labels):
+        logger.warning(
+            "at most %d labelled products in most categories: --kind fewshot usually does "
+            "better than a preset there",
+            FEW_LABELS,
+        )
+    if valid_texts is None and kind == "fewshot":
+        # it cross-validates on every labelled row; a held-out split would waste labels
+        valid_texts, valid_labels = [], []
+    elif valid_texts is None:
         texts, labels, valid_texts, valid_labels = cut_validation(
             texts, labels, valid_fraction, seed
         )
-    if kind is None and has_images(texts):
-        kind = "fusion"
-    chosen, config = resolve_kind(preset, kind, dict(overrides or {}))
+    languages = plan_for(texts)
+    chosen, config = resolve_kind(preset, kind, dict(overrides or {}), languages)
     model = model_class(chosen)(taxonomy, config)
     model.device = device
     logger.info("training %s on %d rows, validating on %d", chosen, len(texts), len(valid_texts))
@@ -216,12 +252,17 @@ def train_model(
         kinds = {chosen, *(k for k, _ in getattr(config, "members", ()))}
         # retraining a transformer or backbone blocks would double a long training run
         refit = "finetune" not in kinds and not getattr(config, "finetune_blocks", 0)
-    if refit:
+    if refit and valid_texts:
         logger.info("refitting on train + validation (%d rows)", len(texts) + len(valid_texts))
         model.refit_full(texts + valid_texts, labels + list(valid_labels or []), progress=progress)
     path = model.save(
         out_dir,
-        extra={"preset": preset, "train_rows": len(texts), "valid_rows": len(valid_texts or [])},
+        extra={
+            "preset": preset,
+            "train_rows": len(texts),
+            "valid_rows": len(valid_texts or []),
+            "languages": languages.as_manifest(),
+        },
     )
     curve = plot_training_curve(model, Path(path) / "training_curve.png")
     return TrainedModel(model, Path(path), len(texts), len(valid_texts or []), curve)
@@ -258,10 +299,18 @@ def plot_training_curve(model: Model, path: Path) -> Path | None:
             label="validation accuracy",
         )
         right.set_ylabel("accuracy")
-        right.legend(loc="center right")
-    left.legend(loc="upper right")
+    # one legend for both axes, below the plot: inside, some corner always hides a curve
+    handles = [h for ax in fig.axes for h in ax.get_legend_handles_labels()[0]]
+    fig.legend(
+        handles,
+        [str(h.get_label()) for h in handles],
+        loc="lower center",
+        ncol=len(handles),
+        fontsize=8,
+        frameon=False,
+    )
     left.set_title("Training curve")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

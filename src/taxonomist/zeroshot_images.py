@@ -24,7 +24,7 @@ import numpy as np
 
 from .encoders.base import Encoder, Role, normalize
 from .errors import ConfigError, DataError, ModelError
-from .persistence import read_manifest, save_model_dir
+from .persistence import load_consistent, save_model_dir
 
 logger = logging.getLogger(__name__)
 MAX_LOG_SCALE = float(np.log(100))  # CLIP's cap on the contrastive logit scale
@@ -327,17 +327,21 @@ class ImageTextAlignment:
         from safetensors.torch import load_file
 
         path = Path(path)
-        manifest = read_manifest(path)
-        if manifest.get("kind") != cls.kind:
-            raise ModelError(
-                f"{path} holds a '{manifest.get('kind')}' model, not an image-text alignment"
+
+        def build(manifest: dict[str, Any]) -> ImageTextAlignment:
+            if manifest.get("kind") != cls.kind:
+                raise ModelError(
+                    f"{path} holds a '{manifest.get('kind')}' model, not an image-text alignment"
+                )
+            config = AlignmentConfig.from_dict(manifest.get("config", {}))
+            model = cls(config, cache=cache, device=device)
+            model._net = _projections(
+                int(manifest["text_dim"]), int(manifest["image_dim"]), model.config.dim
             )
-        config = AlignmentConfig.from_dict(manifest.get("config", {}))
-        model = cls(config, cache=cache, device=device)
-        model._net = _projections(
-            int(manifest["text_dim"]), int(manifest["image_dim"]), model.config.dim
-        )
-        model._net.load_state_dict(load_file(str(path / "alignment.safetensors")))
-        model._net.eval()
-        model.history = manifest.get("training", {}).get("history", [])
-        return model
+            model._net.load_state_dict(load_file(str(path / "alignment.safetensors")))
+            model._net.eval()
+            model.history = manifest.get("training", {}).get("history", [])
+            return model
+
+        # re-saved while we read it? load_consistent loads again
+        return load_consistent(path, build)

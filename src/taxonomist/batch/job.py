@@ -183,4 +183,5 @@ def classify_batch(
         settings=spec.settings(),
         progress=progress,
         on_bad_row=on_bad_row,
+        review=spec.min_confidence is not None,  # suggested_category etc., as classify writes
     )

@@ -202,6 +202,7 @@ def run_local(
     settings: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
+    review: bool = False,
 ) -> BatchOutcome:
     """Classify `input_path` into part files under `out_dir` with `predict`, resumably.
 
@@ -271,7 +272,7 @@ def run_local(
                     )
                 continue
             name = _part_name(index, fmt)
-            with PredictionWriter(out / name, top_k) as writer:
+            with PredictionWriter(out / name, top_k, review=review) as writer:
                 writer.write(predict(batch))
             side.flush()
             os.fsync(side.fileno())

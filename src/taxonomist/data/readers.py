@@ -12,9 +12,11 @@ nor a usable image is a bad row.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -34,19 +36,32 @@ FORMATS = {
     ".parquet": "parquet",
 }
 MAX_TEXT_CHARS = 20_000  # longer texts are cut: encoders see ~256 tokens anyway
+DELIMITERS = (",", ";", "\t", "|")  # what a .csv is sniffed for, in order of preference
+DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
+MAX_DUPLICATE_EXAMPLES = 5
+KEEP_ALL = "all"
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """Which columns hold what. Of `text_columns`, those present in the file are used."""
+    """Which columns hold what, and how a file's cells are read.
+
+    Of `text_columns`, those present in the file are used. `delimiter` is a CSV's field
+    separator (None: sniffed from the header line among `, ; tab |`; a .tsv is tab).
+    `encoding` is the text files' encoding (any Python codec name: cp1252, latin-1, gb18030).
+    `keep_columns` are input columns passed through to the output, or "all".
+    """
 
     id_column: str = "id"
     text_columns: tuple[str, ...] = ("title", "description")
     image_column: str | None = None
     label_column: str = "category"
     label_separator: str = PATH_SEPARATOR
+    delimiter: str | None = None
+    encoding: str = "utf-8"
+    keep_columns: tuple[str, ...] | str = ()
 
     def labels_only(self) -> ColumnSpec:
         """The same columns, reading the label column as the text: for gold-label files,
@@ -58,6 +73,28 @@ class ColumnSpec:
             raise ConfigError(f"text columns must be non-empty names, got {self.text_columns!r}")
         if not self.label_separator.strip():
             raise ConfigError("label separator must contain a visible character")
+        if self.delimiter is not None:
+            delimiter = DELIMITER_NAMES.get(self.delimiter.lower(), self.delimiter)
+            if len(delimiter) != 1 or delimiter in '"\r\n':
+                raise ConfigError(
+                    f"delimiter must be one character (or comma, semicolon, tab, pipe), "
+                    f"got {self.delimiter!r}"
+                )
+            object.__setattr__(self, "delimiter", delimiter)
+        try:
+            object.__setattr__(self, "encoding", codecs.lookup(self.encoding).name)
+        except LookupError:
+            raise ConfigError(
+                f"unknown encoding {self.encoding!r}; try utf-8, cp1252, latin-1 or gb18030"
+            ) from None
+        if isinstance(self.keep_columns, str) and self.keep_columns != KEEP_ALL:
+            raise ConfigError(f"keep columns: a tuple of names or '{KEEP_ALL}'")
+        if not isinstance(self.keep_columns, str) and any(not c.strip() for c in self.keep_columns):
+            raise ConfigError(f"keep columns must be non-empty names, got {self.keep_columns!r}")
+
+    @property
+    def utf8(self) -> bool:
+        return self.encoding == "utf-8"
 
 
 @dataclass(frozen=True)
@@ -69,6 +106,7 @@ class Product:
     line: int
     label: Category | None = None
     image: str | None = None
+    extra: dict[str, Any] | None = None  # kept input cells (ColumnSpec.keep_columns)
 
 
 @dataclass(frozen=True)
@@ -106,6 +144,23 @@ class ReadReport:
     image_problems: list[BadRow] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
     text_columns: list[str] = field(default_factory=list)
+    duplicate_ids: int = 0  # rows whose id an earlier row already had
+    duplicate_examples: list[tuple[str, int, int]] = field(default_factory=list)  # id, line, 1st
+    undecodable_rows: int = 0
+    encoding_hint: str | None = None  # set when most rows failed to decode
+
+    def duplicates_message(self) -> str | None:
+        """One line about repeated ids (count and first examples), or None."""
+        if not self.duplicate_ids:
+            return None
+        shown = ", ".join(
+            f"'{pid}' (line {line}, first at line {first})"
+            for pid, line, first in self.duplicate_examples
+        )
+        more = self.duplicate_ids - len(self.duplicate_examples)
+        return f"{self.file}: {self.duplicate_ids} row(s) repeat an earlier row's id: {shown}" + (
+            f" and {more} more" if more > 0 else ""
+        )
 
 
 def detect_format(path: Path) -> str:
@@ -119,14 +174,77 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
-class _Undecodable(Exception):
-    pass
+def sniff_delimiter(line: str) -> str:
+    """The likeliest field separator of a CSV header line: the one of `, ; tab |` found most
+    often outside quotes (a comma when none is)."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for ch in line:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in counts:
+            counts[ch] += 1
+    best = max(DELIMITERS, key=lambda d: counts[d])  # max keeps the first of a tie
+    return best if counts[best] else ","
 
 
-def _iter_csv(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+def _open_text(path: Path, encoding: str, **kw: Any) -> Any:
     # surrogateescape keeps undecodable bytes as lone surrogates, so a bad byte is caught
-    # on its row instead of aborting the whole file
-    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+    # on its row instead of aborting the whole file (and can be given back for a guess)
+    name = "utf-8-sig" if encoding == "utf-8" else encoding
+    return open(path, encoding=name, errors="surrogateescape", **kw)
+
+
+def guess_encoding(raw: bytes) -> str:
+    """A legacy encoding that decodes `raw` (bytes that were not UTF-8) plausibly: GB18030
+    when they read as Chinese, else Windows-1252 when they decode, else Latin-1."""
+    # Chinese in GB18030 comes in runs of two-byte characters, both bytes high; accented
+    # Latin letters are mostly one high byte between ASCII ones (which GB18030 would also
+    # "decode", pairing the high byte with the next letter)
+    runs = [len(run) for run in re.findall(rb"[\x80-\xff]+", raw)]
+    if runs and sum(n % 2 == 0 for n in runs) >= 0.8 * len(runs):
+        try:
+            text = raw.decode("gb18030")
+            wide = [ch for ch in text if ord(ch) > 0x7F]
+            if wide and sum("\u4e00" <= ch <= "\u9fff" for ch in wide) >= 0.8 * len(wide):
+                return "gb18030"
+        except UnicodeDecodeError:
+            pass
+    try:
+        raw.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"
+
+
+def _raw_bytes(texts: Iterator[str] | list[str]) -> bytes:
+    return b" ".join(t.encode("utf-8", "surrogateescape") for t in texts)
+
+
+def _codec_name(encoding: str) -> str:
+    return "UTF-8" if encoding == "utf-8" else encoding
+
+
+def _codec(columns: ColumnSpec) -> str:
+    return _codec_name(columns.encoding)
+
+
+def encoding_hint(raw: bytes, encoding: str) -> str:
+    """What to tell a user whose rows did not decode: an encoding to try."""
+    if encoding != "utf-8":
+        return f"the file is not {encoding}; name its encoding with --encoding"
+    guess = guess_encoding(raw)
+    return f"the file looks {guess}-encoded: try --encoding {guess}"
+
+
+def _iter_csv(
+    path: Path, delimiter: str | None, encoding: str
+) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+    with _open_text(path, encoding, newline="") as handle:
+        if delimiter is None:
+            first = handle.readline()
+            handle.seek(0)
+            delimiter = sniff_delimiter(first)
         reader = csv.reader(handle, delimiter=delimiter)
         try:
             header = next(reader)
@@ -134,8 +252,14 @@ def _iter_csv(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any] 
             raise DataError("the file is empty (no header line)", file=path) from None
         except csv.Error as exc:
             raise DataError(f"cannot parse the header: {exc}", file=path, row=1) from None
-        if any(_has_bad_bytes(h) for h in header):
-            raise DataError("header has bytes that are not UTF-8", file=path, row=1)
+        bad_header = [h for h in header if _has_bad_bytes(h)]
+        if bad_header:
+            raise DataError(
+                f"header has bytes that are not valid {_codec_name(encoding)}; "
+                + encoding_hint(_raw_bytes(bad_header), encoding),
+                file=path,
+                row=1,
+            )
         header = [h.strip() for h in header]
         yield 1, {"__header__": header}
         while True:
@@ -163,8 +287,8 @@ def _iter_csv(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any] 
             yield line, dict(zip(header, values))
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
-    with open(path, encoding="utf-8-sig", errors="surrogateescape") as handle:
+def _iter_jsonl(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+    with _open_text(path, encoding) as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -192,6 +316,9 @@ def _iter_parquet(path: Path, batch_size: int) -> Iterator[tuple[int, dict[str, 
         for record in batch.to_pylist():
             row += 1
             yield row, record
+
+
+UNDECODABLE = "undecodable"  # a bad row's reason until read_products words it
 
 
 class _ImageChecker:
@@ -235,8 +362,13 @@ class _ImageChecker:
         return answer
 
 
+# surrogateescape turns each undecodable byte into one of these lone surrogates; a regex finds
+# them many times faster than a loop over characters (this runs on every cell of every row)
+_BAD_BYTES = re.compile("[\udc80-\udcff]")
+
+
 def _has_bad_bytes(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return _BAD_BYTES.search(text) is not None
 
 
 def _cell(record: dict[str, Any], column: str) -> str:
@@ -261,6 +393,8 @@ def read_products(
     on_image_problem: Callable[[BadRow], None] | None = None,
     allow_download: bool = False,
     download_dir: str | Path | None = None,
+    check_ids: bool = True,
+    quiet: bool = False,
 ) -> Iterator[list[Product]]:
     """Yield validated products from `path` in lists of at most `batch_size`.
 
@@ -277,6 +411,15 @@ def read_products(
             found; the product is yielded with `image=None`.
         allow_download: fetch http(s) image URLs (otherwise each is an image problem).
         download_dir: where fetched images go; default `<taxonomist cache>/images`.
+        check_ids: report rows whose id repeats an earlier row's (counted in `report`, one
+            warning at the end; `strict` makes the first an error). The row is still yielded:
+            what a repeat means is the caller's decision (evaluate counts the first only).
+        quiet: no end-of-file warnings (undecodable rows, repeated ids) in the log, for a
+            pass over a file that another pass reports; `report` is still filled.
+
+    A file with a header and no data rows (or an empty JSONL file) yields nothing: callers
+    decide whether that is an error. When most rows fail to decode, `report.encoding_hint`
+    names an encoding to try (and a warning says so).
 
     With `columns.image_column`, each cell is resolved (relative paths from the data file's
     folder) and fully decoded once; `Product.image` is the absolute path of a usable image.
@@ -303,21 +446,27 @@ def read_products(
         if columns.image_column
         else None
     )
-    if fmt == "parquet":
-        rows = _iter_parquet(path, batch_size)
-    elif fmt == "jsonl":
-        rows = _iter_jsonl(path)
-    else:
-        rows = _iter_csv(path, "\t" if fmt == "tsv" else ",")
+    rows = _iter_rows(path, fmt, columns, batch_size)
 
     text_cols: list[str] | None = None
+    keep: list[str] = []
     has_id = has_label = False
     seen_header = fmt == "jsonl"
     batch: list[Product] = []
+    first_line: dict[int, int] = {}  # hash(id) -> first line; 64-bit hashes keep it small
+    undecodable_sample: list[str] = []
 
     def bad(row: BadRow) -> None:
+        if row.reason == UNDECODABLE:
+            report.undecodable_rows += 1
+            if len(undecodable_sample) < 200 and row.value is not None:
+                undecodable_sample.append(row.value)
+            row = replace(row, reason=f"bytes that are not valid {_codec(columns)}", value=None)
         if strict:
-            raise DataError(row.reason, file=row.file, row=row.line, field=row.field)
+            reason = row.reason
+            if report.undecodable_rows and undecodable_sample:
+                reason += "; " + encoding_hint(_raw_bytes(undecodable_sample), columns.encoding)
+            raise DataError(reason, file=row.file, row=row.line, field=row.field)
         report.bad_rows.append(row)
         if on_bad_row:
             on_bad_row(row)
@@ -328,8 +477,9 @@ def read_products(
             on_image_problem(row)
 
     def resolve_columns(names: list[str]) -> None:
-        nonlocal text_cols, has_id, has_label
+        nonlocal text_cols, has_id, has_label, keep
         report.columns = list(names)
+        keep = resolve_keep_columns(columns, names, path)
         has_label = columns.label_column in names
         if require_label and not has_label:
             raise DataError(
@@ -379,15 +529,113 @@ def read_products(
             product = _attach_image(path, product, cell, text_cols, images, bad, image_problem)
         if product is None:
             continue
+        if check_ids and has_id:
+            key = hash(product.id)
+            first = first_line.setdefault(key, line)
+            if first != line:
+                report.duplicate_ids += 1
+                if strict:
+                    raise DataError(
+                        f"duplicate id '{product.id}' (first at line {first}); ids must be unique",
+                        file=path,
+                        row=line,
+                        field=columns.id_column,
+                    )
+                if len(report.duplicate_examples) < MAX_DUPLICATE_EXAMPLES:
+                    report.duplicate_examples.append((product.id, line, first))
+        if keep:
+            product = replace(product, extra={c: record.get(c) for c in keep})
         report.good += 1
         batch.append(product)
         if len(batch) >= batch_size:
             yield batch
             batch = []
-    if text_cols is None and report.rows == 0 and fmt == "jsonl":
-        raise DataError("the file has no records", file=path)
+    if report.undecodable_rows and report.undecodable_rows * 2 >= report.rows:
+        report.encoding_hint = encoding_hint(_raw_bytes(undecodable_sample), columns.encoding)
+    if report.encoding_hint and not quiet:
+        logger.warning(
+            "%s: %d of %d rows are not valid %s; %s",
+            path,
+            report.undecodable_rows,
+            report.rows,
+            _codec(columns),
+            report.encoding_hint,
+        )
+    if report.duplicate_ids and not quiet:
+        logger.warning("%s; --strict makes this an error", report.duplicates_message())
     if batch:
         yield batch
+
+
+def _iter_rows(
+    path: Path, fmt: str, columns: ColumnSpec, batch_size: int
+) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+    if fmt == "parquet":
+        return _iter_parquet(path, batch_size)
+    if fmt == "jsonl":
+        return _iter_jsonl(path, columns.encoding)
+    delimiter = columns.delimiter or ("\t" if fmt == "tsv" else None)
+    return _iter_csv(path, delimiter, columns.encoding)
+
+
+def iter_records(
+    path: str | Path, columns: ColumnSpec = ColumnSpec(), *, batch_size: int = 1024
+) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+    """Raw records of a data file with their line numbers (Parquet: row numbers), read with
+    the same delimiter sniffing and encoding as `read_products` but not validated. CSV and
+    Parquet start with `(line, {"__header__": names})`; malformed lines come as `BadRow`s
+    and undecodable bytes as lone surrogates (see `has_bad_bytes`)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", file=path)
+    if path.is_dir():
+        raise DataError("is a directory, expected a data file", file=path)
+    return _iter_rows(path, detect_format(path), columns, batch_size)
+
+
+def has_bad_bytes(text: str) -> bool:
+    """True when `text` holds bytes its file's encoding could not decode."""
+    return _has_bad_bytes(text)
+
+
+def resolve_keep_columns(columns: ColumnSpec, names: list[str], path: Path) -> list[str]:
+    """The input columns to pass through: all of `names`, or the ones asked for (each must
+    exist)."""
+    if columns.keep_columns == KEEP_ALL:
+        return list(names)
+    missing = [c for c in columns.keep_columns if c not in names]
+    if missing:
+        raise DataError(
+            f"--keep-columns: no column {', '.join(map(repr, missing))}; found columns {names}",
+            file=path,
+            field=",".join(missing),
+        )
+    return list(columns.keep_columns)
+
+
+def peek_file(path: str | Path, columns: ColumnSpec = ColumnSpec()) -> tuple[list[str], bool]:
+    """A data file's column names and whether it has at least one data row, read cheaply
+    (a JSONL file's names are its first record's keys). Missing or unsupported files raise
+    `DataError` at once, before a job loads any model."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", file=path)
+    if path.is_dir():
+        raise DataError("is a directory, expected a data file", file=path)
+    fmt = detect_format(path)
+    names: list[str] = []
+    rows = _iter_rows(path, fmt, columns, 1)
+    try:
+        for _, record in rows:
+            if isinstance(record, dict) and "__header__" in record:
+                names = list(record["__header__"])
+                continue
+            if isinstance(record, dict) and not names:
+                names = list(record)
+            return names, True
+    finally:
+        rows.close()  # type: ignore[attr-defined]
+    return names, False
 
 
 def _validate(
@@ -403,10 +651,8 @@ def _validate(
     bad: Callable[[BadRow], None],
 ) -> Product | None:
     # the one record check files and the API share; a failure here is a bad row
-    from .records import validate_record
-
     try:
-        return validate_record(
+        return _record_validator()(
             record,
             columns,
             text_columns=text_cols,
@@ -417,8 +663,28 @@ def _validate(
             default_id=None if has_id else f"row-{line}",
         )
     except DataError as exc:
-        bad(BadRow(str(path), line, exc.field, exc.reason))
+        value = record.get(exc.field) if exc.field is not None else None
+        if isinstance(value, str) and _has_bad_bytes(value):
+            # only a file has an encoding: read_products words this and keeps the raw
+            # cell to guess the encoding to suggest
+            bad(BadRow(str(path), line, exc.field, UNDECODABLE, value=value))
+        else:
+            bad(BadRow(str(path), line, exc.field, exc.reason))
         return None
+
+
+_VALIDATE_RECORD: Callable[..., Product] | None = None
+
+
+def _record_validator() -> Callable[..., Product]:
+    # records imports this module, so it is looked up once here rather than imported at the
+    # top (an import statement per row costs more than the check itself)
+    global _VALIDATE_RECORD
+    if _VALIDATE_RECORD is None:
+        from .records import validate_record
+
+        _VALIDATE_RECORD = validate_record
+    return _VALIDATE_RECORD
 
 
 def _attach_image(
@@ -450,7 +716,13 @@ def read_labels(path: str | Path, columns: ColumnSpec = ColumnSpec()) -> list[st
     labels: list[str] = []
     spec = columns.labels_only()
     for batch in read_products(
-        path, spec, batch_size=4096, report=ReadReport(str(path)), require_label=True
+        path,
+        spec,
+        batch_size=4096,
+        report=ReadReport(str(path)),
+        require_label=True,
+        check_ids=False,
+        quiet=True,
     ):
         labels.extend(p.text for p in batch)
     return labels

@@ -5,26 +5,42 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..errors import DataError
 from ..predictions import ProductPrediction
 from ..taxonomy import PATH_SEPARATOR
+from .paths import check_output_file
 
 WRITE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+INPUT_PREFIX = "input_"  # a kept input column named like an output column gets this prefix
 
 
-def prediction_columns(top_k: int) -> list[str]:
-    cols = ["id", "category", "category_id", "confidence", "level_confidences", "needs_review"]
+def prediction_columns(top_k: int, *, review: bool = False) -> list[str]:
+    """Output columns: the best path, then `needs_review` and the full-depth suggestion of a
+    backed-off row when a confidence threshold can flag rows (`review`), then the
+    runners-up."""
+    cols = ["id", "category", "category_id", "confidence", "level_confidences"]
+    if review:
+        cols += ["needs_review", "suggested_category", "suggested_confidence"]
     for k in range(2, top_k + 1):
-        cols += [f"category_{k}", f"confidence_{k}"]
+        cols += [f"category_{k}", f"category_id_{k}", f"confidence_{k}"]
     return cols
 
 
-def prediction_rows(preds: Iterable[ProductPrediction], top_k: int) -> list[dict[str, Any]]:
+def kept_column_names(keep: Sequence[str], top_k: int, *, review: bool = False) -> list[str]:
+    """The output names of kept input columns: their own, or `input_<name>` where that
+    would clash with a prediction column (a gold `category` column, say)."""
+    taken = set(prediction_columns(top_k, review=review))
+    return [f"{INPUT_PREFIX}{c}" if c in taken else c for c in keep]
+
+
+def prediction_rows(
+    preds: Iterable[ProductPrediction], top_k: int, *, review: bool = False
+) -> list[dict[str, Any]]:
     """Flatten predictions to rows: best path, its confidences, then the runners-up."""
     rows = []
     for pred in preds:
@@ -35,11 +51,18 @@ def prediction_rows(preds: Iterable[ProductPrediction], top_k: int) -> list[dict
             "category_id": best.category_id if best else "",
             "confidence": round(best.confidence, 6) if best else None,
             "level_confidences": [round(c, 6) for c in best.level_confidences] if best else [],
-            "needs_review": pred.needs_review,
         }
+        if review:
+            row["needs_review"] = pred.needs_review
+            # the full-depth guess behind a backed-off row; empty on every other row
+            row["suggested_category"] = pred.suggested.path_str if pred.suggested else None
+            row["suggested_confidence"] = (
+                round(pred.suggested.confidence, 6) if pred.suggested else None
+            )
         for k in range(2, top_k + 1):
             cand = pred.candidates[k - 1] if len(pred.candidates) >= k else None
             row[f"category_{k}"] = cand.path_str if cand else None
+            row[f"category_id_{k}"] = cand.category_id if cand else None
             row[f"confidence_{k}"] = round(cand.confidence, 6) if cand else None
         rows.append(row)
     return rows
@@ -47,23 +70,38 @@ def prediction_rows(preds: Iterable[ProductPrediction], top_k: int) -> list[dict
 
 class PredictionWriter:
     """Context manager appending prediction rows to a file; written to a temp name first and
-    moved into place on success, so a failed run never leaves a half-written output."""
+    moved into place on success, so a failed run never leaves a half-written output.
 
-    def __init__(self, path: str | Path, top_k: int = 1) -> None:
-        self.path = Path(path)
-        self.format = WRITE_FORMATS.get(self.path.suffix.lower())
-        if self.format is None:
-            raise DataError(
-                f"unsupported output type '{self.path.suffix or '(none)'}'; use one of "
-                f"{', '.join(sorted(WRITE_FORMATS))}",
-                file=self.path,
-            )
-        if not self.path.parent.exists():
-            raise DataError("output folder does not exist", file=self.path.parent)
-        self.columns = prediction_columns(top_k)
+    Args:
+        path: .csv, .jsonl/.ndjson or .parquet; checked at once (see `data.paths`).
+        top_k: candidates per product (runners-up as `category_2`, `category_id_2`, ...).
+        review: write the `needs_review` column (when a confidence threshold can set it).
+        keep_columns: input columns copied to the output, after the prediction columns,
+            from each product's `extra`; a name that clashes with a prediction column is
+            written as `input_<name>`. CSV writes cells as text, JSONL as their JSON values,
+            Parquet as strings (a column's type may differ from row to row in the input).
+        inputs: the job's input files: the output may not be one of them.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        top_k: int = 1,
+        *,
+        review: bool = False,
+        keep_columns: Sequence[str] = (),
+        inputs: Iterable[str | os.PathLike[str] | None] = (),
+    ) -> None:
+        self.path = check_output_file(path, WRITE_FORMATS, inputs=inputs, what="output")
+        self.format = WRITE_FORMATS[self.path.suffix.lower()]
         self.top_k = top_k
+        self.review = review
+        self.keep = list(keep_columns)
+        self.kept_names = kept_column_names(self.keep, top_k, review=review)
+        self.columns = prediction_columns(top_k, review=review) + self.kept_names
         self.count = 0
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        # unique per writer: two writers in one process (threads, a server) never share it
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{uuid.uuid4().hex}")
         self._handle: Any = None
         self._csv: Any = None
         self._parquet: Any = None
@@ -77,8 +115,19 @@ class PredictionWriter:
             self._handle = open(self._tmp, "w", encoding="utf-8")
         return self
 
-    def write(self, preds: Iterable[ProductPrediction]) -> None:
-        rows = prediction_rows(preds, self.top_k)
+    def write(
+        self,
+        preds: Iterable[ProductPrediction],
+        extras: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> None:
+        """Append predictions; `extras[i]` holds the kept input cells of the i-th product."""
+        rows = prediction_rows(preds, self.top_k, review=self.review)
+        if self.keep:
+            if extras is None or len(extras) != len(rows):
+                raise ValueError("kept columns need one extras mapping per prediction")
+            for row, extra in zip(rows, extras):
+                for column, name in zip(self.keep, self.kept_names):
+                    row[name] = extra.get(column) if extra else None
         self.count += len(rows)
         if self.format == "csv":
             for row in rows:
@@ -86,6 +135,8 @@ class PredictionWriter:
                 row["level_confidences"] = PATH_SEPARATOR.join(
                     f"{c:.4f}" for c in row["level_confidences"]
                 )
+                for name in self.kept_names:
+                    row[name] = _as_text(row[name])
                 self._csv.writerow(row)
         elif self.format == "jsonl":
             for row in rows:
@@ -103,17 +154,28 @@ class PredictionWriter:
             pa.field("category_id", pa.string()),
             pa.field("confidence", pa.float64()),
             pa.field("level_confidences", pa.list_(pa.float64())),
-            pa.field("needs_review", pa.bool_()),
         ]
+        if self.review:
+            fields += [
+                pa.field("needs_review", pa.bool_()),
+                pa.field("suggested_category", pa.string()),
+                pa.field("suggested_confidence", pa.float64()),
+            ]
         for k in range(2, self.top_k + 1):
             fields += [
                 pa.field(f"category_{k}", pa.string()),
+                pa.field(f"category_id_{k}", pa.string()),
                 pa.field(f"confidence_{k}", pa.float64()),
             ]
+        fields += [pa.field(name, pa.string()) for name in self.kept_names]
         schema = pa.schema(fields)
         if self._parquet is None:
             self._parquet = pq.ParquetWriter(self._tmp, schema)
         if rows:
+            for row in rows:
+                for name in self.kept_names:
+                    value = row[name]
+                    row[name] = None if value is None else _as_text(value)
             self._parquet.write_table(pa.Table.from_pylist(rows, schema=schema))
 
     def __exit__(
@@ -132,3 +194,14 @@ class PredictionWriter:
             os.replace(self._tmp, self.path)
         else:
             self._tmp.unlink(missing_ok=True)
+
+
+def _as_text(value: Any) -> str:
+    """A kept cell as text: strings as they are, other values (numbers, lists) as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value != value:  # NaN from Parquet
+        return ""
+    return json.dumps(value, ensure_ascii=False, default=str)

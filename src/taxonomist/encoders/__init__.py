@@ -2,7 +2,8 @@
 
 Names: `minilm` (default; packaged all-MiniLM-L6-v2), `minilm-int8` (the same model through
 ONNX Runtime with int8 weights: about twice as fast on a CPU, vectors close but not equal),
-`e5` (multilingual, Chinese included), `fake` (deterministic hashing, for tests), `auto` (by
+`e5` (multilingual E5-small, Chinese included), `use` (multilingual USE v3), `fake` or
+`fake-DIM` (deterministic hashing, for tests), `auto` (by
 script: MiniLM for English, E5 for Chinese), or any sentence-transformers directory or hub
 name.
 """
@@ -17,7 +18,7 @@ from ..errors import ConfigError
 from .base import Encoder, Role, normalize
 from .cache import CachedEncoder, EmbeddingCache, open_cache
 from .fake import FakeEncoder
-from .language import detect_language
+from .language import detect_language, language_shares
 
 __all__ = [
     "CachedEncoder",
@@ -31,6 +32,7 @@ __all__ = [
     "build_encoder_set",
     "detect_language",
     "encoder_device",
+    "language_shares",
     "normalize",
     "open_cache",
 ]
@@ -59,6 +61,12 @@ def _e5(device: str, saved: Path | None) -> Encoder:
     return E5Encoder()
 
 
+def _use(device: str, saved: Path | None) -> Encoder:
+    from .use import UseEncoder
+
+    return UseEncoder()
+
+
 def _fake(device: str, saved: Path | None) -> Encoder:
     return FakeEncoder()
 
@@ -67,12 +75,39 @@ REGISTRY: dict[str, Callable[[str, Path | None], Encoder]] = {
     "minilm": _minilm,
     "minilm-int8": _minilm_int8,
     "e5": _e5,
+    "use": _use,
     "fake": _fake,
 }
-_ALIASES = {"default": "minilm", "multilingual": "e5", "all-minilm-l6-v2": "minilm"}
+_ALIASES = {
+    "default": "minilm",
+    "multilingual": "e5",
+    "all-minilm-l6-v2": "minilm",
+    "use-multilingual": "use",
+}
+
+
+# dimensions known without loading a model (a language-routed encoder lays out its blocks)
+_DIMS = {"minilm": 384, "minilm-int8": 384, "e5": 384, "use": 512, "fake": 256}
+
+
+def _routed(
+    spec: str, build: Callable[[str], Encoder], *, device: str, saved: Path | None
+) -> Encoder:
+    from .routed import LanguageRoutedEncoder, parse_routes
+
+    routes, fallback = parse_routes(spec)
+    names = [*routes.values(), fallback]
+    dims = {}
+    for name in names:
+        key = _ALIASES.get(name.lower(), name.lower())
+        dims[name] = _DIMS[key] if key in _DIMS else build(name).dim
+    return LanguageRoutedEncoder(routes, fallback, build, dims)
+
+
 # Encoders that never run on torch: an accelerator would not speed them up. `minilm-int8`
-# is ONNX Runtime's CPU int8 kernels (its vectors are the CPU's by design), E5 a C engine.
-CPU_ONLY = frozenset({"minilm-int8", "e5", "fake"})
+# is ONNX Runtime's CPU int8 kernels (its vectors are the CPU's by design), E5 a C engine,
+# USE numpy.
+CPU_ONLY = frozenset({"minilm-int8", "e5", "use", "fake"})
 
 
 def encoder_device(spec: str, device: str | None) -> str:
@@ -95,14 +130,25 @@ def encoder_device(spec: str, device: str | None) -> str:
 
 
 def build_encoder(spec: str, *, device: str = "cpu", saved: Path | None = None) -> Encoder:
-    """One encoder from a registry name, a local sentence-transformers directory or hub name.
+    """One encoder from a registry name, a local sentence-transformers directory or hub name,
+    or `by-language:zh=e5,other=minilm` (one encoder per product language, see
+    `encoders.routed`).
 
     `saved`: a model directory holding the files an encoder of this name saved there
     (`Encoder.files`); the encoder then uses them instead of rebuilding them.
     """
+    if spec.lower().startswith("by-language:"):
+        return _routed(
+            spec,
+            lambda name: build_encoder(name, device=device, saved=saved),
+            device=device,
+            saved=saved,
+        )
     key = _ALIASES.get(spec.lower(), spec.lower())
     if key in REGISTRY:
         return REGISTRY[key](device, saved)
+    if key.startswith("fake-") and key[5:].isdigit():
+        return FakeEncoder(dim=int(key[5:]))
     if key == "auto":
         raise ConfigError("'auto' chooses per text; use build_encoder_set('auto')")
     if Path(spec).exists() or "/" in spec:
@@ -124,6 +170,13 @@ def build_cached_encoder(
 ) -> Encoder:
     """`build_encoder` behind an on-disk embedding cache (none when `cache` is None), for
     trained kinds that re-read the same catalogue across fits."""
+    if spec.lower().startswith("by-language:"):
+        # each route is cached under its own encoder's name, shared with single-encoder use
+        def build(name: str) -> Encoder:
+            inner = build_encoder(name, device=device, saved=saved)
+            return CachedEncoder(inner, cache) if cache is not None else inner
+
+        return _routed(spec, build, device=device, saved=saved)
     encoder = build_encoder(spec, device=device, saved=saved)
     return CachedEncoder(encoder, cache) if cache is not None else encoder
 

@@ -9,6 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress
+
+# Texts encoded between two progress reports when someone listens (a few seconds' work).
+PROGRESS_CHUNK = 2048
+
 
 class Role(str, Enum):
     """What a text is. Asymmetric encoders (E5) embed the two sides differently."""
@@ -44,12 +49,25 @@ class Encoder(ABC):
         """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = np.asarray(
-            self._encode(
-                list(texts), role=role, batch_size=batch_size, show_progress=show_progress
-            ),
-            dtype=np.float32,
-        )
+        texts = list(texts)
+        chunk = max(batch_size, PROGRESS_CHUNK)
+        if role is Role.PRODUCT and len(texts) > chunk and progress.active():
+            # in pieces, so that a run encoding a whole catalogue can say how far it is
+            parts = []
+            for start in range(0, len(texts), chunk):
+                piece = texts[start : start + chunk]
+                parts.append(
+                    self._encode(
+                        piece, role=role, batch_size=batch_size, show_progress=show_progress
+                    )
+                )
+                progress.report(f"encoding products ({self.name})", start + len(piece), len(texts))
+            vectors = np.concatenate([np.asarray(p, dtype=np.float32) for p in parts])
+        else:
+            vectors = np.asarray(
+                self._encode(texts, role=role, batch_size=batch_size, show_progress=show_progress),
+                dtype=np.float32,
+            )
         return normalize(vectors)
 
     def files(self) -> dict[str, Path]:

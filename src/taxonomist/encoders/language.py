@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+
 
 def _is_cjk(ch: str) -> bool:
     code = ord(ch)
@@ -28,3 +31,15 @@ def detect_language(text: str) -> str:
         return "en"
     han = sum(1 for ch in letters if _is_cjk(ch))
     return "zh" if han / len(letters) >= 0.2 else "en"
+
+
+def language_shares(texts: Iterable[str]) -> dict[str, float]:
+    """The share of texts in each language `detect_language` tells apart (sums to 1).
+
+    Example:
+        >>> language_shares(["纸尿裤 L40片", "red shirt"])
+        {'en': 0.5, 'zh': 0.5}
+    """
+    counts = Counter(detect_language(t) for t in texts)
+    total = sum(counts.values()) or 1
+    return {lang: counts.get(lang, 0) / total for lang in ("en", "zh")}

@@ -18,6 +18,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "head": ("taxonomist.models.head", "HeadModel", "text"),
     "finetune": ("taxonomist.models.finetune", "FinetuneModel", "text"),
     "knn": ("taxonomist.models.knn", "KnnModel", "core"),
+    "fewshot": ("taxonomist.models.fewshot", "FewShotModel", "text"),
     "ensemble": ("taxonomist.models.ensemble", "EnsembleModel", "core"),
     "image": ("taxonomist.models.image", "ImageModel", "image"),
     "fusion": ("taxonomist.models.fusion", "FusionModel", "image"),

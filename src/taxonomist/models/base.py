@@ -22,7 +22,7 @@ from ..calibration import fit_temperature, log_softmax, softmax
 from ..errors import DataError, NotTrainedError
 from ..hierarchy import TreeIndex
 from ..items import ModelInput, as_items, as_texts
-from ..persistence import read_manifest, read_taxonomy, save_model_dir
+from ..persistence import load_consistent, read_taxonomy, save_model_dir
 from ..predictions import Predictions
 from ..taxonomy import Taxonomy
 
@@ -337,7 +337,11 @@ def load_model(
     from . import model_class
 
     path = Path(path)
-    manifest = read_manifest(path)
-    return model_class(manifest.get("kind", "")).from_dir(
-        path, manifest, device, cache_dir=cache_dir, use_cache=use_cache
-    )
+
+    def build(manifest: dict[str, Any]) -> Model:
+        return model_class(manifest.get("kind", "")).from_dir(
+            path, manifest, device, cache_dir=cache_dir, use_cache=use_cache
+        )
+
+    # the directory may be re-saved while we read it: load_consistent loads again if so
+    return load_consistent(path, build)

@@ -43,6 +43,8 @@ class KnnConfig:
 
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (2, 5)
+    # set by training when the catalogue has Chinese products (models/tfidf.py says why)
+    cjk_char_ngrams: tuple[int, int] | None = None
     max_df: float = 1.0
     k: int = 10
     power: float = 2.0
@@ -53,6 +55,8 @@ class KnnConfig:
         if not 0 < self.max_df <= 1:
             raise ConfigError(f"knn.max_df must be in (0, 1], got {self.max_df}")
         check_ngram_ranges("knn", word_ngrams=self.word_ngrams, char_ngrams=self.char_ngrams)
+        if self.cjk_char_ngrams is not None:
+            check_ngram_ranges("knn", cjk_char_ngrams=self.cjk_char_ngrams)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KnnConfig:
@@ -84,7 +88,9 @@ class KnnModel(Model):
 
     def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None):
         cfg = self.config
-        self._tfidf = TfidfFeatures(cfg.word_ngrams, cfg.char_ngrams)
+        self._tfidf = TfidfFeatures(
+            cfg.word_ngrams, cfg.char_ngrams, cjk_char_ngrams=cfg.cjk_char_ngrams
+        )
         features = self._tfidf.fit_transform(texts)
         rows_with = np.bincount(features.indices, minlength=features.shape[1])
         most = max(1, int(cfg.max_df * len(texts)))
@@ -146,7 +152,9 @@ class KnnModel(Model):
         cfg = self.config
         vocab = json.loads((directory / "vocabulary.json").read_text("utf-8"))
         tensors = load_file(str(directory / "knn.safetensors"))
-        self._tfidf = TfidfFeatures.restore(cfg.word_ngrams, cfg.char_ngrams, vocab, tensors)
+        self._tfidf = TfidfFeatures.restore(
+            cfg.word_ngrams, cfg.char_ngrams, vocab, tensors, cfg.cjk_char_ngrams
+        )
         self._keep = tensors["keep"]
         self._memory_y = tensors["memory_labels"]
         self._memory = csr_matrix(

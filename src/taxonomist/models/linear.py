@@ -31,6 +31,8 @@ class LinearConfig:
 
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (2, 5)
+    # set by training when the catalogue has Chinese products (models/tfidf.py says why)
+    cjk_char_ngrams: tuple[int, int] | None = None
     min_df: int = 1
     classifier: str = "svm"
     C: float = 0.5
@@ -44,6 +46,8 @@ class LinearConfig:
             )
         check_positive("linear", C=self.C, min_df=self.min_df, max_iter=self.max_iter)
         check_ngram_ranges("linear", word_ngrams=self.word_ngrams, char_ngrams=self.char_ngrams)
+        if self.cjk_char_ngrams is not None:
+            check_ngram_ranges("linear", cjk_char_ngrams=self.cjk_char_ngrams)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LinearConfig:
@@ -65,7 +69,9 @@ class LinearModel(Model):
         from sklearn.svm import LinearSVC
 
         cfg = self.config
-        self._tfidf = TfidfFeatures(cfg.word_ngrams, cfg.char_ngrams, cfg.min_df)
+        self._tfidf = TfidfFeatures(
+            cfg.word_ngrams, cfg.char_ngrams, cfg.min_df, cjk_char_ngrams=cfg.cjk_char_ngrams
+        )
         features = self._tfidf.fit_transform(texts)
         weight = "balanced" if cfg.balance else None
         if cfg.classifier == "svm":
@@ -108,5 +114,7 @@ class LinearModel(Model):
         vocab = json.loads((directory / "vocabulary.json").read_text("utf-8"))
         tensors = load_file(str(directory / "linear.safetensors"))
         cfg = self.config
-        self._tfidf = TfidfFeatures.restore(cfg.word_ngrams, cfg.char_ngrams, vocab, tensors)
+        self._tfidf = TfidfFeatures.restore(
+            cfg.word_ngrams, cfg.char_ngrams, vocab, tensors, cfg.cjk_char_ngrams
+        )
         self._coef, self._intercept = tensors["coef"], tensors["intercept"]

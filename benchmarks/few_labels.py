@@ -1,0 +1,154 @@
+"""Few-label learning curve: zero-shot, then 5/10/20/50 labelled products per category.
+
+Usage: .venv/bin/python benchmarks/few_labels.py [--datasets pricerunner,fashion,zh-retail]
+       [--shots 0,5,10,20,50] [--test-limit 2000] [--zh-limit 3000] [--seed 13]
+At each point the same sampled labels train `fewshot` (category-name prototypes + examples,
+mixed by cross-validation on those labels) and the peer, TF-IDF (word 1-2 + char_wb 2-5) +
+LinearSVC. At 0 labels, zero-shot (`taxonomist.zeroshot`, the label set built from the
+training labels, so categories are known by their names only) stands alone. The full-data
+reference is `fast` (TF-IDF + linear SVM) and the peer trained on every training row, same
+run. Test rows: the dataset's test split (its first `--test-limit` rows); zh-retail uses the
+test cut of benchmarks/chinese.py over its first `--zh-limit` rows. Encoders: MiniLM int8 for
+English, E5-small for Chinese (what the language-aware presets choose).
+Writes benchmarks/results/few_labels-<datasets>.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chinese import load_split  # noqa: E402
+from supervised import DATA, RESULTS, svc_fit_predict  # noqa: E402
+
+
+def splits(dataset: str, test_limit: int, zh_limit: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if dataset == "zh-retail":
+        train, test = load_split(zh_limit)
+    else:
+        read = lambda split: pd.read_csv(  # noqa: E731
+            DATA / dataset / f"{split}.csv", dtype=str, keep_default_na=False
+        )
+        train, test = read("train"), read("test")
+    return train, test.iloc[:test_limit].reset_index(drop=True)
+
+
+def sample(train: pd.DataFrame, shots: int, seed: int) -> pd.DataFrame:
+    """`shots` rows per category (all of a smaller one), drawn with the seed."""
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    for rows in train.groupby("category").indices.values():
+        chosen.extend(rng.choice(rows, min(shots, len(rows)), replace=False).tolist())
+    return train.iloc[sorted(chosen)].reset_index(drop=True)
+
+
+def accuracy(pred, gold) -> float:
+    return round(float(np.mean(np.asarray(pred) == np.asarray(gold))), 4)
+
+
+def main() -> int:
+    from taxonomist.encoders import EmbeddingCache, EncoderSet, build_cached_encoder
+    from taxonomist.models import model_class
+    from taxonomist.taxonomy import Taxonomy
+    from taxonomist.zeroshot import ZeroShotClassifier
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--datasets", default="pricerunner,fashion,zh-retail")
+    parser.add_argument("--shots", default="0,5,10,20,50")
+    parser.add_argument("--test-limit", type=int, default=2000)
+    parser.add_argument("--zh-limit", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--no-full", action="store_true")
+    args = parser.parse_args()
+    if not DATA.exists():
+        print(f"skipped: development data not found at {DATA}")
+        return 0
+    results = []
+    for dataset in args.datasets.split(","):
+        train, test = splits(dataset, args.test_limit, args.zh_limit)
+        paths = sorted(set(train.category) | set(test.category))
+        taxonomy = Taxonomy.from_paths([p.split(" > ") for p in paths])
+        chinese = dataset == "zh-retail"
+        encoder_name = "e5" if chinese else "minilm-int8"
+        encoder = build_cached_encoder(encoder_name, cache=EmbeddingCache())
+        overrides = {"encoder": encoder_name}
+        if chinese:
+            overrides["cjk_char_ngrams"] = (1, 3)
+        gold = test.category.tolist()
+        texts = test.title.tolist()
+        print(f"{dataset}: {len(train)} train rows, {len(test)} test rows", flush=True)
+        if not args.no_full:
+            start = time.perf_counter()
+            pred, _, _ = svc_fit_predict(train.title, train.category, test.title)
+            results.append(
+                {"dataset": dataset, "shots": "all", "method": "TF-IDF + LinearSVC (peer)",
+                 "accuracy": accuracy(pred, gold), "seconds": round(time.perf_counter() - start)}
+            )  # fmt: skip
+            print(json.dumps(results[-1]), flush=True)
+        for shots in [int(s) for s in args.shots.split(",")]:
+            start = time.perf_counter()
+            if shots == 0:
+                zeroshot = ZeroShotClassifier(taxonomy, EncoderSet({}, encoder))
+                zeroshot.adapt(texts)
+                pred = [" > ".join(p.best.path) for p in zeroshot.predict(texts)]
+                seconds = round(time.perf_counter() - start)
+                results.append(
+                    {"dataset": dataset, "shots": 0, "method": f"zero-shot ({encoder.name})",
+                     "accuracy": accuracy(pred, gold), "seconds": seconds}
+                )  # fmt: skip
+                print(json.dumps(results[-1]), flush=True)
+                continue
+            labelled = sample(train, shots, args.seed)
+            pred, _, _ = svc_fit_predict(labelled.title, labelled.category, test.title)
+            results.append(
+                {"dataset": dataset, "shots": shots, "method": "TF-IDF + LinearSVC (peer)",
+                 "accuracy": accuracy(pred, gold), "labels": len(labelled)}
+            )  # fmt: skip
+            print(json.dumps(results[-1]), flush=True)
+            cls = model_class("fewshot")
+            model = cls(taxonomy, cls.config_class.from_dict(overrides))
+            start = time.perf_counter()
+            model.fit(labelled.title.tolist(), labelled.category.tolist())
+            fit_s = time.perf_counter() - start
+            pred = [" > ".join(p.best.path) for p in model.predict(texts)]
+            history = model.report.history[0]
+            results.append(
+                {"dataset": dataset, "shots": shots, "method": "taxonomist fewshot",
+                 "accuracy": accuracy(pred, gold), "labels": len(labelled),
+                 "train_s": round(fit_s, 1), "prior": history["prior"],
+                 "weight_prototypes": history["weight_prototypes"],
+                 "cv_accuracy": round(history["cv_accuracy"], 4)}
+            )  # fmt: skip
+            print(json.dumps(results[-1]), flush=True)
+        if not args.no_full:
+            cls = model_class("linear")
+            config = {"cjk_char_ngrams": (1, 3), "C": 2.0} if chinese else {}
+            model = cls(taxonomy, cls.config_class.from_dict(config))
+            model.fit(train.title.tolist(), train.category.tolist())
+            pred = [" > ".join(p.best.path) for p in model.predict(texts)]
+            results.append(
+                {"dataset": dataset, "shots": "all", "method": "taxonomist fast (full data)",
+                 "accuracy": accuracy(pred, gold)}
+            )  # fmt: skip
+            print(json.dumps(results[-1]), flush=True)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"few_labels-{args.datasets.replace(',', '-')}.json").write_text(
+            json.dumps({"load_average": os.getloadavg(), "rows": results}, indent=2)
+        )
+    print("| data | labels/category | method | accuracy |")
+    print("|---|---|---|---|")
+    for r in results:
+        print(f"| {r['dataset']} | {r['shots']} | {r['method']} | {r['accuracy']:.4f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
