@@ -288,9 +288,9 @@ print(json.dumps({"seconds": time.perf_counter() - t,
 """
 
 
-def export_cold_start(models: dict[str, Path]) -> dict:
+def export_cold_start(models: dict[str, Path], presets: list[str]) -> dict:
     out: dict = {}
-    for preset in ("fast", "balanced"):
+    for preset in presets:
         exported = WORK / f"export-{preset}"
         if not (exported / "manifest.json").exists():
             subprocess.run(
@@ -322,6 +322,7 @@ def main() -> int:
     parser.add_argument("--train-rows", type=int, default=10_000, help="fast: per dataset")
     parser.add_argument("--balanced-train-rows", type=int, default=3_000, help="per dataset")
     parser.add_argument("--test-rows", type=int, default=1_000, help="per dataset")
+    parser.add_argument("--export-presets", default="fast,balanced")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--deadline", type=float, default=None, help="stop a run after this many seconds"
@@ -334,9 +335,10 @@ def main() -> int:
     runs = [r.split(":") for r in args.runs.split(",") if r]
     presets = {p for p, _, _ in runs} | ({"balanced"} if args.accuracy else set())
     models = {}
-    if "fast" in presets or args.export:
+    exported = set(args.export_presets.split(",")) if args.export else set()
+    if "fast" in presets | exported:
         models["fast"] = train("fast", args.train_rows)
-    if presets & {"balanced", "cascade"} or args.accuracy or args.export:
+    if presets & {"balanced", "cascade"} or args.accuracy or "balanced" in exported:
         models["balanced"] = train("balanced", args.balanced_train_rows)
     results: dict = {"machine": f"{os.cpu_count()} cores (shared)", "runs": []}
     if args.out and args.out.exists():
@@ -348,7 +350,7 @@ def main() -> int:
     if args.accuracy:
         results["cascade"] = accuracy(models, args.test_rows)
     if args.export:
-        results["export"] = export_cold_start(models)
+        results["export"] = export_cold_start(models, args.export_presets.split(","))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
     return 0
