@@ -59,6 +59,24 @@ def batch_path(model: Path, texts: list[str]) -> dict:
     return {"items": len(texts), "seconds": seconds, "items_per_s": len(texts) / seconds}
 
 
+def cli_classify(model: Path, texts: list[str]) -> dict:
+    """`taxonomist classify` on a CSV of the same titles, end to end (start-up included)."""
+    import csv
+
+    exe = Path(sys.executable).with_name("taxonomist")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "titles.csv"
+        with open(data, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "title"])
+            writer.writerows((i, t) for i, t in enumerate(texts))
+        cmd = [str(exe), "classify", str(data), "--model", str(model), "--out"]
+        started = time.perf_counter()
+        subprocess.run([*cmd, str(Path(tmp) / "out.csv")], check=True, capture_output=True)
+        seconds = time.perf_counter() - started
+    return {"items": len(texts), "seconds": seconds, "items_per_s": len(texts) / seconds}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -122,6 +140,14 @@ def run_wrk(url: str, script: Path, clients: int, seconds: int) -> dict:
     }
 
 
+def model_calls(base: str) -> tuple[float, float]:
+    """(model calls, products) so far, from the server's own metrics."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    found = dict(re.findall(r'taxonomist_model_batch_items_(count|sum)\{model="m"\} (\S+)', text))
+    return float(found.get("count", 0)), float(found.get("sum", 0))
+
+
 def rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
@@ -158,6 +184,8 @@ def main() -> int:
     result: dict = {"model": str(args.model), "rows": len(texts), "seconds": args.seconds}
     result["batch_path"] = batch_path(args.model, texts)
     print(f"batch path: {result['batch_path']['items_per_s']:.0f} items/s", flush=True)
+    result["cli_classify"] = cli_classify(args.model, texts)
+    print(f"classify CLI, start-up included: {result['cli_classify']['seconds']:.1f} s", flush=True)
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -192,23 +220,23 @@ def main() -> int:
                 ("batch32_1_client", batch_lua, 1, 32),
                 ("batch32_4_clients", batch_lua, 4, 32),
             ):
+                calls_before, items_before = model_calls(base)
                 run = run_wrk(url, script, clients, args.seconds)
+                calls_after, items_after = model_calls(base)
                 run["items_per_s"] = run["requests_per_s"] * per_request
+                run["products_per_model_call"] = (items_after - items_before) / max(
+                    1.0, calls_after - calls_before
+                )
                 runs[label] = run
                 print(
                     f"{label}: {run['requests_per_s']:.1f} req/s, {run['items_per_s']:.0f} "
                     f"items/s, p50 {run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, "
-                    f"non-2xx {run['non_2xx']}",
+                    f"non-2xx {run['non_2xx']}, "
+                    f"{run['products_per_model_call']:.1f} products per model call",
                     flush=True,
                 )
             result["runs"] = runs
         result["rss_after_load_mib"] = rss_mib(proc.pid)
-        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
-            metrics = response.read().decode()
-        count = re.search(r'taxonomist_model_batch_items_count\{model="m"\} ([\d.e+]+)', metrics)
-        total = re.search(r'taxonomist_model_batch_items_sum\{model="m"\} ([\d.e+]+)', metrics)
-        if count and total:
-            result["mean_items_per_model_call"] = float(total.group(1)) / float(count.group(1))
     finally:
         proc.send_signal(signal.SIGINT)
         try:

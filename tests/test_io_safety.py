@@ -523,6 +523,8 @@ def test_header_only_input_gives_empty_output(
         import pyarrow.parquet as pq
 
         assert pq.read_table(out).num_rows == 0
+    result = _classify(data, out, tax, "--model", tmp_path / "no-model")
+    assert result.exit_code == 1 and "model directory not found" in result.output
     empty = tmp_path / "empty.jsonl"
     empty.write_text("", encoding="utf-8")
     result = _classify(empty, tmp_path / "e.csv", tax, "--keep-columns", "brand")

@@ -131,3 +131,11 @@ def test_classify_in_a_log_ends_with_one_progress_line(
     assert result.exit_code == 0, result.output
     progress = [ln for ln in result.output.splitlines() if ln.startswith("classifying:")]
     assert len(progress) == 1 and progress[0].startswith("classifying: 160/160 in ")
+
+
+def test_tune_reports_each_trials_stages(tmp_path: Path, tiny_corpus: Path) -> None:
+    args = ["tune", str(tiny_corpus), "--out", str(tmp_path / "m"), "--preset", "fast"]
+    result = CliRunner().invoke(app, [*args, "--time-budget", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert "tuning: fit: 1/1 in " in result.output
+    assert "min used)" in result.output  # each trial line says how much budget is spent

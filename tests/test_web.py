@@ -129,6 +129,14 @@ def test_csv_upload_is_batched(page, tmp_path: Path) -> None:
     assert "Shirts" in page.locator(".results-table tbody tr").first.inner_text()
 
 
+def test_docs_render_offline(page, server: str) -> None:
+    # the browser reaches nothing but 127.0.0.1 here: Swagger UI must come from the app
+    page.goto(server + "/docs")
+    page.wait_for_selector(".opblock-summary-path[data-path='/v1/models/{name}/classify']")
+    page.goto(server + "/")
+    page.wait_for_selector(f"#model option[value='{MODEL_NAME}']", state="attached")
+
+
 def test_search_and_browse_the_taxonomy(page, tmp_path: Path) -> None:
     page.fill("#search", "bag")
     page.press("#search", "Enter")

@@ -343,6 +343,13 @@ def classify(
             help="Batch jobs: use the embedding cache (default off: each title is seen once).",
         ),
     ] = False,
+    review_db: Annotated[
+        str | None,
+        typer.Option(
+            help="Queue the products below the model's routing thresholds for review in this "
+            "database: sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB.",
+        ),
+    ] = None,
     keep_columns: Annotated[
         str | None,
         typer.Option(
@@ -407,6 +414,7 @@ def classify(
                 on_image_problem=printer.image_problem,
                 device=device,
                 cascade=cascade,
+                review_db=review_db,
             )
     rate = outcome.written / max(outcome.seconds, 1e-9)
     typer.echo(
@@ -421,6 +429,8 @@ def classify(
             else ""
         )
     )
+    if outcome.queued is not None:
+        typer.echo(f"queued {outcome.queued} products for review in {review_db}")
 
 
 @app.command()
@@ -505,6 +515,15 @@ def train(
             "encoder only below a threshold learned on validation).",
         ),
     ] = False,
+    precision_target: Annotated[
+        float,
+        typer.Option(
+            min=0.5,
+            max=1.0,
+            help="Per-category routing thresholds are chosen on validation to reach this "
+            "precision; products below them go to review.",
+        ),
+    ] = 0.99,
     delimiter: Delimiter = None,
     encoding: Encoding = "utf-8",
     strict: Strict = False,
@@ -555,6 +574,7 @@ def train(
             on_bad_row=printer,
             reading=printer.reading(allow_download),
             device=device,
+            precision_target=precision_target,
             store=store,
             name=name,
             promote=promote or None,
@@ -565,6 +585,11 @@ def train(
         f"validation ({outcome.valid_rows} rows): accuracy {m.get('accuracy', float('nan')):.4f}, "
         f"macro-F1 {m.get('f1_macro', float('nan')):.4f}, ECE {m.get('ece', float('nan')):.4f}"
     )
+    if "automation_rate" in m:
+        typer.echo(
+            f"automation rate at {precision_target:g} precision (validation): "
+            f"{m['automation_rate']:.3f}"
+        )
     typer.echo(f"model: {outcome.model_dir}")
     if outcome.curve_path:
         typer.echo(f"training curve: {outcome.curve_path}")
@@ -909,6 +934,13 @@ def serve(
         typer.Option(help="File of hashed API keys with scopes (also TAXONOMIST_API_KEYS)."),
     ] = None,
     allow_download: AllowDownload = False,
+    review_db: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve the review queue, its page (/review) and retraining from this database "
+            "(sqlite:///PATH, a file path, or postgresql://...).",
+        ),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Serve models over HTTP: REST API, Open Inference Protocol v2, a web page, /metrics."""
@@ -935,7 +967,12 @@ def serve(
             )
         if settings.open_access and host not in ("127.0.0.1", "localhost", "::1"):
             typer.echo(f"warning: --open on {host}: anyone who reaches it can use it", err=True)
-        server_app = create_app(settings)
+        routers = []
+        if review_db is not None:
+            from .api.review_routes import open_review_router
+
+            routers.append(open_review_router(review_db, store=store, model=model))
+        server_app = create_app(settings, routers=routers)
     # process-wide choices belong to the server process, made once here
     from prometheus_client import disable_created_metrics
 
@@ -1025,6 +1062,71 @@ def models_rollback(
     with _reported():
         version = ModelStore(store).rollback(name)
     typer.echo(f"{name}: rolled back to {version}")
+
+
+review_app = typer.Typer(
+    help="The review queue: export reviewed labels (reviewers work in the web page or API).",
+    no_args_is_help=True,
+)
+app.add_typer(review_app, name="review")
+ReviewDb = Annotated[
+    str,
+    typer.Option(
+        "--db", help="Review database: sqlite:///PATH, a file path, or postgresql://USER@HOST/DB."
+    ),
+]
+
+
+@review_app.command("export")
+def review_export(
+    db: ReviewDb,
+    out: Annotated[Path, typer.Option("--out", "-o", help="labels.csv or labels.parquet.")],
+) -> None:
+    """Write the latest accepted or corrected label of every reviewed product."""
+    with _reported():
+        from .review import ReviewStore
+        from .review.export import export_labels
+
+        with ReviewStore(db) as store:
+            count = export_labels(store, out)
+    typer.echo(f"exported {count} reviewed labels -> {out}")
+
+
+@app.command()
+def retrain(
+    store: Annotated[Path, typer.Option("--store", help="The model store folder.")],
+    name: Annotated[str, typer.Option("--name", help="The model's name in the store.")],
+    review_db: Annotated[
+        str | None,
+        typer.Option(help="Review database (default: review.sqlite in the store folder)."),
+    ] = None,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            min=0.0001, max=0.5, help="Refuse a candidate worse on the holdout at this p-value."
+        ),
+    ] = 0.05,
+    verbose: Verbose = False,
+) -> None:
+    """Train a candidate on the current version's data plus reviewed labels; promote it only
+    when it is not worse on the frozen holdout and better on reviewed products it did not
+    train on. Exit code 2 when the candidate is refused (the current version keeps serving)."""
+    _setup_logging(verbose)
+    with _reported():
+        from .review.db import DEFAULT_FILE
+        from .review.loop import retrain as run_retrain
+
+        report = run_retrain(store, name, review_db or str(store / DEFAULT_FILE), alpha=alpha)
+    h = report.holdout
+    typer.echo(
+        f"candidate {report.candidate} (from {report.current}): holdout accuracy "
+        f"{h['candidate_accuracy']:.4f} vs {h['current_accuracy']:.4f} on {h['rows']} rows"
+    )
+    for reason in report.reasons:
+        typer.echo(("" if report.promoted else "refused: ") + reason)
+    typer.echo(f"report: {report.report_path}")
+    if not report.promoted:
+        raise typer.Exit(code=2)
 
 
 def main() -> None:

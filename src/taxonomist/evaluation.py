@@ -82,6 +82,11 @@ class EvaluationResult:
                 f"ECE {m['ece']:.3f} | coverage {m['coverage_at_precision']:.3f} at precision "
                 f">= {self.precision_target:g} (threshold {m['threshold_at_precision']:.3f})"
             )
+        if "automation_rate" in m:  # predictions routed by a model's per-category thresholds
+            lines.append(
+                f"automation rate {m['automation_rate']:.3f} (rows not flagged needs_review), "
+                f"precision among them {m['automated_precision']:.3f}"
+            )
         return "\n".join(lines)
 
 

@@ -42,8 +42,9 @@ from .diagnostics import (
 )
 from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
-from .persistence import atomic_write_text
+from .persistence import atomic_write_text, read_manifest
 from .predictions import check_language
+from .routing import route
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 from .taxonomy_loaders import from_labels, load_taxonomy
 
@@ -60,6 +61,7 @@ class ClassifyOutcome:
     seconds: float
     taxonomy: str
     encoders: list[str]
+    queued: int | None = None  # products put in the review queue (with review_db)
 
 
 @dataclass
@@ -169,6 +171,7 @@ def classify_file(
     on_image_problem: Callable[[BadRow], None] | None = None,
     device: str = "auto",
     cascade: bool | None = None,
+    review_db: str | Path | None = None,
 ) -> ClassifyOutcome:
     """Classify every good row of `input_path` into `output_path`, streaming.
 
@@ -195,6 +198,10 @@ def classify_file(
     zero-shot (ONNX int8, E5 and USE stay on the CPU). `cascade` turns an ensemble's cascade
     on or off (None: as the model was trained). `language` ("zh") writes category paths with
     the taxonomy's names in that language where it has them.
+
+    A trained model with routing thresholds flags `needs_review` on every product below its
+    category's threshold; with `review_db` (a URL or SQLite file) those products are queued
+    for review with their top suggestions (zero-shot: the rows --min-confidence flags).
     """
     from .classifier import check_options, load_classifier
 
@@ -207,6 +214,7 @@ def classify_file(
         )
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
+    routing = None  # the model's thresholds, once it is loaded
     check_output_file(output_path, WRITE_FORMATS, inputs=[input_path], what="output")
     names, has_rows = peek_file(input_path, columns)
     keep: list[str] = []
@@ -219,13 +227,20 @@ def classify_file(
         return PredictionWriter(
             output_path,
             top_k,
-            review=min_confidence is not None,
+            review=min_confidence is not None or routing is not None,
             keep_columns=keep,
             inputs=[input_path],
         )
 
     if not has_rows:
-        # a daily feed with nothing new: an empty output the next step can read, no model
+        # a daily feed with nothing new: an empty output the next step can read without
+        # loading the model; only checking that it is there, so a wrong path fails today
+        if model is not None:
+            read_manifest(model)
+        elif store is not None and name is not None:
+            from .store import ModelStore
+
+            ModelStore(store).current(name)
         with writer():
             pass
         logger.warning("%s: no data rows; wrote an empty %s", input_path, output_path)
@@ -237,6 +252,11 @@ def classify_file(
             str(model or name or taxonomy or "shopify"),
             [],
         )
+    review_store = None
+    if review_db is not None:  # before the model loads: a bad URL or a database down fails now
+        from .review import ReviewStore
+
+        review_store = ReviewStore(review_db)
     clf = load_classifier(
         model,
         store=store,
@@ -259,6 +279,10 @@ def classify_file(
         columns = replace(columns, image_column=None)
     # before reading anything: a language the taxonomy has no names in is a mistake
     check_language(clf.taxonomy, language)
+    # the queue shows reviewers a few alternatives even when the output keeps fewer
+    k = max(top_k, 5) if review_db is not None else top_k
+    routing = clf.model.routing if clf.model is not None else None
+    review = _review_intake(review_store, clf, routing, min_confidence)
     report = ReadReport(str(input_path))
     with writer() as out:
         for batch in read_products(
@@ -271,10 +295,15 @@ def classify_file(
             on_image_problem=on_image_problem,
             allow_download=allow_download,
         ):
+            preds = clf.predict_products(
+                batch, top_k=k, min_confidence=min_confidence, language=language
+            )
+            if review is not None:
+                preds = review(preds, batch)
+            elif routing is not None:
+                preds = route(preds, routing)
             out.write(
-                clf.predict_products(
-                    batch, top_k=top_k, min_confidence=min_confidence, language=language
-                ),
+                preds.top_k(top_k) if k != top_k else preds,
                 [p.extra for p in batch] if keep else None,
             )
             if progress:
@@ -286,6 +315,8 @@ def classify_file(
             f"no valid rows to classify ({len(report.bad_rows)} bad rows){hint}",
             file=input_path,
         )
+    if review is not None:
+        review.store.close()
     return ClassifyOutcome(
         output_path,
         out.count,
@@ -293,7 +324,25 @@ def classify_file(
         time.perf_counter() - started,
         clf.identity.taxonomy,
         _described(clf),
+        queued=review.queued if review is not None else None,
     )
+
+
+def _review_intake(review_store: Any, clf: Any, routing: Any, min_confidence: float | None) -> Any:
+    """What puts classify's doubtful products into the review queue (None without one)."""
+    if review_store is None:
+        return None
+    if routing is None and min_confidence is None:
+        review_store.close()
+        raise ConfigError(
+            "--review-db queues the products below a trained model's routing thresholds: "
+            "give a model trained with them, or --min-confidence to choose which go to review"
+        )
+    from .review.intake import ReviewIntake
+
+    review_store.taxonomy = clf.taxonomy
+    identity = clf.identity
+    return ReviewIntake(review_store, routing, identity.name, identity.version or "")
 
 
 def _adaptation_sample(
@@ -437,6 +486,7 @@ def train_file(
     on_bad_row: Callable[[BadRow], None] | None = None,
     reading: ImageReading | None = None,
     device: str = "auto",
+    precision_target: float | None = None,
     store: str | Path | None = None,
     name: str | None = None,
     promote: bool | None = None,
@@ -480,6 +530,14 @@ def train_file(
         reading,
         name=name or Path(out_dir or ".").resolve().name,
     )
+    if model_store is not None and name is not None:
+        from .holdout import freeze_holdout
+
+        # a name's first version cuts the frozen holdout that gates every later version
+        first = not (model_store.root / name / "versions").is_dir()
+        texts, labels, valid_texts, valid_labels = freeze_holdout(
+            model_store.root, name, texts, labels, valid_texts, valid_labels, first_version=first
+        )
     with tempfile.TemporaryDirectory(prefix=".train-", dir=_staging_root(store)) as staging:
         target = Path(out_dir) if out_dir is not None else Path(staging) / "model"
         trained = train_model(
@@ -496,6 +554,7 @@ def train_file(
             refit=refit,
             progress=progress,
             device=device,
+            precision_target=precision_target,
         )
         path = trained.path
         if model_store is not None and name is not None:
@@ -561,6 +620,8 @@ class PredictionFile:
     rows: int
     duplicate_ids: int = 0
     duplicate_examples: list[tuple[str, int, int]] = field(default_factory=list)
+    # id -> needs_review, where the file has that column (routed or --min-confidence runs)
+    review_flags: dict[str, bool] = field(default_factory=dict)
 
 
 def _confidence(value: Any, path: Path, line: int) -> float | None:
@@ -654,6 +715,8 @@ def read_prediction_file(path: str | Path, *, strict: bool = False) -> Predictio
         # a backed-off row's full-depth guess (--min-confidence); "" on every other row
         suggested = record.get("suggested_category")
         out.by_id[pid] = (category, confidence, "" if suggested is None else str(suggested))
+        if "needs_review" in record:
+            out.review_flags[pid] = str(record["needs_review"]).strip().lower() in ("true", "1")
     if out.rows == 0:
         raise DataError("the predictions file has no rows: nothing to score", file=path)
     if out.duplicate_ids:
@@ -768,6 +831,12 @@ def evaluate_files(
             1 for g, f in zip(gold, full_depth) if tuple(g) == tuple(f)
         ) / len(gold)
     warnings += mismatch_warnings(gold, pred, gold_path, columns, tax)
+    flags = prediction_file.review_flags
+    if any(flags.values()):
+        # routed predictions: the share a model files on its own, and how precise those are
+        auto = [tuple(g) == tuple(p) for i, g, p in zip(ids, gold, pred) if not flags.get(i)]
+        result.metrics["automation_rate"] = len(auto) / len(ids)
+        result.metrics["automated_precision"] = sum(auto) / len(auto) if auto else float("nan")
     outcome = EvaluateOutcome(
         result,
         report,

@@ -18,6 +18,7 @@ from .errors import ConfigError, DataError
 from .items import ModelInput, group_key, has_images
 from .languages import LanguagePlan, plan_for
 from .models import Model, model_class
+from .routing import check_precision_target
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +212,7 @@ def train_model(
     refit: bool | None = None,
     progress=None,
     device: str = "cpu",
+    precision_target: float | None = None,
 ) -> TrainedModel:
     """Fit the chosen kind and save it with its manifest and training curve.
 
@@ -219,7 +221,8 @@ def train_model(
     ensemble weights; by default it does so unless a fine-tuned transformer is involved
     (there it would double a long training run). With photos among the inputs and no
     `kind`, the preset's `fusion` model is trained. `device` (resolved, see
-    `taxonomist.devices`) is where a fine-tuned transformer trains.
+    `taxonomist.devices`) is where a fine-tuned transformer trains. `precision_target` is
+    what the routing thresholds are chosen for (`taxonomist.routing`; default 0.99).
     """
     if not texts:
         raise DataError("no training rows")
@@ -246,6 +249,8 @@ def train_model(
     chosen, config = resolve_kind(preset, kind, dict(overrides or {}), languages)
     model = model_class(chosen)(taxonomy, config)
     model.device = device
+    if precision_target is not None:
+        model.precision_target = check_precision_target(precision_target)
     logger.info("training %s on %d rows, validating on %d", chosen, len(texts), len(valid_texts))
     model.fit(texts, labels, valid_texts, valid_labels, progress=progress)
     if refit is None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from . import progress
 from .errors import ConfigError
 from .items import ModelInput, has_images
 from .models import Model, model_class
@@ -136,7 +137,8 @@ def tune(
         model = cls(taxonomy, config)
         model.device = device
         t0 = time.perf_counter()
-        report = model.fit(texts, labels, valid_texts, valid_labels)
+        # a trial's stages (epochs...) reach whoever listens (the CLI's progress lines)
+        report = model.fit(texts, labels, valid_texts, valid_labels, progress=progress.report)
         metrics = report.valid_metrics
         row = {
             "trial": trial + 1,

@@ -6,6 +6,7 @@ Other modules add routers through `routers=` (e.g. the review queue), protecting
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -51,6 +53,17 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def _web_dir() -> Path:
     return Path(str(resources.files("taxonomist") / "web" / "static"))
+
+
+def _docs_assets() -> Path | None:
+    """Swagger UI's files from the `swagger-ui-py` package (the `api` extra), found without
+    importing it; None when absent, and /docs then loads them from FastAPI's default CDN.
+    Serving them locally keeps /docs working on a machine without internet access."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "static"
+    return path if (path / "swagger-ui-bundle.js").is_file() else None
 
 
 def health_router() -> APIRouter:
@@ -119,7 +132,9 @@ def create_app(
         finally:
             await models.stop()
 
+    docs_assets = _docs_assets()
     app = FastAPI(
+        docs_url=None if docs_assets else "/docs",
         title="Taxonomist",
         version=__version__,
         description="Sort products into a category taxonomy. Errors are RFC 9457 problem "
@@ -146,6 +161,19 @@ def create_app(
         @app.get("/", include_in_schema=False)
         async def page() -> FileResponse:
             return FileResponse(web / "index.html")
+
+    if docs_assets is not None:
+        app.mount("/docs-static", StaticFiles(directory=docs_assets), name="docs-static")
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs() -> HTMLResponse:
+            return get_swagger_ui_html(
+                openapi_url=app.openapi_url or "/openapi.json",
+                title="Taxonomist API",
+                swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                swagger_css_url="/docs-static/swagger-ui.css",
+                swagger_favicon_url="/docs-static/favicon-32x32.png",
+            )
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> Response:

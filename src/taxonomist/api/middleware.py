@@ -22,6 +22,8 @@ from .problems import PROBLEM_JSON
 logger = logging.getLogger("taxonomist.api.access")
 
 REQUEST_ID_HEADER = "x-request-id"
+# a client may send any token as a method: only these become label values
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 Scope = dict[str, Any]
@@ -74,12 +76,12 @@ class RequestMiddleware:
             template = getattr(route, "path", None) or "<unmatched>"
             name = scope.get("path_params", {}).get("name", "")
             model = name if name and self.is_model(name) else ""
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in _METHODS else "other"
             self.metrics.requests.labels(method, template, model, str(status["code"])).inc()
             self.metrics.latency.labels(method, template, model).observe(elapsed)
             logger.info(
                 "%s %s %s %.1f ms request_id=%s",
-                method,
+                scope["method"],
                 scope["path"],
                 status["code"],
                 elapsed * 1000,

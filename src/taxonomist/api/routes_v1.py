@@ -224,11 +224,12 @@ async def list_models(models: Registry) -> ModelList:
 async def show_model(name: ModelName, models: Registry) -> ModelDetail:
     served = models.get(name)
     detail = summary(models, name)
-    if served.path is not None:
+    directory = served.path or getattr(served.classifier, "source", None)
+    if directory is not None:
         from ..persistence import read_manifest
 
         try:
-            manifest = await asyncio.to_thread(read_manifest, served.path)
+            manifest = await asyncio.to_thread(read_manifest, directory)
         except TaxonomistError:
             manifest = {}
         training = manifest.get("training") or {}

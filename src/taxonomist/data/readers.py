@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -91,10 +91,6 @@ class ColumnSpec:
             raise ConfigError(f"keep columns: a tuple of names or '{KEEP_ALL}'")
         if not isinstance(self.keep_columns, str) and any(not c.strip() for c in self.keep_columns):
             raise ConfigError(f"keep columns must be non-empty names, got {self.keep_columns!r}")
-
-    @property
-    def utf8(self) -> bool:
-        return self.encoding == "utf-8"
 
 
 @dataclass(frozen=True)
@@ -371,7 +367,7 @@ def _has_bad_bytes(text: str) -> bool:
     return _BAD_BYTES.search(text) is not None
 
 
-def _cell(record: dict[str, Any], column: str) -> str:
+def _cell(record: Mapping[str, Any], column: str) -> str:
     value = record.get(column)
     if value is None:
         return ""

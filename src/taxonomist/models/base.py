@@ -24,6 +24,7 @@ from ..hierarchy import TreeIndex
 from ..items import ModelInput, as_items, as_texts
 from ..persistence import load_consistent, read_taxonomy, save_model_dir
 from ..predictions import Predictions
+from ..routing import DEFAULT_PRECISION_TARGET, Routing, choose_routing
 from ..taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ class Model(ABC):
         # fine-tuned transformer runs ("auto" allowed; CPU-only encoders ignore it); set
         # before fit, or given to load_model
         self.device = "cpu"
+        # routing thresholds are chosen on validation for this precision (set before fit)
+        self.precision_target = DEFAULT_PRECISION_TARGET
+        self.routing: Routing | None = None
         # the embedding cache the kinds that encode use: a folder (None: the default one)
         # and on/off (None: TAXONOMIST_NO_CACHE decides); set before use, or by load_model
         self.cache_dir: str | Path | None = None
@@ -163,6 +167,8 @@ class Model(ABC):
             self.temperature = fit_temperature(logits, vy)
             report.temperature = self.temperature
             report.valid_metrics = self._metrics(logits, vy)
+            self.routing = self._routing(logits, vy)
+            report.valid_metrics["automation_rate"] = self.routing.automation_rate or 0.0
         report.seconds = time.perf_counter() - started
         self.report = report
         return report
@@ -209,6 +215,18 @@ class Model(ABC):
             -log_softmax(logits, self.temperature)[np.arange(len(y)), y].mean()
         )
         return {k: float(v) for k, v in metrics.items()}
+
+    def _routing(self, logits: np.ndarray, y: np.ndarray) -> Routing:
+        # thresholds apply to what predict returns: the decoded best path and its confidence
+        probs = softmax(logits, self.temperature)
+        decoded = self.tree.decode(probs, [str(i) for i in range(len(y))], 1)
+        best = [p.candidates[0] for p in decoded]
+        return choose_routing(
+            [c.category_id for c in best],
+            [c.confidence for c in best],
+            [self.labels[i] for i in y],
+            self.precision_target,
+        )
 
     # -- prediction -----------------------------------------------------------------------
     def _check_trained(self) -> None:
@@ -259,6 +277,7 @@ class Model(ABC):
             "labels": self.labels,
             "label_count": len(self.labels),
             "temperature": self.temperature,
+            "routing": self.routing.to_dict() if self.routing else None,
             "refit_on_train_and_valid": self.refitted,
             "taxonomy": {"name": self.taxonomy.name, "version": self.taxonomy.version},
             "training": {
@@ -290,6 +309,9 @@ class Model(ABC):
         model.use_cache = use_cache
         model.labels = list(manifest["labels"])
         model.temperature = float(manifest.get("temperature", 1.0))
+        if manifest.get("routing"):
+            model.routing = Routing.from_dict(manifest["routing"])
+            model.precision_target = model.routing.precision_target
         model._load(path, manifest)
         return model
 
