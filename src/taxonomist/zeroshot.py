@@ -404,6 +404,32 @@ class ZeroShotClassifier:
         log_prior = self.config.vertical_prior * np.log(weights * n_top)
         return log_prior[self._cand_top]
 
+    def state(self) -> dict[str, dict[tuple[str, str], np.ndarray]]:
+        """The prototypes and what `adapt` learned, as arrays keyed by (encoder, language):
+        what a worker needs to predict exactly as this classifier does without embedding
+        the categories or adapting again (`load_state`)."""
+        return {
+            "prototypes": dict(self._prototypes),
+            "adapted": dict(self._adapted),
+            "bias": dict(self._bias),
+            "log_prior": dict(self._log_prior),
+        }
+
+    def with_state(self, state: dict[str, dict[tuple[str, str], np.ndarray]]) -> ZeroShotClassifier:
+        """A copy that takes over another classifier's `state()` (same taxonomy and config);
+        `self` is left as it was."""
+        out = copy.copy(self)
+        for name in ("prototypes", "adapted", "bias", "log_prior"):
+            merged = dict(getattr(self, f"_{name}"))
+            # the catalogue prior is per candidate, the rest per node
+            size = len(self.tree.candidates) if name == "log_prior" else len(self.tree)
+            for key, value in state.get(name, {}).items():
+                if len(value) != size:
+                    raise ValueError(f"state for {len(value)} entries of {name}; expected {size}")
+                merged[tuple(key)] = value
+            setattr(out, f"_{name}", merged)
+        return out
+
     def candidate_log_probs(self, texts: Sequence[str]) -> np.ndarray:
         """(n, candidates) log-probabilities of each text's category, candidates in tree
         order (`self.tree.candidates`). An empty text gets a uniform row."""
