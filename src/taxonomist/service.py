@@ -93,6 +93,25 @@ def model_inputs(products: list[Product], columns: ColumnSpec) -> list[ModelInpu
     return [p.text for p in products]
 
 
+def set_cascade(model: Any, cascade: bool | None) -> None:
+    """Turn an ensemble's cascade on or off; None leaves it as trained.
+
+    Raises:
+        ConfigError: the cascade asked of a model that has none.
+    """
+    if cascade is None:
+        return
+    if getattr(model, "cascade_threshold", None) is None:
+        if cascade:
+            raise ConfigError(
+                f"--cascade needs an ensemble with a TF-IDF member and an encoder member, "
+                f"trained by this version (this is a '{model.kind}' model without a cascade "
+                "threshold); retrain it, or drop --cascade"
+            )
+        return
+    model.cascade = cascade
+
+
 def resolve_taxonomy(
     spec: str | None, *, label_file: str | Path | None = None, columns: ColumnSpec = ColumnSpec()
 ) -> Taxonomy:
@@ -109,14 +128,22 @@ def resolve_taxonomy(
 
 
 def build_zero_shot(
-    taxonomy: Taxonomy, encoder: str = "auto", *, cache_dir: str | Path | None = None, **config: Any
+    taxonomy: Taxonomy,
+    encoder: str = "auto",
+    *,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    **config: Any,
 ):
-    """A `ZeroShotClassifier` over `taxonomy` with cached encoders."""
+    """A `ZeroShotClassifier` over `taxonomy` with cached encoders; the torch encoders run
+    on `device` ("auto": a CUDA GPU when torch sees one; `encoders.encoder_device`)."""
     from .encoders import build_encoder_set, open_cache
     from .zeroshot import ZeroShotClassifier, ZeroShotConfig
 
     return ZeroShotClassifier(
-        taxonomy, build_encoder_set(encoder, cache=open_cache(cache_dir)), ZeroShotConfig(**config)
+        taxonomy,
+        build_encoder_set(encoder, cache=open_cache(cache_dir), device=device),
+        ZeroShotConfig(**config),
     )
 
 
@@ -143,6 +170,7 @@ def classify_file(
     on_bad_row: Callable[[BadRow], None] | None = None,
     on_image_problem: Callable[[BadRow], None] | None = None,
     device: str = "auto",
+    cascade: bool | None = None,
     review_db: str | Path | None = None,
 ) -> ClassifyOutcome:
     """Classify every good row of `input_path` into `output_path`, streaming.
@@ -166,8 +194,10 @@ def classify_file(
     them; zero-shot pools the text scores with image scores from `alignment` (a directory
     saved by `align_file`) or, without one, from the ImageNet bridge. A bad image is reported
     through `on_image_problem` and its product is classified from its text. `device`
-    ("auto", "cpu", "cuda"...) is where a trained model's network runs. `language` ("zh")
-    writes category paths with the taxonomy's names in that language where it has them.
+    ("auto", "cpu", "cuda"...) is where the torch encoders and networks run, trained or
+    zero-shot (ONNX int8, E5 and USE stay on the CPU). `cascade` turns an ensemble's cascade
+    on or off (None: as the model was trained). `language` ("zh") writes category paths with
+    the taxonomy's names in that language where it has them.
 
     A trained model with routing thresholds flags `needs_review` on every product below its
     category's threshold; with `review_db` (a URL or SQLite file) those products are queued
@@ -240,6 +270,8 @@ def classify_file(
         alignment=alignment,
         zero_shot=None if trained else {"adapt": adapt},
     )
+    if trained:
+        set_cascade(clf.model, cascade)
     if not trained and adapt:
         clf = clf.adapt(_adaptation_sample(input_path, columns, strict, batch_size))
     # a trained model without photos ignores an image column: reading photos would be waste

@@ -273,6 +273,31 @@ class ZeroShotClassifier:
                 self._bias[key] = self._mean_standardized(emb, protos)
             logger.info("adapted %d prototypes on %d products (%s)", int(has.sum()), len(idx), key)
 
+    def state(self) -> dict[str, dict[tuple[str, str], np.ndarray]]:
+        """The prototypes and what `adapt` learned, as arrays keyed by (encoder, language):
+        what a worker needs to predict exactly as this classifier does without embedding
+        the categories or adapting again (`load_state`)."""
+        return {
+            "prototypes": dict(self._prototypes),
+            "adapted": dict(self._adapted),
+            "bias": dict(self._bias),
+        }
+
+    def with_state(self, state: dict[str, dict[tuple[str, str], np.ndarray]]) -> ZeroShotClassifier:
+        """A copy that takes over another classifier's `state()` (same taxonomy and config);
+        `self` is left as it was."""
+        out = copy.copy(self)
+        for name in ("prototypes", "adapted", "bias"):
+            merged = dict(getattr(self, f"_{name}"))
+            for key, value in state.get(name, {}).items():
+                if len(value) != len(self.tree):
+                    raise ValueError(
+                        f"state for {len(value)} nodes; this tree has {len(self.tree)}"
+                    )
+                merged[tuple(key)] = value
+            setattr(out, f"_{name}", merged)
+        return out
+
     def candidate_log_probs(self, texts: Sequence[str]) -> np.ndarray:
         """(n, candidates) log-probabilities of each text's category, candidates in tree
         order (`self.tree.candidates`). An empty text gets a uniform row."""
