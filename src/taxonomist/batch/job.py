@@ -94,10 +94,17 @@ def load(spec: JobSpec) -> Classifier:
 
 
 def predictor(spec: JobSpec, clf: Classifier) -> Callable[[list[Product]], Predictions]:
+    """Products -> predictions as `classify` makes them (a trained model's routing
+    thresholds flag `needs_review`, as in `service.classify_file`)."""
+    from ..routing import route
+
+    routing = clf.model.routing if clf.model is not None else None
+
     def predict(products: list[Product]) -> Predictions:
-        return clf.predict_products(
+        preds = clf.predict_products(
             products, top_k=spec.top_k, min_confidence=spec.min_confidence, language=spec.language
         )
+        return route(preds, routing) if routing is not None else preds
 
     return predict
 
@@ -183,5 +190,6 @@ def classify_batch(
         settings=spec.settings(),
         progress=progress,
         on_bad_row=on_bad_row,
-        review=spec.min_confidence is not None,  # suggested_category etc., as classify writes
+        # suggested_category etc. where rows can be flagged, as classify writes them
+        review=spec.min_confidence is not None or getattr(clf.model, "routing", None) is not None,
     )

@@ -63,13 +63,13 @@ class _Counted(list):
 
     def __init__(self) -> None:
         super().__init__()
-        self.count = 0
+        self.seen = 0
 
     def append(self, item: Any) -> None:
-        self.count += 1
+        self.seen += 1
 
     def __len__(self) -> int:
-        return self.count
+        return self.seen
 
 
 def input_fingerprint(path: Path) -> dict[str, Any]:

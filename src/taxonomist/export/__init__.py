@@ -72,6 +72,8 @@ def export_model(model_dir: str | Path, out_dir: str | Path, *, fmt: str = "onnx
         },
         "taxonomy": manifest.get("taxonomy"),
         "training": {"valid_metrics": manifest.get("training", {}).get("valid_metrics", {})},
+        # the per-category review thresholds: an export flags the rows its original flags
+        "routing": manifest.get("routing"),
     }
     return save_model_dir(out, manifest=export_manifest, taxonomy=model.taxonomy, write_files=write)
 
