@@ -208,6 +208,8 @@ def _setup_logging(verbose: bool) -> None:
     # "torchvision is not installed" for operators we never export) is not for our users
     for name in ("sentence_transformers", "transformers", "httpx", "onnxscript"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # long steps (embedding a taxonomy's categories) say how far they are, TTY or not
+    logging.getLogger("taxonomist.progress").setLevel(logging.INFO)
     if not verbose:
         # transformers configures its own handler at import; this is the switch it reads
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -359,6 +361,39 @@ def classify(
     ] = None,
     delimiter: Delimiter = None,
     encoding: Encoding = "utf-8",
+    llm_url: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible endpoint (e.g. http://127.0.0.1:8080/v1) whose LLM "
+            "re-ranks the top candidates of products below --llm-threshold.",
+            rich_help_panel="LLM re-ranking",
+        ),
+    ] = None,
+    llm_model: Annotated[
+        str | None,
+        typer.Option(help="Model name at --llm-url.", rich_help_panel="LLM re-ranking"),
+    ] = None,
+    llm_threshold: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Re-rank below this confidence.",
+            rich_help_panel="LLM re-ranking",
+        ),
+    ] = 0.5,
+    llm_top_k: Annotated[
+        int,
+        typer.Option(min=2, max=20, help="Candidates shown.", rich_help_panel="LLM re-ranking"),
+    ] = 5,
+    llm_timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds per request.", rich_help_panel="LLM re-ranking"),
+    ] = 30.0,
+    llm_budget: Annotated[
+        int,
+        typer.Option(min=0, help="Most requests per job.", rich_help_panel="LLM re-ranking"),
+    ] = 1000,
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
@@ -391,6 +426,18 @@ def classify(
             encoding=encoding,
             keep_columns=keep_columns,
         )
+        llm = None
+        if llm_url or llm_model:
+            from .llm import LLMConfig
+
+            llm = LLMConfig(
+                url=llm_url or "",
+                model=llm_model or "",
+                threshold=llm_threshold,
+                top_k=llm_top_k,
+                timeout=llm_timeout,
+                budget=llm_budget,
+            )
         with _progress(rows_in=input) as (lines, advance):
             outcome = service.classify_file(
                 input,
@@ -413,6 +460,7 @@ def classify(
                 on_bad_row=printer,
                 on_image_problem=printer.image_problem,
                 device=device,
+                llm=llm,
                 cascade=cascade,
                 review_db=review_db,
             )
@@ -429,6 +477,8 @@ def classify(
             else ""
         )
     )
+    if outcome.llm_summary:
+        typer.echo(outcome.llm_summary)
     if outcome.queued is not None:
         typer.echo(f"queued {outcome.queued} products for review in {review_db}")
 

@@ -42,6 +42,7 @@ from .diagnostics import (
 )
 from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
+from .llm import LLMConfig
 from .persistence import atomic_write_text, read_manifest
 from .predictions import check_language
 from .routing import route
@@ -61,6 +62,7 @@ class ClassifyOutcome:
     seconds: float
     taxonomy: str
     encoders: list[str]
+    llm_summary: str | None = None
     queued: int | None = None  # products put in the review queue (with review_db)
 
 
@@ -170,6 +172,7 @@ def classify_file(
     on_bad_row: Callable[[BadRow], None] | None = None,
     on_image_problem: Callable[[BadRow], None] | None = None,
     device: str = "auto",
+    llm: LLMConfig | None = None,
     cascade: bool | None = None,
     review_db: str | Path | None = None,
 ) -> ClassifyOutcome:
@@ -202,6 +205,10 @@ def classify_file(
     A trained model with routing thresholds flags `needs_review` on every product below its
     category's threshold; with `review_db` (a URL or SQLite file) those products are queued
     for review with their top suggestions (zero-shot: the rows --min-confidence flags).
+
+    With `llm`, the products whose best confidence is below `llm.threshold` have their
+    top candidates re-ranked by that endpoint (`taxonomist.llm`); a failing endpoint never
+    fails the job: those products keep the model's answer, flagged in `llm_status`.
     """
     from .classifier import check_options, load_classifier
 
@@ -230,6 +237,7 @@ def classify_file(
             review=min_confidence is not None or routing is not None,
             keep_columns=keep,
             inputs=[input_path],
+            llm=llm is not None,
         )
 
     if not has_rows:
@@ -252,6 +260,11 @@ def classify_file(
             str(model or name or taxonomy or "shopify"),
             [],
         )
+    reranker = None
+    if llm is not None:
+        from .llm import LLMReranker, open_llm_cache
+
+        reranker = LLMReranker(llm, open_llm_cache(cache_dir))
     review_store = None
     if review_db is not None:  # before the model loads: a bad URL or a database down fails now
         from .review import ReviewStore
@@ -280,7 +293,8 @@ def classify_file(
     # before reading anything: a language the taxonomy has no names in is a mistake
     check_language(clf.taxonomy, language)
     # the queue shows reviewers a few alternatives even when the output keeps fewer
-    k = max(top_k, 5) if review_db is not None else top_k
+    # review suggestions and the LLM's choice both need the runners-up
+    k = max(top_k, 5 if review_db is not None else 1, llm.top_k if llm is not None else 1)
     routing = clf.model.routing if clf.model is not None else None
     review = _review_intake(review_store, clf, routing, min_confidence)
     report = ReadReport(str(input_path))
@@ -295,9 +309,18 @@ def classify_file(
             on_image_problem=on_image_problem,
             allow_download=allow_download,
         ):
-            preds = clf.predict_products(
-                batch, top_k=k, min_confidence=min_confidence, language=language
-            )
+            if reranker is None:
+                preds = clf.predict_products(
+                    batch, top_k=k, min_confidence=min_confidence, language=language
+                )
+            else:
+                # English paths for the LLM; back-off and the output language come after it
+                preds = reranker.rerank(
+                    [p.text for p in batch], clf.predict_products(batch, top_k=k)
+                )
+                if min_confidence is not None:
+                    preds = preds.with_min_confidence(min_confidence, clf.taxonomy)
+                preds = preds.localized(clf.taxonomy, language)
             if review is not None:
                 preds = review(preds, batch)
             elif routing is not None:
@@ -324,6 +347,7 @@ def classify_file(
         time.perf_counter() - started,
         clf.identity.taxonomy,
         _described(clf),
+        reranker.summary() if reranker is not None else None,
         queued=review.queued if review is not None else None,
     )
 
