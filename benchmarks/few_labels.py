@@ -67,6 +67,7 @@ def main() -> int:
     parser.add_argument("--zh-limit", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--no-full", action="store_true")
+    parser.add_argument("--priors", default="", help="fewshot's prior grid, e.g. 0.5,1,2,4,8,16")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: development data not found at {DATA}")
@@ -79,7 +80,9 @@ def main() -> int:
         chinese = dataset == "zh-retail"
         encoder_name = "e5" if chinese else "minilm-int8"
         encoder = build_cached_encoder(encoder_name, cache=EmbeddingCache())
-        overrides = {"encoder": encoder_name}
+        overrides: dict = {"encoder": encoder_name}
+        if args.priors:
+            overrides["priors"] = tuple(float(p) for p in args.priors.split(","))
         if chinese:
             overrides["cjk_char_ngrams"] = (1, 3)
         gold = test.category.tolist()
@@ -140,7 +143,8 @@ def main() -> int:
             )  # fmt: skip
             print(json.dumps(results[-1]), flush=True)
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"few_labels-{args.datasets.replace(',', '-')}.json").write_text(
+        tag = f"-priors-{args.priors.replace(',', '-')}" if args.priors else ""
+        (RESULTS / f"few_labels-{args.datasets.replace(',', '-')}{tag}.json").write_text(
             json.dumps({"load_average": os.getloadavg(), "rows": results}, indent=2)
         )
     print("| data | labels/category | method | accuracy |")

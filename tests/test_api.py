@@ -92,8 +92,10 @@ def test_chinese_asks_for_chinese_names(client: TestClient) -> None:
     body = {"product": {"title": "Nike Men Running Shoes"}, "language": "zh"}
     r = client.post(CLASSIFY, json=body)
     assert r.status_code == 200 and r.json()["language"] == "zh"
-    # this taxonomy has English names only: each level falls back to them
-    assert r.json()["results"][0]["category"]["path"][0] == "Footwear"
+    # this taxonomy has English names only: each level falls back to them, with a warning
+    result = r.json()["results"][0]
+    assert result["category"]["path"][0] == "Footwear"
+    assert "no 'zh' names" in result["warnings"][-1]
 
 
 def test_oip_v2(client: TestClient) -> None:

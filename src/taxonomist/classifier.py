@@ -252,6 +252,24 @@ class Classifier:
         version = f"{self.identity.version}+adapted-{digest}"
         return Classifier(backend, replace(self.identity, version=version), columns=self.columns)
 
+    def zero_shot_state(self) -> dict[str, Any]:
+        """Zero-shot only: the category prototypes and what `adapt` learned, as arrays, with
+        the version they make; a worker elsewhere predicts exactly as this classifier does
+        from them (`with_zero_shot_state`), without embedding categories or adapting again."""
+        if not isinstance(self._backend, _ZeroShotBackend):
+            raise ConfigError("only a zero-shot classifier has prototypes to ship")
+        return {"arrays": self._backend.zero_shot.state(), "version": self.identity.version}
+
+    def with_zero_shot_state(self, state: Mapping[str, Any]) -> Classifier:
+        """A new classifier predicting with another's `zero_shot_state()`."""
+        if not isinstance(self._backend, _ZeroShotBackend):
+            raise ConfigError("only a zero-shot classifier takes prototypes")
+        backend = _ZeroShotBackend(
+            self._backend.zero_shot.with_state(state["arrays"]), self._backend.image_scorer
+        )
+        identity = replace(self.identity, version=state["version"])
+        return Classifier(backend, identity, columns=self.columns)
+
     def warm(self) -> Classifier:
         """Load everything a first prediction would (encoders, category prototypes)."""
         self.predict_products([Product("warm-up", "warm up", 0)])
@@ -320,8 +338,9 @@ def load_classifier(
         clf = _trained(Path(model), store_name, taxonomy, device, cache_dir, use_cache, columns)
     else:
         clf = _zero_shot(
-            taxonomy, encoder, cache_dir, use_cache, columns, images, alignment, zero_shot
-        )
+            taxonomy, encoder, cache_dir, use_cache, columns, images, alignment, zero_shot,
+            device,
+        )  # fmt: skip
     return clf.warm() if warm else clf
 
 
@@ -372,6 +391,7 @@ def _zero_shot(
     images: bool,
     alignment: str | Path | None,
     settings: Mapping[str, Any] | None,
+    device: str = "cpu",
 ) -> Classifier:
     from .encoders import build_encoder_set, open_cache
     from .taxonomy_loaders import load_taxonomy
@@ -386,8 +406,8 @@ def _zero_shot(
         raise ConfigError("an alignment scores photos: it needs images=True (--image-column)")
     cache = open_cache(cache_dir, enabled=use_cache)
     config = ZeroShotConfig(**dict(settings or {}))
-    zs = ZeroShotClassifier(tax, build_encoder_set(encoder, cache=cache), config)
-    scorer = _image_scorer(alignment, encoder, cache) if images else None
+    zs = ZeroShotClassifier(tax, build_encoder_set(encoder, cache=cache, device=device), config)
+    scorer = _image_scorer(alignment, encoder, cache, device) if images else None
     described = f"{encoder}" + (f"+images:{scorer.describe}" if scorer is not None else "")
     config_digest = hashlib.sha256(repr(config).encode()).hexdigest()[:12]
     identity = ModelIdentity(
@@ -402,15 +422,24 @@ def _zero_shot(
     return Classifier(_ZeroShotBackend(zs, scorer), identity, columns=columns)
 
 
-def _image_scorer(alignment: str | Path | None, encoder: str, cache: Any) -> Any:
+def _image_scorer(
+    alignment: str | Path | None, encoder: str, cache: Any, device: str = "cpu"
+) -> Any:
     """The zero-shot image scorer: a trained alignment when given, else the ImageNet bridge
-    (over `encoder`'s English model; `fake` gives fake encoders on both sides, for tests)."""
-    from .encoders import CachedEncoder, build_encoder
+    (over `encoder`'s English model; `fake` gives fake encoders on both sides, for tests).
+    Its torch encoders run on `device`."""
+    from .devices import resolve_device
+    from .encoders import CachedEncoder, build_encoder, encoder_device
     from .encoders.image import build_image_encoder
     from .zeroshot_images import ImageNetBridge, ImageTextAlignment
 
     if alignment is not None:
-        return ImageTextAlignment.load(alignment, cache=cache)
-    text = build_encoder("minilm" if encoder in ("auto", "e5") else encoder)
-    image = build_image_encoder("fake" if encoder == "fake" else "efficientnet-lite0", cache=cache)
+        return ImageTextAlignment.load(alignment, cache=cache, device=device)
+    spec = "minilm" if encoder in ("auto", "e5") else encoder
+    text = build_encoder(spec, device=encoder_device(spec, device))
+    image = build_image_encoder(
+        "fake" if encoder == "fake" else "efficientnet-lite0",
+        cache=cache,
+        device="cpu" if encoder == "fake" else resolve_device(device),
+    )
     return ImageNetBridge(CachedEncoder(text, cache) if cache else text, image)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -104,11 +104,20 @@ Encoding = Annotated[
 Device = Annotated[
     str,
     typer.Option(
-        help="Where a fine-tuned transformer trains and runs: auto (a CUDA GPU when torch "
-        "sees one, else the CPU), cpu, cuda, cuda:N or mps."
+        help="Where the torch encoders and networks run (zero-shot, head, image, fusion, "
+        "finetune): auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda, cuda:N "
+        "or mps. minilm-int8 and E5 always run on the CPU."
     ),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")]
+Cascade = Annotated[
+    bool | None,
+    typer.Option(
+        "--cascade/--no-cascade",
+        help="Ensembles: the TF-IDF members answer first; only products below the confidence "
+        "threshold learned on validation go through the encoder (default: as trained).",
+    ),
+]
 StoreOpt = Annotated[
     Path | None, typer.Option("--store", help="A model store folder (with --name).")
 ]
@@ -199,6 +208,8 @@ def _setup_logging(verbose: bool) -> None:
     # "torchvision is not installed" for operators we never export) is not for our users
     for name in ("sentence_transformers", "transformers", "httpx", "onnxscript"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # long steps (embedding a taxonomy's categories) say how far they are, TTY or not
+    logging.getLogger("taxonomist.progress").setLevel(logging.INFO)
     if not verbose:
         # transformers configures its own handler at import; this is the switch it reads
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -299,6 +310,41 @@ def classify(
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
+    cascade: Cascade = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Batch job: --out is a folder of part files in this format (parquet, "
+            "jsonl, csv) with a manifest; resumable with --resume.",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Batch job: continue the job in --out.")
+    ] = False,
+    engine: Annotated[
+        str, typer.Option(help="Batch job engine: local (resumable) or ray.")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray engine: auto or ray://HOST:PORT (default: a local Ray)."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Ray engine: classifier actors (workers).")
+    ] = 2,
+    gpus_per_worker: Annotated[
+        float, typer.Option(min=0.0, help="Ray engine: GPUs each actor asks for.")
+    ] = 0.0,
+    part_rows: Annotated[
+        int, typer.Option(min=1, help="Local batch job: good rows per part file.")
+    ] = 10_000,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Batch jobs: use the embedding cache (default off: each title is seen once).",
+        ),
+    ] = False,
     review_db: Annotated[
         str | None,
         typer.Option(
@@ -323,11 +369,57 @@ def classify(
             "prediction, the nearest training products, photo heat maps).",
         ),
     ] = False,
+    llm_url: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible endpoint (e.g. http://127.0.0.1:8080/v1) whose LLM "
+            "re-ranks the top candidates of products below --llm-threshold.",
+            rich_help_panel="LLM re-ranking",
+        ),
+    ] = None,
+    llm_model: Annotated[
+        str | None,
+        typer.Option(help="Model name at --llm-url.", rich_help_panel="LLM re-ranking"),
+    ] = None,
+    llm_threshold: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Re-rank below this confidence.",
+            rich_help_panel="LLM re-ranking",
+        ),
+    ] = 0.5,
+    llm_top_k: Annotated[
+        int,
+        typer.Option(min=2, max=20, help="Candidates shown.", rich_help_panel="LLM re-ranking"),
+    ] = 5,
+    llm_timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds per request.", rich_help_panel="LLM re-ranking"),
+    ] = 30.0,
+    llm_budget: Annotated[
+        int,
+        typer.Option(min=0, help="Most requests per job.", rich_help_panel="LLM re-ranking"),
+    ] = 1000,
     strict: Strict = False,
     verbose: Verbose = False,
 ) -> None:
     """Classify products: zero-shot into a taxonomy, or with a trained --model."""
     _setup_logging(verbose)
+    if format is not None or resume or engine != "local":
+        _classify_batch(
+            input, out, model=model, store=store, name=name, language=language,
+            taxonomy=taxonomy, encoder=encoder, top_k=top_k,
+            min_confidence=min_confidence, adapt=adapt, batch_size=batch_size,
+            columns=_columns(id_column, text_columns, image_column, label_column,
+                             label_separator, delimiter=delimiter, encoding=encoding),
+            keep_columns=keep_columns,
+            device=device, cascade=cascade, fmt=format or "parquet", resume=resume,
+            engine=engine, ray_address=ray_address, concurrency=concurrency,
+            gpus_per_worker=gpus_per_worker, part_rows=part_rows, cache=cache, strict=strict,
+        )  # fmt: skip
+        return
     from . import service
 
     printer = _BadRowPrinter()
@@ -344,6 +436,18 @@ def classify(
             encoding=encoding,
             keep_columns=keep_columns,
         )
+        llm = None
+        if llm_url or llm_model:
+            from .llm import LLMConfig
+
+            llm = LLMConfig(
+                url=llm_url or "",
+                model=llm_model or "",
+                threshold=llm_threshold,
+                top_k=llm_top_k,
+                timeout=llm_timeout,
+                budget=llm_budget,
+            )
         with _progress(rows_in=input) as (lines, advance):
             outcome = service.classify_file(
                 input,
@@ -366,6 +470,8 @@ def classify(
                 on_bad_row=printer,
                 on_image_problem=printer.image_problem,
                 device=device,
+                llm=llm,
+                cascade=cascade,
                 review_db=review_db,
             )
     rate = outcome.written / max(outcome.seconds, 1e-9)
@@ -381,6 +487,8 @@ def classify(
             else ""
         )
     )
+    if outcome.llm_summary:
+        typer.echo(outcome.llm_summary)
     if outcome.queued is not None:
         typer.echo(f"queued {outcome.queued} products for review in {review_db}")
     if explain and model is not None:
@@ -466,6 +574,14 @@ def train(
     label_column: LabelColumn = "category",
     label_separator: LabelSeparator = " > ",
     device: Device = "auto",
+    cascade: Annotated[
+        bool,
+        typer.Option(
+            "--cascade",
+            help="Ensembles: classify with the cascade by default (TF-IDF members first; the "
+            "encoder only below a threshold learned on validation).",
+        ),
+    ] = False,
     precision_target: Annotated[
         float,
         typer.Option(
@@ -488,6 +604,8 @@ def train(
     overrides: dict[str, object] = {"seed": seed}
     if balance:
         overrides["balance"] = True
+    if cascade:
+        overrides["cascade"] = True
     for option, value in (
         ("encoder", encoder),
         ("peft", peft),
@@ -809,6 +927,59 @@ def taxonomy_search(
         typer.echo("no category matches every word; closest matches:", err=True)
     for cid, path in outcome.hits:
         typer.echo(f"{cid}\t{path}")
+
+
+def _classify_batch(
+    input: Path, out: Path, *, model: Path | None, store: Path | None, name: str | None,
+    language: str, taxonomy: str | None, encoder: str, top_k: int,
+    min_confidence: float | None, adapt: bool, batch_size: int, columns: Any, device: str,
+    cascade: bool | None, fmt: str, resume: bool, engine: str, ray_address: str | None,
+    concurrency: int, gpus_per_worker: float, part_rows: int, cache: bool, strict: bool,
+    keep_columns: str | None,
+) -> None:  # fmt: skip
+    from .batch.job import JobSpec, classify_batch
+
+    printer = _BadRowPrinter()
+    with _reported(printer):
+        if keep_columns:
+            raise TaxonomistError("--keep-columns is not supported by batch jobs (--format)")
+        spec = JobSpec(
+            model=str(model) if model else None, store=str(store) if store else None,
+            name=name, language=language, taxonomy=taxonomy, encoder=encoder,
+            columns=columns, top_k=top_k, min_confidence=min_confidence, device=device,
+            cascade=cascade, adapt=adapt, cache=cache,
+        )  # fmt: skip
+        with _progress(rows_in=input if input.is_file() else None) as (_lines, advance):
+            outcome = classify_batch(
+                input, out, spec, fmt=fmt, engine=engine, resume=resume, part_rows=part_rows,
+                strict=strict, ray_address=ray_address, concurrency=concurrency,
+                batch_size=batch_size, gpus_per_worker=gpus_per_worker, progress=advance,
+                on_bad_row=printer,
+            )  # fmt: skip
+    rate = outcome.written / max(outcome.seconds, 1e-9)
+    resumed = f", {outcome.resumed_parts} parts done before" if outcome.resumed_parts else ""
+    typer.echo(
+        f"classified {outcome.written} products -> {outcome.output}/ ({outcome.parts} parts"
+        f"{resumed}; {outcome.seconds:.1f} s, {rate:.0f}/s); {outcome.bad_rows} bad rows"
+        + (f" in {outcome.output / '_bad_rows.jsonl'}" if engine == "local" else " (error column)")
+    )
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="A trained model directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New directory for the export.")],
+    format: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    verbose: Verbose = False,
+) -> None:
+    """Export a model for a torch-free runtime (ONNX Runtime + tokenizers); the export loads
+    with `classify --model OUT` like any model directory."""
+    _setup_logging(verbose)
+    from .export import export_model
+
+    with _reported():
+        path = export_model(model, out, fmt=format)
+    typer.echo(f"exported {model} -> {path} ({format})")
 
 
 @app.command()

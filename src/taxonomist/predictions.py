@@ -61,13 +61,15 @@ class ProductPrediction:
 
     `suggested` is set only on a row backed off by a confidence threshold: the model's
     full-depth guess, which the kept (shorter) best path is an ancestor of, so a reviewer
-    sees what the model would have said.
+    sees what the model would have said. `llm_status` says what an LLM re-ranking did to it
+    (`taxonomist.llm.LLMStatus`), empty when none was asked.
     """
 
     product_id: str
     candidates: tuple[Candidate, ...]
     needs_review: bool = False
     suggested: Candidate | None = None
+    llm_status: str = ""
 
     @property
     def best(self) -> Candidate:

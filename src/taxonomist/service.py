@@ -42,6 +42,7 @@ from .diagnostics import (
 )
 from .errors import ConfigError, DataError, TaxonomistError
 from .items import Item, ModelInput
+from .llm import LLMConfig
 from .persistence import atomic_write_text, read_manifest
 from .predictions import check_language
 from .routing import route
@@ -61,6 +62,7 @@ class ClassifyOutcome:
     seconds: float
     taxonomy: str
     encoders: list[str]
+    llm_summary: str | None = None
     queued: int | None = None  # products put in the review queue (with review_db)
 
 
@@ -93,6 +95,25 @@ def model_inputs(products: list[Product], columns: ColumnSpec) -> list[ModelInpu
     return [p.text for p in products]
 
 
+def set_cascade(model: Any, cascade: bool | None) -> None:
+    """Turn an ensemble's cascade on or off; None leaves it as trained.
+
+    Raises:
+        ConfigError: the cascade asked of a model that has none.
+    """
+    if cascade is None:
+        return
+    if getattr(model, "cascade_threshold", None) is None:
+        if cascade:
+            raise ConfigError(
+                f"--cascade needs an ensemble with a TF-IDF member and an encoder member, "
+                f"trained by this version (this is a '{model.kind}' model without a cascade "
+                "threshold); retrain it, or drop --cascade"
+            )
+        return
+    model.cascade = cascade
+
+
 def resolve_taxonomy(
     spec: str | None, *, label_file: str | Path | None = None, columns: ColumnSpec = ColumnSpec()
 ) -> Taxonomy:
@@ -109,14 +130,22 @@ def resolve_taxonomy(
 
 
 def build_zero_shot(
-    taxonomy: Taxonomy, encoder: str = "auto", *, cache_dir: str | Path | None = None, **config: Any
+    taxonomy: Taxonomy,
+    encoder: str = "auto",
+    *,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    **config: Any,
 ):
-    """A `ZeroShotClassifier` over `taxonomy` with cached encoders."""
+    """A `ZeroShotClassifier` over `taxonomy` with cached encoders; the torch encoders run
+    on `device` ("auto": a CUDA GPU when torch sees one; `encoders.encoder_device`)."""
     from .encoders import build_encoder_set, open_cache
     from .zeroshot import ZeroShotClassifier, ZeroShotConfig
 
     return ZeroShotClassifier(
-        taxonomy, build_encoder_set(encoder, cache=open_cache(cache_dir)), ZeroShotConfig(**config)
+        taxonomy,
+        build_encoder_set(encoder, cache=open_cache(cache_dir), device=device),
+        ZeroShotConfig(**config),
     )
 
 
@@ -143,6 +172,8 @@ def classify_file(
     on_bad_row: Callable[[BadRow], None] | None = None,
     on_image_problem: Callable[[BadRow], None] | None = None,
     device: str = "auto",
+    llm: LLMConfig | None = None,
+    cascade: bool | None = None,
     review_db: str | Path | None = None,
 ) -> ClassifyOutcome:
     """Classify every good row of `input_path` into `output_path`, streaming.
@@ -166,12 +197,18 @@ def classify_file(
     them; zero-shot pools the text scores with image scores from `alignment` (a directory
     saved by `align_file`) or, without one, from the ImageNet bridge. A bad image is reported
     through `on_image_problem` and its product is classified from its text. `device`
-    ("auto", "cpu", "cuda"...) is where a trained model's network runs. `language` ("zh")
-    writes category paths with the taxonomy's names in that language where it has them.
+    ("auto", "cpu", "cuda"...) is where the torch encoders and networks run, trained or
+    zero-shot (ONNX int8, E5 and USE stay on the CPU). `cascade` turns an ensemble's cascade
+    on or off (None: as the model was trained). `language` ("zh") writes category paths with
+    the taxonomy's names in that language where it has them.
 
     A trained model with routing thresholds flags `needs_review` on every product below its
     category's threshold; with `review_db` (a URL or SQLite file) those products are queued
     for review with their top suggestions (zero-shot: the rows --min-confidence flags).
+
+    With `llm`, the products whose best confidence is below `llm.threshold` have their
+    top candidates re-ranked by that endpoint (`taxonomist.llm`); a failing endpoint never
+    fails the job: those products keep the model's answer, flagged in `llm_status`.
     """
     from .classifier import check_options, load_classifier
 
@@ -200,6 +237,7 @@ def classify_file(
             review=min_confidence is not None or routing is not None,
             keep_columns=keep,
             inputs=[input_path],
+            llm=llm is not None,
         )
 
     if not has_rows:
@@ -222,6 +260,11 @@ def classify_file(
             str(model or name or taxonomy or "shopify"),
             [],
         )
+    reranker = None
+    if llm is not None:
+        from .llm import LLMReranker, open_llm_cache
+
+        reranker = LLMReranker(llm, open_llm_cache(cache_dir))
     review_store = None
     if review_db is not None:  # before the model loads: a bad URL or a database down fails now
         from .review import ReviewStore
@@ -240,6 +283,8 @@ def classify_file(
         alignment=alignment,
         zero_shot=None if trained else {"adapt": adapt},
     )
+    if trained:
+        set_cascade(clf.model, cascade)
     if not trained and adapt:
         clf = clf.adapt(_adaptation_sample(input_path, columns, strict, batch_size))
     # a trained model without photos ignores an image column: reading photos would be waste
@@ -248,7 +293,8 @@ def classify_file(
     # before reading anything: a language the taxonomy has no names in is a mistake
     check_language(clf.taxonomy, language)
     # the queue shows reviewers a few alternatives even when the output keeps fewer
-    k = max(top_k, 5) if review_db is not None else top_k
+    # review suggestions and the LLM's choice both need the runners-up
+    k = max(top_k, 5 if review_db is not None else 1, llm.top_k if llm is not None else 1)
     routing = clf.model.routing if clf.model is not None else None
     review = _review_intake(review_store, clf, routing, min_confidence)
     report = ReadReport(str(input_path))
@@ -263,9 +309,18 @@ def classify_file(
             on_image_problem=on_image_problem,
             allow_download=allow_download,
         ):
-            preds = clf.predict_products(
-                batch, top_k=k, min_confidence=min_confidence, language=language
-            )
+            if reranker is None:
+                preds = clf.predict_products(
+                    batch, top_k=k, min_confidence=min_confidence, language=language
+                )
+            else:
+                # English paths for the LLM; back-off and the output language come after it
+                preds = reranker.rerank(
+                    [p.text for p in batch], clf.predict_products(batch, top_k=k)
+                )
+                if min_confidence is not None:
+                    preds = preds.with_min_confidence(min_confidence, clf.taxonomy)
+                preds = preds.localized(clf.taxonomy, language)
             if review is not None:
                 preds = review(preds, batch)
             elif routing is not None:
@@ -292,6 +347,7 @@ def classify_file(
         time.perf_counter() - started,
         clf.identity.taxonomy,
         _described(clf),
+        reranker.summary() if reranker is not None else None,
         queued=review.queued if review is not None else None,
     )
 

@@ -123,6 +123,8 @@ def resolve_kind(
             }
             members.append((member_kind, merged))
         config["members"] = tuple(members)
+        own = cls.config_class.__dataclass_fields__  # e.g. cascade
+        config.update({k: v for k, v in overrides.items() if k in own and k != "members"})
     else:
         fields = cls.config_class.__dataclass_fields__
         config = adapt(chosen_kind, config)

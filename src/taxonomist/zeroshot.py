@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .encoders import Encoder, EncoderSet, Role, detect_language, normalize
+from .encoders.bundled import find_bundled
+from .encoders.progress import encode_with_progress
 from .errors import ConfigError
 from .hierarchy import TreeIndex
 from .predictions import Predictions
@@ -56,6 +59,23 @@ class ZeroShotConfig:
         flat_weight: weight of a node's own similarity added to its top-down path score.
         hubness: also subtract each node's mean similarity over the adapted catalogue.
             Helps flat label sets with a few balanced classes; hurts long-tailed trees.
+        hubness_k: CSLS-style hubness correction: subtract `hubness_weight` times each
+            node's mean standardised similarity to its `hubness_k` nearest leaf categories
+            (the leaves stand in for "every kind of product", uniformly), so a category
+            close to everything ("magnet") stops winning products that merely sit near it.
+            The reference is the taxonomy, not the catalogue: in a catalogue of fridges the
+            fridge category is near every product and must not be penalised for it.
+            0 turns it off.
+        hubness_weight: see `hubness_k`.
+        accessory_penalty: subtracted (in standardised units) from categories whose name
+            says they are parts or accessories of something ("Dishwasher Parts", "Luggage
+            Covers") when the product's text has no accessory word ("case", "cable", "配件"):
+            a dishwasher is not a dishwasher part, but its title is close to both.
+        vertical_prior: strength of a catalogue prior over the top-level categories, learnt
+            when adapting by EM on the unlabelled products (their top-level probability
+            masses as likelihoods, mixing weights re-estimated): a grocery catalogue pulls its
+            ambiguous products towards food. The log prior, times this, is added to every
+            candidate's log-probability. 0 turns it off.
     """
 
     templates: tuple[str, ...] = ("{name}", "{path}")
@@ -71,6 +91,11 @@ class ZeroShotConfig:
     subtree_weight: float = 1.0
     flat_weight: float = 1.0
     hubness: bool = False
+    hubness_k: int = 0
+    hubness_weight: float = 1.0
+    # chosen on the development part of benchmarks/zeroshot_quality.py (docs/benchmarks.md)
+    accessory_penalty: float = 1.0
+    vertical_prior: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.templates or not self.other_language_templates:
@@ -89,6 +114,9 @@ class ZeroShotConfig:
                 raise ConfigError(f"{field_name} must be > 0, got {getattr(self, field_name)}")
         if self.adapt_iterations < 1:
             raise ConfigError(f"adapt_iterations must be >= 1, got {self.adapt_iterations}")
+        for field_name in ("hubness_k", "hubness_weight", "accessory_penalty", "vertical_prior"):
+            if getattr(self, field_name) < 0:
+                raise ConfigError(f"{field_name} must be >= 0, got {getattr(self, field_name)}")
         if not 0 <= self.adapt_weight <= 1:
             raise ConfigError(f"adapt_weight must be in [0, 1], got {self.adapt_weight}")
 
@@ -117,6 +145,12 @@ class ZeroShotClassifier:
         self._lock = threading.Lock()
         self._adapted: dict[tuple[str, str], np.ndarray] = {}
         self._bias: dict[tuple[str, str], np.ndarray] = {}
+        self._accessory = accessory_nodes(taxonomy, self.tree.ids)
+        self._log_prior: dict[tuple[str, str], np.ndarray] = {}
+        self._ref_hub: dict[tuple[str, str], np.ndarray] = {}
+        # each candidate's top-level category, as an index into the top-level nodes
+        tops = self.tree.ancestors[0, self.tree.candidates]
+        self._top_nodes, self._cand_top = np.unique(tops, return_inverse=True)
 
     # -- category side --------------------------------------------------------------------
     def _category_language(self, encoder: Encoder, language: str) -> str:
@@ -152,13 +186,19 @@ class ZeroShotClassifier:
         if key not in self._prototypes:
             with self._lock:  # many threads may ask first: embed the categories once
                 if key not in self._prototypes:
-                    logger.info("embedding %d categories with %s (%s)", len(self.tree), *key)
-                    per_template = [
-                        encoder.encode(texts, role=Role.CATEGORY, batch_size=128)
-                        for texts in self.category_texts(key[1])
-                    ]
-                    own = normalize(np.mean(per_template, axis=0))
-                    self._prototypes[key] = self._with_subtree(own)
+                    texts = self.category_texts(key[1])
+                    own = find_bundled(encoder, texts)
+                    if own is None:
+                        logger.info("embedding %d categories with %s (%s)", len(self.tree), *key)
+                        what = (
+                            f"embedding {self.taxonomy.name} categories ({key[1]}, {encoder.name})"
+                        )
+                        per_template = [
+                            encode_with_progress(encoder, column, role=Role.CATEGORY, what=what)
+                            for column in texts
+                        ]
+                        own = np.mean(per_template, axis=0)
+                    self._prototypes[key] = self._with_subtree(normalize(own))
         return self._prototypes[key]
 
     def _with_subtree(self, own: np.ndarray) -> np.ndarray:
@@ -193,14 +233,55 @@ class ZeroShotClassifier:
             total += self._standardized(embeddings[start : start + _CHUNK], protos).sum(0)
         return total / max(len(embeddings), 1)
 
+    def _hub_bias(
+        self, embeddings: np.ndarray, protos: np.ndarray, key: tuple[str, str]
+    ) -> np.ndarray | None:
+        """The per-node hubness bias: mean standardised similarity over the catalogue
+        (`hubness`) plus the taxonomy-referenced CSLS term (`hubness_k`)."""
+        bias = self._mean_standardized(embeddings, protos) if self.config.hubness else None
+        reference = self._reference_hubness(key)
+        if reference is not None:
+            bias = reference if bias is None else bias + reference
+        return bias
+
+    def _reference_hubness(self, key: tuple[str, str]) -> np.ndarray | None:
+        """`hubness_weight` x each node's mean standardised similarity to its k nearest
+        leaves (itself excluded), from the categories' own prototypes; computed once."""
+        cfg = self.config
+        if not cfg.hubness_k or key not in self._prototypes:
+            return None
+        with self._lock:
+            if key not in self._ref_hub:
+                protos = self._prototypes[key]
+                leaves = self.tree.candidates
+                k = min(cfg.hubness_k, len(leaves) - 1)
+                if k < 1:
+                    return None
+                top = np.full((k, len(protos)), -np.inf, dtype=np.float32)
+                for start in range(0, len(leaves), _CHUNK):
+                    rows = leaves[start : start + _CHUNK]
+                    z = self._standardized(protos[rows], protos)
+                    z[np.arange(len(rows)), rows] = -np.inf  # a leaf is not its own neighbour
+                    both = np.concatenate([top, z], axis=0)
+                    top = -np.partition(-both, k - 1, axis=0)[:k]
+                self._ref_hub[key] = (cfg.hubness_weight * top.mean(0)).astype(np.float32)
+            return self._ref_hub[key]
+
     def _best_and_margin(
-        self, embeddings: np.ndarray, protos: np.ndarray, bias: np.ndarray | None
+        self,
+        embeddings: np.ndarray,
+        protos: np.ndarray,
+        bias: np.ndarray | None,
+        plain: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Best candidate node per product and its score margin over the runner-up, in chunks
         so a 20,000-product sample against 10k categories never builds one huge matrix."""
         best, margin = [], []
         for start in range(0, len(embeddings), _CHUNK):
-            paths = self._scores(embeddings[start : start + _CHUNK], protos, bias)
+            chunk = slice(start, start + _CHUNK)
+            paths = self._scores(
+                embeddings[chunk], protos, bias, None if plain is None else plain[chunk]
+            )
             paths = paths[:, self.tree.candidates]
             best.append(self.tree.candidates[np.argmax(paths, axis=1)])
             if paths.shape[1] > 1:
@@ -211,11 +292,18 @@ class ZeroShotClassifier:
         return np.concatenate(best), np.concatenate(margin)
 
     def _scores(
-        self, embeddings: np.ndarray, protos: np.ndarray, bias: np.ndarray | None = None
+        self,
+        embeddings: np.ndarray,
+        protos: np.ndarray,
+        bias: np.ndarray | None = None,
+        plain: np.ndarray | None = None,
     ) -> np.ndarray:
+        """Path scores; `plain` marks the products whose text names no accessory."""
         z = self._standardized(embeddings, protos)
         if bias is not None:
             z = z - bias
+        if self.config.accessory_penalty and plain is not None and self._accessory.any():
+            z = z - self.config.accessory_penalty * np.outer(plain, self._accessory)
         logits = z / self.config.level_temperature
         paths = self.tree.path_scores(self.tree.log_conditionals(logits), self.config.beam_width)
         if self.config.flat_weight:
@@ -226,16 +314,18 @@ class ZeroShotClassifier:
     def adapt(self, texts: Sequence[str]) -> ZeroShotClassifier:
         """A copy of this classifier fitted to an unlabelled catalogue: no labels are used.
 
-        Two steps, on at most `adapt_sample` texts. (1) Hubness correction: some category
-        texts are close to every product; each node's mean standardised similarity over the
-        catalogue is subtracted from its scores. (2) Prototype refinement: each node's
-        prototype moves towards the centroid of the products confidently decoded under it.
-        The copy's `predict` uses both; `self` is left as it was (other threads may be
-        predicting with it).
+        On at most `adapt_sample` texts. (1) Hubness correction (`hubness`, `hubness_k`):
+        some category texts are close to many products; each node's mean standardised
+        similarity over the catalogue, or over its k nearest products, is subtracted from its
+        scores. (2) Prototype refinement: each node's prototype moves towards the centroid of
+        the products confidently decoded under it. (3) With `vertical_prior`, the
+        catalogue's mix of top-level categories becomes a prior (EM). The copy's `predict`
+        uses them all; `self` is left as it was (other threads may be predicting with it).
         """
         adapted = copy.copy(self)
         adapted._adapted = dict(self._adapted)
         adapted._bias = dict(self._bias)
+        adapted._log_prior = dict(self._log_prior)
         adapted._adapt_in_place(texts)
         return adapted
 
@@ -247,12 +337,14 @@ class ZeroShotClassifier:
             key = (encoder.name, self._category_language(encoder, language))
             self._adapted.pop(key, None)
             self._bias.pop(key, None)
+            self._log_prior.pop(key, None)
             emb = encoder.encode([sample[i] for i in idx], role=Role.PRODUCT)
+            plain = ~has_accessory_word([sample[i] for i in idx])
             base = self.prototypes(encoder, language)
             protos = base
             for _ in range(cfg.adapt_iterations):
-                bias = self._mean_standardized(emb, protos) if cfg.hubness else None
-                best, margin = self._best_and_margin(emb, protos, bias)
+                bias = self._hub_bias(emb, protos, key)
+                best, margin = self._best_and_margin(emb, protos, bias, plain)
                 # only the more confident half of the products pulls prototypes
                 keep = margin >= np.median(margin)
                 sums = np.zeros_like(base)
@@ -269,9 +361,74 @@ class ZeroShotClassifier:
                     (1 - lam)[:, None] * base[has] + lam[:, None] * normalize(sums[has])
                 )
             self._adapted[key] = protos
-            if cfg.hubness:
-                self._bias[key] = self._mean_standardized(emb, protos)
+            bias = self._hub_bias(emb, protos, key)
+            if bias is not None:
+                self._bias[key] = bias
+            if cfg.vertical_prior:
+                self._log_prior[key] = self._vertical_log_prior(emb, protos, bias, plain)
             logger.info("adapted %d prototypes on %d products (%s)", int(has.sum()), len(idx), key)
+
+    def _candidate_logp(
+        self,
+        emb: np.ndarray,
+        protos: np.ndarray,
+        bias: np.ndarray | None,
+        plain: np.ndarray | None,
+        log_prior: np.ndarray | None = None,
+    ) -> np.ndarray:
+        scores = self._scores(emb, protos, bias, plain)
+        cand = scores[:, self.tree.candidates].astype(np.float64) / self.config.path_temperature
+        if log_prior is not None:
+            cand = cand + log_prior
+        return cand - logsumexp(cand)
+
+    def _vertical_log_prior(
+        self, emb: np.ndarray, protos: np.ndarray, bias: np.ndarray | None, plain: np.ndarray
+    ) -> np.ndarray:
+        """Per-candidate log prior from the catalogue's top-level mix (EM, no labels)."""
+        n_top = len(self._top_nodes)
+        masses = []
+        for start in range(0, len(emb), _CHUNK):
+            chunk = slice(start, start + _CHUNK)
+            probs = np.exp(self._candidate_logp(emb[chunk], protos, bias, plain[chunk]))
+            top = np.zeros((len(probs), n_top))
+            np.add.at(top.T, self._cand_top, probs.T)
+            masses.append(top)
+        likelihood = np.concatenate(masses)
+        weights = np.full(n_top, 1.0 / n_top)
+        for _ in range(50):
+            post = likelihood * weights
+            post /= post.sum(1, keepdims=True) + 1e-300
+            weights = np.maximum(post.mean(0), 1e-4)
+            weights /= weights.sum()
+        log_prior = self.config.vertical_prior * np.log(weights * n_top)
+        return log_prior[self._cand_top]
+
+    def state(self) -> dict[str, dict[tuple[str, str], np.ndarray]]:
+        """The prototypes and what `adapt` learned, as arrays keyed by (encoder, language):
+        what a worker needs to predict exactly as this classifier does without embedding
+        the categories or adapting again (`load_state`)."""
+        return {
+            "prototypes": dict(self._prototypes),
+            "adapted": dict(self._adapted),
+            "bias": dict(self._bias),
+            "log_prior": dict(self._log_prior),
+        }
+
+    def with_state(self, state: dict[str, dict[tuple[str, str], np.ndarray]]) -> ZeroShotClassifier:
+        """A copy that takes over another classifier's `state()` (same taxonomy and config);
+        `self` is left as it was."""
+        out = copy.copy(self)
+        for name in ("prototypes", "adapted", "bias", "log_prior"):
+            merged = dict(getattr(self, f"_{name}"))
+            # the catalogue prior is per candidate, the rest per node
+            size = len(self.tree.candidates) if name == "log_prior" else len(self.tree)
+            for key, value in state.get(name, {}).items():
+                if len(value) != size:
+                    raise ValueError(f"state for {len(value)} entries of {name}; expected {size}")
+                merged[tuple(key)] = value
+            setattr(out, f"_{name}", merged)
+        return out
 
     def candidate_log_probs(self, texts: Sequence[str]) -> np.ndarray:
         """(n, candidates) log-probabilities of each text's category, candidates in tree
@@ -284,9 +441,10 @@ class ZeroShotClassifier:
             encoder = self.encoders.for_language(language)
             emb = encoder.encode([texts[i] for i in idx], role=Role.PRODUCT)
             key = (encoder.name, self._category_language(encoder, language))
-            scores = self._scores(emb, self.prototypes(encoder, language), self._bias.get(key))
-            cand = scores[:, self.tree.candidates].astype(np.float64) / self.config.path_temperature
-            out[idx] = cand - logsumexp(cand)
+            plain = ~has_accessory_word([texts[i] for i in idx])
+            protos = self.prototypes(encoder, language)
+            bias = self._bias.get(key) if key in self._bias else self._reference_hubness(key)
+            out[idx] = self._candidate_logp(emb, protos, bias, plain, self._log_prior.get(key))
         return out
 
     def predict(
@@ -326,6 +484,45 @@ class ZeroShotClassifier:
         return [
             [column[i] for i in self.tree.candidates] for column in self.category_texts(language)
         ]
+
+
+# A category is a part or accessory of something when its own name says so. English names
+# decide (every bundled taxonomy has them); matched as whole words, singular or plural.
+_ACCESSORY_CATEGORY = re.compile(
+    r"\b(parts?|accessor(y|ies)|covers?|cases?|cables?|chargers?|mounts?|holders?|"
+    r"replacements?|spares?|refills?|adapters?|converters?|straps?|skins?|protectors?|"
+    r"filters?|kits?)\b",
+    re.IGNORECASE,
+)
+# Words in a product's text that say it is such a thing (English and Chinese).
+_ACCESSORY_TEXT = re.compile(
+    r"\b(parts?|accessor(y|ies)|covers?|cases?|cables?|chargers?|charging|mounts?|holders?|"
+    r"replacements?|spares?|refills?|adapters?|adaptors?|straps?|skins?|protectors?|"
+    r"guards?|tempered|pouch(es)?|sleeves?|filters?|stands?|brackets?|remote)\b"
+    r"|配件|零件|备件|外壳|手机壳|保护壳|保护套|手机套|钢化膜|贴膜|保护膜|充电器|充电线|数据线|"
+    r"支架|替换|滤芯|刷头|遥控器",
+    re.IGNORECASE,
+)
+
+
+_PARTS = re.compile(r"\bparts?\b", re.IGNORECASE)
+
+
+def accessory_nodes(taxonomy: Taxonomy, ids: Sequence[str]) -> np.ndarray:
+    """Boolean per node (in `ids` order): it holds parts or accessories. A leaf counts when
+    its name says so; an internal node only when it holds parts ("Television Parts &
+    Accessories"): "Clothing Accessories" holds belts and "Electronics Accessories" CPUs."""
+    out = []
+    for cid in ids:
+        cat = taxonomy.get(cid)
+        pattern = _ACCESSORY_CATEGORY if cat.is_leaf else _PARTS
+        out.append(bool(pattern.search(cat.name)))
+    return np.array(out, dtype=bool)
+
+
+def has_accessory_word(texts: Sequence[str]) -> np.ndarray:
+    """Boolean per text: it names a part or an accessory ("case", "cable", "配件")."""
+    return np.array([bool(_ACCESSORY_TEXT.search(t)) for t in texts], dtype=bool)
 
 
 def logsumexp(x: np.ndarray) -> np.ndarray:

@@ -167,9 +167,11 @@ class ImageTextAlignment:
         text_encoder: Encoder | None = None,
         image_encoder: Any = None,
         cache: Any = None,
+        device: str = "cpu",
     ):
         self.config = config or AlignmentConfig()
         self._cache = cache
+        self.device = device  # where the frozen torch encoders run ("auto" allowed)
         self._text_encoder = text_encoder
         self._image_encoder = image_encoder
         self._net: Any = None
@@ -183,14 +185,18 @@ class ImageTextAlignment:
     @property
     def text_encoder(self) -> Encoder:
         if self._text_encoder is None:
-            from .encoders import build_cached_encoder
+            from .encoders import build_cached_encoder, encoder_device
 
-            self._text_encoder = build_cached_encoder(self.config.text_encoder, cache=self._cache)
+            spec = self.config.text_encoder
+            self._text_encoder = build_cached_encoder(
+                spec, cache=self._cache, device=encoder_device(spec, self.device)
+            )
         return self._text_encoder
 
     @property
     def image_encoder(self) -> Any:
         if self._image_encoder is None:
+            from .devices import resolve_device
             from .encoders.cache import EmbeddingCache
             from .encoders.image import build_image_encoder
 
@@ -200,6 +206,7 @@ class ImageTextAlignment:
                 size=cfg.image_size or None,
                 fit=cfg.image_fit,
                 cache=self._cache or EmbeddingCache(),
+                device="cpu" if cfg.image_encoder == "fake" else resolve_device(self.device),
             )
         return self._image_encoder
 
@@ -312,8 +319,11 @@ class ImageTextAlignment:
         return save_model_dir(path, manifest=manifest, taxonomy=None, write_files=write)
 
     @classmethod
-    def load(cls, path: str | Path, *, cache: Any = None) -> ImageTextAlignment:
-        """Load a saved alignment; `cache` (an EmbeddingCache) serves both encoders."""
+    def load(
+        cls, path: str | Path, *, cache: Any = None, device: str = "cpu"
+    ) -> ImageTextAlignment:
+        """Load a saved alignment; `cache` (an EmbeddingCache) serves both encoders, which
+        run on `device`."""
         from safetensors.torch import load_file
 
         path = Path(path)
@@ -323,7 +333,8 @@ class ImageTextAlignment:
                 raise ModelError(
                     f"{path} holds a '{manifest.get('kind')}' model, not an image-text alignment"
                 )
-            model = cls(AlignmentConfig.from_dict(manifest.get("config", {})), cache=cache)
+            config = AlignmentConfig.from_dict(manifest.get("config", {}))
+            model = cls(config, cache=cache, device=device)
             model._net = _projections(
                 int(manifest["text_dim"]), int(manifest["image_dim"]), model.config.dim
             )

@@ -156,7 +156,12 @@ class MicroBatcher:
         records = [r for job in jobs for r in job.records]
         top_k = max(job.top_k for job in jobs)
         started = time.perf_counter()
-        preds = await asyncio.to_thread(classifier.predict, records, top_k=top_k, language=language)
+        # the products were checked per request already (predict_products checks no
+        # more), and paths come back in the taxonomy's primary names: the routes write
+        # them in the asked language, level by level, falling back where a name is missing
+        preds = await asyncio.to_thread(
+            classifier.predict_products, records, top_k=top_k, language="en"
+        )
         self.metrics.inference.labels(self.name).observe(time.perf_counter() - started)
         self.metrics.batch_items.labels(self.name).observe(len(records))
         self.metrics.items.labels(self.name).inc(len(records))

@@ -171,9 +171,13 @@ async def classify(
     else:
         records, warnings = _records(products, served, request, None)
         preds, classifier = await models.batcher(name).submit(records, body.language, body.top_k)
+    taxonomy = classifier.taxonomy
+    if body.language != "en" and body.language not in taxonomy.languages:
+        note = f"taxonomy '{taxonomy.name}' has no '{body.language}' names; they are in English"
+        warnings = [[*w, note] for w in warnings]
     results = results_out(
         preds,
-        classifier.taxonomy,
+        taxonomy,
         top_k=body.top_k,
         min_confidence=body.min_confidence,
         language=body.language,

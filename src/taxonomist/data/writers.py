@@ -19,27 +19,29 @@ WRITE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet
 INPUT_PREFIX = "input_"  # a kept input column named like an output column gets this prefix
 
 
-def prediction_columns(top_k: int, *, review: bool = False) -> list[str]:
+def prediction_columns(top_k: int, *, review: bool = False, llm: bool = False) -> list[str]:
     """Output columns: the best path, then `needs_review` and the full-depth suggestion of a
     backed-off row when a confidence threshold can flag rows (`review`), then the
-    runners-up."""
+    runners-up, then what an LLM re-ranking did (`llm`)."""
     cols = ["id", "category", "category_id", "confidence", "level_confidences"]
     if review:
         cols += ["needs_review", "suggested_category", "suggested_confidence"]
     for k in range(2, top_k + 1):
         cols += [f"category_{k}", f"category_id_{k}", f"confidence_{k}"]
-    return cols
+    return [*cols, "llm_status"] if llm else cols
 
 
-def kept_column_names(keep: Sequence[str], top_k: int, *, review: bool = False) -> list[str]:
+def kept_column_names(
+    keep: Sequence[str], top_k: int, *, review: bool = False, llm: bool = False
+) -> list[str]:
     """The output names of kept input columns: their own, or `input_<name>` where that
     would clash with a prediction column (a gold `category` column, say)."""
-    taken = set(prediction_columns(top_k, review=review))
+    taken = set(prediction_columns(top_k, review=review, llm=llm))
     return [f"{INPUT_PREFIX}{c}" if c in taken else c for c in keep]
 
 
 def prediction_rows(
-    preds: Iterable[ProductPrediction], top_k: int, *, review: bool = False
+    preds: Iterable[ProductPrediction], top_k: int, *, review: bool = False, llm: bool = False
 ) -> list[dict[str, Any]]:
     """Flatten predictions to rows: best path, its confidences, then the runners-up."""
     rows = []
@@ -64,6 +66,8 @@ def prediction_rows(
             row[f"category_{k}"] = cand.path_str if cand else None
             row[f"category_id_{k}"] = cand.category_id if cand else None
             row[f"confidence_{k}"] = round(cand.confidence, 6) if cand else None
+        if llm:
+            row["llm_status"] = pred.llm_status
         rows.append(row)
     return rows
 
@@ -81,6 +85,7 @@ class PredictionWriter:
             written as `input_<name>`. CSV writes cells as text, JSONL as their JSON values,
             Parquet as strings (a column's type may differ from row to row in the input).
         inputs: the job's input files: the output may not be one of them.
+        llm: write the `llm_status` column (an LLM re-ranked the doubtful rows).
     """
 
     def __init__(
@@ -91,14 +96,16 @@ class PredictionWriter:
         review: bool = False,
         keep_columns: Sequence[str] = (),
         inputs: Iterable[str | os.PathLike[str] | None] = (),
+        llm: bool = False,
     ) -> None:
         self.path = check_output_file(path, WRITE_FORMATS, inputs=inputs, what="output")
         self.format = WRITE_FORMATS[self.path.suffix.lower()]
         self.top_k = top_k
         self.review = review
+        self.llm = llm
         self.keep = list(keep_columns)
-        self.kept_names = kept_column_names(self.keep, top_k, review=review)
-        self.columns = prediction_columns(top_k, review=review) + self.kept_names
+        self.kept_names = kept_column_names(self.keep, top_k, review=review, llm=llm)
+        self.columns = prediction_columns(top_k, review=review, llm=llm) + self.kept_names
         self.count = 0
         # unique per writer: two writers in one process (threads, a server) never share it
         self._tmp = self.path.with_name(f".{self.path.name}.tmp-{uuid.uuid4().hex}")
@@ -121,7 +128,7 @@ class PredictionWriter:
         extras: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> None:
         """Append predictions; `extras[i]` holds the kept input cells of the i-th product."""
-        rows = prediction_rows(preds, self.top_k, review=self.review)
+        rows = prediction_rows(preds, self.top_k, review=self.review, llm=self.llm)
         if self.keep:
             if extras is None or len(extras) != len(rows):
                 raise ValueError("kept columns need one extras mapping per prediction")
@@ -167,6 +174,8 @@ class PredictionWriter:
                 pa.field(f"category_id_{k}", pa.string()),
                 pa.field(f"confidence_{k}", pa.float64()),
             ]
+        if self.llm:
+            fields.append(pa.field("llm_status", pa.string()))
         fields += [pa.field(name, pa.string()) for name in self.kept_names]
         schema = pa.schema(fields)
         if self._parquet is None:

@@ -31,6 +31,7 @@ __all__ = [
     "build_encoder",
     "build_encoder_set",
     "detect_language",
+    "encoder_device",
     "language_shares",
     "normalize",
     "open_cache",
@@ -49,6 +50,7 @@ def _minilm_int8(device: str, saved: Path | None) -> Encoder:
 
     if device != "cpu":
         raise ConfigError("minilm-int8 runs on the CPU; use 'minilm' on an accelerator")
+    # (callers pass `encoder_device(spec, device)`, which keeps this one on the CPU)
     graph = saved / "encoder.onnx" if saved and (saved / "encoder.onnx").is_file() else None
     return OnnxEncoder(packaged_minilm_path(), name=PACKAGED_MINILM + "@onnx-int8", graph=graph)
 
@@ -100,6 +102,31 @@ def _routed(
         key = _ALIASES.get(name.lower(), name.lower())
         dims[name] = _DIMS[key] if key in _DIMS else build(name).dim
     return LanguageRoutedEncoder(routes, fallback, build, dims)
+
+
+# Encoders that never run on torch: an accelerator would not speed them up. `minilm-int8`
+# is ONNX Runtime's CPU int8 kernels (its vectors are the CPU's by design), E5 a C engine,
+# USE numpy.
+CPU_ONLY = frozenset({"minilm-int8", "e5", "use", "fake"})
+
+
+def encoder_device(spec: str, device: str | None) -> str:
+    """Where the encoder `spec` runs when a model is asked to run on `device`.
+
+    torch encoders (MiniLM, any sentence-transformers directory) follow `device` ("auto":
+    a CUDA GPU when torch sees one); the CPU-only ones stay on the CPU whatever is asked, so
+    one `--device cuda` serves a whole ensemble whose members mix the two.
+
+    Raises:
+        ConfigError: an unknown or unavailable device (see `taxonomist.devices`).
+    """
+    from ..devices import check_device, resolve_device
+
+    key = _ALIASES.get(spec.lower(), spec.lower())
+    if key in CPU_ONLY:
+        check_device(device)  # a misspelt device is still an error
+        return "cpu"
+    return resolve_device(device)
 
 
 def build_encoder(spec: str, *, device: str = "cpu", saved: Path | None = None) -> Encoder:
@@ -182,7 +209,7 @@ def build_encoder_set(
 
     if spec.lower() == "auto":
         return _LazyAutoSet(device, wrap)
-    encoder = wrap(build_encoder(spec, device=device))
+    encoder = wrap(build_encoder(spec, device=encoder_device(spec, device)))
     return EncoderSet({}, encoder)
 
 
@@ -199,7 +226,9 @@ class _LazyAutoSet(EncoderSet):
         if key not in self._loaded:
             with self._lock:  # two threads seeing their first Chinese text load E5 once
                 if key not in self._loaded:
-                    self._loaded[key] = self._wrap(build_encoder(key, device=self._device))
+                    self._loaded[key] = self._wrap(
+                        build_encoder(key, device=encoder_device(key, self._device))
+                    )
         return self._loaded[key]
 
     @property

@@ -76,6 +76,12 @@ class Encoder(ABC):
         by their name and have none."""
         return {}
 
+    def weights_digest(self) -> str | None:
+        """A digest of the weights (and tokenizer) that fix what this encoder computes, or
+        None when unknown (a hub name not yet downloaded). Anything computed with the
+        encoder and stored beyond the process is keyed by it."""
+        return None
+
     def handles(self, language: str) -> bool:
         return "*" in self.languages or language in self.languages
 

@@ -145,5 +145,8 @@ class CachedEncoder(Encoder):
     def files(self):
         return self.inner.files()
 
+    def weights_digest(self) -> str | None:
+        return self.inner.weights_digest()
+
     def _encode(self, texts, *, role, batch_size, show_progress):  # pragma: no cover
         raise NotImplementedError("CachedEncoder.encode is overridden")

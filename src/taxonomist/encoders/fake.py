@@ -7,6 +7,7 @@ microseconds and without torch.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zlib
 
@@ -31,6 +32,10 @@ class FakeEncoder(Encoder):
             padded = f"#{word}#"
             feats.extend(f"c:{padded[i : i + 3]}" for i in range(len(padded) - 2))
         return feats
+
+    def weights_digest(self) -> str | None:
+        # no weights: the hashing scheme is the model, fixed by its name
+        return hashlib.sha256(self.name.encode()).hexdigest()
 
     def _encode(self, texts: list[str], *, role: Role, batch_size: int, show_progress: bool):
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

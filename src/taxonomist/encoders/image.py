@@ -71,6 +71,8 @@ class ImageEncoder:
         size: input side in pixels; defaults to the variant's native size.
         fit: "pad" (whole photo on a white square) or "crop" (centre crop).
         cache: an embedding cache; features are keyed by the file's content hash.
+        device: torch device the backbone runs on (resolved: "cpu", "cuda", "cuda:N", "mps");
+            features come back as CPU arrays whatever it is.
     """
 
     dim = FEATURE_DIM
@@ -82,8 +84,10 @@ class ImageEncoder:
         size: int | None = None,
         fit: str = "pad",
         cache: EmbeddingCache | None = None,
+        device: str = "cpu",
     ) -> None:
         self.variant = _variant(model)
+        self.device = device
         self.size = int(size or VARIANTS[self.variant][2])
         if fit not in ("pad", "crop"):
             raise ConfigError(f"image fit must be 'pad' or 'crop', got {fit!r}")
@@ -95,7 +99,7 @@ class ImageEncoder:
     @property
     def net(self) -> Any:
         if self._net is None:
-            self._net = load_backbone(self.variant)
+            self._net = load_backbone(self.variant).to(self.device)
         return self._net
 
     def features(
@@ -154,7 +158,7 @@ class ImageEncoder:
         import torch
 
         with torch.no_grad():
-            return self.net._fc(torch.from_numpy(features)).numpy()
+            return self.net._fc(torch.from_numpy(features).to(self.device)).cpu().numpy()
 
     def _encode(
         self, paths: list[str], batch_size: int, show_progress: bool
@@ -183,7 +187,8 @@ class ImageEncoder:
             if arrays:
                 net = self.net  # loaded outside inference mode, or its weights could not train
                 with torch.inference_mode():
-                    pooled = pool(net, torch.from_numpy(np.stack(arrays))).numpy()
+                    pixels = torch.from_numpy(np.stack(arrays)).to(self.device)
+                    pooled = pool(net, pixels).cpu().numpy()
                 for i, vector in zip(rows, pooled):
                     results[i] = vector.astype(np.float32)
             if bar:
@@ -243,8 +248,12 @@ def build_image_encoder(
     size: int | None = None,
     fit: str = "pad",
     cache: EmbeddingCache | None = None,
+    device: str = "cpu",
 ) -> ImageEncoder:
-    """An image encoder by name: efficientnet-lite0 (default), efficientnet-lite2, or fake."""
+    """An image encoder by name: efficientnet-lite0 (default), efficientnet-lite2, or fake.
+
+    `device`: where the backbone runs (resolved; see `taxonomist.devices.resolve_device`).
+    """
     if spec == "fake":
         return FakeImageEncoder(cache=cache)
-    return ImageEncoder(spec, size=size, fit=fit, cache=cache)
+    return ImageEncoder(spec, size=size, fit=fit, cache=cache, device=device)

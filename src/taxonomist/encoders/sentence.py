@@ -119,6 +119,10 @@ class SentenceTransformerEncoder(Encoder):
                 ) from None
         return self._model
 
+    def weights_digest(self) -> str | None:
+        path = Path(self.model_ref)
+        return weights_digest(path) if path.is_dir() else None
+
     def _encode(self, texts: list[str], *, role: Role, batch_size: int, show_progress: bool):
         return self._load().encode(
             texts,

@@ -22,6 +22,8 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "ensemble": ("taxonomist.models.ensemble", "EnsembleModel", "core"),
     "image": ("taxonomist.models.image", "ImageModel", "image"),
     "fusion": ("taxonomist.models.fusion", "FusionModel", "image"),
+    # a model exported by `taxonomist export`: ONNX Runtime, no torch
+    "onnx": ("taxonomist.export.runtime", "OnnxModel", "onnx"),
 }
 
 

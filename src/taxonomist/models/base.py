@@ -63,8 +63,9 @@ class Model(ABC):
         self._tree: TreeIndex | None = None
         self.report: FitReport | None = None
         self.refitted = False
-        # where a fine-tuned transformer trains and predicts (the other kinds run on the
-        # CPU and ignore it); set before fit, or given to load_model
+        # where the kind's torch encoder (head, image, fusion, the zero-shot encoders) or
+        # fine-tuned transformer runs ("auto" allowed; CPU-only encoders ignore it); set
+        # before fit, or given to load_model
         self.device = "cpu"
         # the training rows (analysis.neighbours.TrainingIndex), saved beside the weights when
         # set, for explanations and the active learner; in-memory only, never loaded here
@@ -361,9 +362,10 @@ def load_model(
     """Load any model directory, dispatching on the kind in its manifest.
 
     `device` ("auto", "cpu", "cuda", "cuda:N"; see `taxonomist.devices`) is where the kinds
-    that run a transformer run it; the others ignore it. `cache_dir` / `use_cache` set the
-    embedding cache of the kinds that encode (None: the default folder, and
-    TAXONOMIST_NO_CACHE decides whether to cache).
+    that run a torch encoder or transformer run it (members follow their ensemble or
+    fusion); the TF-IDF kinds and the CPU-only encoders (minilm-int8, E5) ignore it.
+    `cache_dir` / `use_cache` set the embedding cache of the kinds that encode (None: the
+    default folder, and TAXONOMIST_NO_CACHE decides whether to cache).
     """
     from . import model_class
 

@@ -10,6 +10,15 @@ row calibrate it, choose which members the ensemble keeps and learn their weight
 beyond noise). A 10% validation split had chosen weights that did not carry over to unseen
 catalogues (the pool came out worse than its own linear member). With `folds` = 0 the
 weights are learned on the validation split, as before, and every member is kept.
+that are confident and right; the weights minimise validation log-loss over a simplex grid.
+
+Cascade: the members that read TF-IDF n-grams (`linear`, `knn`) cost microseconds a product;
+an encoder member (`head`, ...) costs a transformer pass. Most products are easy, and on them
+the cheap members, pooled alone, already give the full ensemble's answer. So on validation the
+ensemble also learns a confidence threshold: the lowest at which answering every product above
+it from the cheap members alone costs at most `cascade_max_drop` of accuracy. With the cascade
+on (`cascade=True` in the config, or `predict(..., cascade=True)` / `classify --cascade`),
+only the products below it go through the encoder.
 """
 
 from __future__ import annotations
@@ -37,12 +46,16 @@ class EnsembleConfig:
     folds: out-of-fold selection and weights over this many grouped folds (0: weights on the
         validation split, every member kept).
     seed: of the folds.
+    cascade: predict with the cascade by default (see the module docstring).
+    cascade_max_drop: the validation accuracy the cascade may cost (0.001: 0.1 point).
     """
 
     members: tuple[tuple[str, dict[str, Any]], ...] = (("linear", {}), ("head", {}))
     grid_step: float = 0.05
     folds: int = 5
     seed: int = 13
+    cascade: bool = False
+    cascade_max_drop: float = 0.001
 
     def __post_init__(self) -> None:
         if len(self.members) < 2:
@@ -53,6 +66,10 @@ class EnsembleConfig:
             raise ConfigError(f"ensemble.grid_step must be in (0, 0.5], got {self.grid_step}")
         if self.folds < 0 or self.folds == 1:
             raise ConfigError(f"ensemble.folds must be 0 or >= 2, got {self.folds}")
+        if not 0 <= self.cascade_max_drop < 1:
+            raise ConfigError(
+                f"ensemble.cascade_max_drop must be in [0, 1), got {self.cascade_max_drop}"
+            )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EnsembleConfig:
@@ -100,6 +117,43 @@ def fit_weights(
     return best
 
 
+# kinds that run an encoder (a transformer or an image network) for every product
+ENCODING_KINDS = frozenset({"head", "finetune", "image", "fusion"})
+
+
+def pooled_logp(weights: np.ndarray, member_logp: list[np.ndarray]) -> np.ndarray:
+    """Log-linear pool of member log-probabilities, weights renormalised to sum to one."""
+    total = float(sum(weights))
+    if total <= 0:
+        weights, total = np.ones(len(member_logp)), float(len(member_logp))
+    return log_softmax(sum((w / total) * lp for w, lp in zip(weights, member_logp)))
+
+
+def cascade_threshold(
+    cheap_logp: np.ndarray, full_logp: np.ndarray, y: np.ndarray, max_drop: float
+) -> float:
+    """The lowest confidence threshold at which answering every row whose cheap confidence
+    reaches it from `cheap_logp` (the rest from `full_logp`) keeps validation accuracy
+    within `max_drop` of `full_logp`'s. 1.0 (never trust the cheap pool alone) if no lower
+    one does; above 1.0 the cascade is off.
+    """
+    cheap_ok = cheap_logp.argmax(1) == y
+    full_ok = full_logp.argmax(1) == y
+    conf = np.exp(cheap_logp.max(1))
+    order = np.argsort(-conf, kind="stable")
+    # accuracy with the k most confident rows answered cheaply, for every k
+    gain = np.concatenate([[0], np.cumsum(cheap_ok[order].astype(int) - full_ok[order])])
+    allowed = full_ok.sum() - max_drop * len(y) - 1e-9
+    best = 1.0 + 1e-9  # no row below "above 1": nothing skips the encoder
+    for k in range(1, len(y) + 1):
+        # a threshold can only split between distinct confidences
+        if k < len(y) and conf[order[k]] == conf[order[k - 1]]:
+            continue
+        if full_ok.sum() + gain[k] >= allowed:
+            best = float(conf[order[k - 1]])
+    return best
+
+
 class EnsembleModel(Model):
     kind = "ensemble"
     config_class = EnsembleConfig
@@ -110,6 +164,19 @@ class EnsembleModel(Model):
         self.members: list[Model] = []
         self.weights = np.ones(len(self.config.members)) / len(self.config.members)
         self.selection: dict[str, Any] | None = None
+        # the cascade's threshold, learned on validation; None: no cascade (an old model,
+        # or no cheap and no encoding member)
+        self.cascade_threshold: float | None = None
+        self.cascade = self.config.cascade  # on for this instance's predictions
+        self.cascade_stats = {"cheap": 0, "encoded": 0}  # rows answered by each stage
+
+    def fit(self, *args: Any, **kwargs: Any):
+        # validation scores (and the temperature fitted on them) are the full pool's
+        cascade, self.cascade = self.cascade, False
+        try:
+            return super().fit(*args, **kwargs)
+        finally:
+            self.cascade = cascade
 
     def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None):
         from . import model_class
@@ -145,6 +212,7 @@ class EnsembleModel(Model):
             log_softmax(m._logits(m.prepare(valid_texts)), m.temperature) for m in self.members
         ]
         self.weights = best = fit_weights(member_logp, valid_y, self.config.grid_step)
+        self._learn_cascade(member_logp, valid_y)
         history.append(
             {
                 "weights": float(len(best)),
@@ -193,12 +261,51 @@ class EnsembleModel(Model):
         for member in self.members:
             member.refit_full(texts, labels, progress=progress)
 
-    def _logits(self, texts):
-        return sum(
-            w * log_softmax(m._logits(m.prepare(texts)), m.temperature)
-            for w, m in zip(self.weights, self.members)
-            if w > 0
+    # -- the cascade ----------------------------------------------------------------------
+    def _cheap_members(self) -> list[int]:
+        return [
+            i
+            for i, (w, m) in enumerate(zip(self.weights, self.members))
+            if w > 0 and m.kind not in ENCODING_KINDS
+        ]
+
+    def _learn_cascade(self, member_logp: list[np.ndarray], y: np.ndarray) -> None:
+        cheap = self._cheap_members()
+        used = [i for i, w in enumerate(self.weights) if w > 0]
+        if not cheap or len(cheap) == len(used):  # nothing to skip, or nothing cheap
+            self.cascade_threshold = None
+            return
+        full = log_softmax(sum(self.weights[i] * member_logp[i] for i in used))
+        cheap_logp = pooled_logp(self.weights[cheap], [member_logp[i] for i in cheap])
+        self.cascade_threshold = cascade_threshold(
+            cheap_logp, full, y, self.config.cascade_max_drop
         )
+
+    def _member_logp(self, index: int, texts: list[Any]) -> np.ndarray:
+        member = self.members[index]
+        return log_softmax(member._logits(member.prepare(texts)), member.temperature)
+
+    def _logits(self, texts):
+        used = [i for i, w in enumerate(self.weights) if w > 0]
+        if not self.cascade or self.cascade_threshold is None:
+            return sum(self.weights[i] * self._member_logp(i, texts) for i in used)
+        cheap = self._cheap_members()
+        cheap_parts = {i: self._member_logp(i, texts) for i in cheap}
+        cheap_logp = pooled_logp(self.weights[cheap], [cheap_parts[i] for i in cheap])
+        hard = np.flatnonzero(np.exp(cheap_logp.max(1)) < self.cascade_threshold)
+        # an easy row answers with the cheap pool's probabilities: scaled by the
+        # ensemble's temperature, which predict_proba divides out again
+        out = self.temperature * cheap_logp
+        if len(hard):
+            subset = [texts[j] for j in hard]
+            out[hard] = sum(
+                self.weights[i]
+                * (cheap_parts[i][hard] if i in cheap_parts else self._member_logp(i, subset))
+                for i in used
+            )
+        self.cascade_stats["cheap"] += len(texts) - len(hard)
+        self.cascade_stats["encoded"] += len(hard)
+        return out
 
     def _manifest_extra(self) -> dict[str, Any]:
         return {
@@ -206,6 +313,7 @@ class EnsembleModel(Model):
             "members": [f"members/{i}-{m.kind}" for i, m in enumerate(self.members)],
             # every candidate's out-of-fold score and the rule that chose among them
             "selection": self.selection,
+            "cascade_threshold": self.cascade_threshold,
         }
 
     def _save(self, directory: Path) -> None:
@@ -223,3 +331,5 @@ class EnsembleModel(Model):
             )
             for sub in manifest["members"]
         ]
+        threshold = manifest.get("cascade_threshold")
+        self.cascade_threshold = None if threshold is None else float(threshold)

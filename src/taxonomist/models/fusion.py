@@ -133,6 +133,8 @@ class FusionModel(Model):
         self.members: list[Model] = []  # late: [text model, image model]
         self._net: Any = None  # early
         self._text_encoder: Any = None
+        self._saved: Path | None = None  # the directory loaded from: encoder files live there
+        self._expected_text: dict[str, Any] | None = None  # early fusion's, from the manifest
         self._image_part: ImageModel | None = None
         self.weights = np.ones(0)
         self.weights_without_image = np.ones(0)
@@ -164,16 +166,29 @@ class FusionModel(Model):
             self._image_part = ImageModel(
                 self.taxonomy, ImageConfig.from_dict(self.config.image_config)
             )
+            self._image_part.use_settings_of(self)
         return self._image_part
 
     @property
     def text_encoder(self) -> Any:
-        from ..encoders import build_cached_encoder
+        return self.lazy("_text_encoder", self._build_text_encoder)
 
-        return self.lazy(
-            "_text_encoder",
-            lambda: build_cached_encoder(self.config.text_encoder, cache=self.embedding_cache()),
+    def _build_text_encoder(self) -> Any:
+        from ..encoders import build_cached_encoder, encoder_device
+        from .head import check_encoder
+
+        spec = self.config.text_encoder
+        # a loaded model encodes with the files it carries (e.g. the int8 graph), so its
+        # vectors do not depend on the library versions of the machine it runs on
+        encoder = build_cached_encoder(
+            spec,
+            saved=self._saved,
+            cache=self.embedding_cache(),
+            device=encoder_device(spec, self.device),
         )
+        if self._expected_text is not None:
+            check_encoder(encoder, self._expected_text, self._saved)
+        return encoder
 
     def _early_inputs(
         self,
@@ -276,6 +291,7 @@ class FusionModel(Model):
                     self.taxonomy, text_cls.config_class.from_dict(self.config.text_config)
                 )
                 for member in (text_model, self._image_member()):
+                    member.use_settings_of(self)  # members run where their fusion runs
                     report = member.fit(items, labels, valid_items, valid_labels, progress=progress)
                     self.members.append(member)
                     history.append(
@@ -411,6 +427,7 @@ class FusionModel(Model):
         if self.uses_early:
             extra["early"] = {
                 "text_encoder": self.text_encoder.name,
+                "text_encoder_files": sorted(self.text_encoder.files()),
                 "text_dim": self.text_encoder.dim + (len(self.labels) if self.stacks else 0),
                 "image_encoder": self._image_member().encoder.name,
                 "image_dim": self._image_member().encoder.dim,
@@ -418,8 +435,13 @@ class FusionModel(Model):
         return extra
 
     def _save(self, directory: Path) -> None:
+        import shutil
+
         from safetensors.torch import save_file
 
+        if self.uses_early:  # e.g. the int8 graph: the vectors the network was trained on
+            for name, source in self.text_encoder.files().items():
+                shutil.copyfile(source, directory / name)
         for i, member in enumerate(self.members):
             member.save(directory / "members" / f"{i}-{member.kind}")
         if self._net is not None:
@@ -436,6 +458,7 @@ class FusionModel(Model):
         self.weights = np.array(manifest["weights"], dtype=np.float64)
         self.weights_without_image = np.array(manifest["weights_without_image"], dtype=np.float64)
         self.best_epoch = manifest.get("best_epoch")
+        self._saved = directory
         self.members = [
             load_model(
                 directory / sub, self.device, cache_dir=self.cache_dir, use_cache=self.use_cache
@@ -444,6 +467,10 @@ class FusionModel(Model):
         ]
         if self.uses_early:
             early = manifest["early"]
+            self._expected_text = {
+                "encoder": early.get("text_encoder"),
+                "embedding_dim": int(early["text_dim"]) - (len(self.labels) if self.stacks else 0),
+            }
             cfg = self.config
             self._net = gated_network(
                 int(early["text_dim"]), int(early["image_dim"]), cfg.hidden, len(self.labels),

@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..encoders import Encoder, Role, build_cached_encoder
+from ..encoders import Encoder, Role, build_cached_encoder, encoder_device
+from ..errors import ModelError
 from .base import Model, Progress
 from .config import config_from_dict
 from .loop import NetworkConfig, mlp_head, train_network
@@ -44,18 +45,26 @@ class HeadModel(Model):
         super().__init__(taxonomy, config)
         self._encoder = encoder
         self._saved: Path | None = None  # the directory loaded from: encoder files live there
+        self._expected: dict[str, Any] | None = None  # the encoder the manifest names
         self._net: Any = None
         self.best_epoch: int | None = None
         self._refit_epochs: int | None = None
 
     @property
     def encoder(self) -> Encoder:
-        return self.lazy(
-            "_encoder",
-            lambda: build_cached_encoder(
-                self.config.encoder, saved=self._saved, cache=self.embedding_cache()
-            ),
+        return self.lazy("_encoder", self._build_encoder)
+
+    def _build_encoder(self) -> Encoder:
+        spec = self.config.encoder
+        encoder = build_cached_encoder(
+            spec,
+            saved=self._saved,
+            cache=self.embedding_cache(),
+            device=encoder_device(spec, self.device),
         )
+        if self._expected is not None:
+            check_encoder(encoder, self._expected, self._saved)
+        return encoder
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode(texts, role=Role.PRODUCT, batch_size=128)
@@ -123,8 +132,33 @@ class HeadModel(Model):
 
         cfg = self.config
         self._saved = directory
+        self._expected = {
+            "encoder": manifest.get("encoder"),
+            "embedding_dim": manifest.get("embedding_dim"),
+        }
         self._net = mlp_head(
             int(manifest["embedding_dim"]), len(self.labels), cfg.hidden, cfg.dropout
         )
         self._net.load_state_dict(load_file(str(directory / "head.safetensors")))
         self._net.eval()
+
+
+def check_encoder(encoder: Encoder, expected: dict[str, Any], directory: Path | None) -> None:
+    """Refuse to run a head over vectors it was not trained on.
+
+    The encoder is rebuilt from its name on load; a different sentence-transformers
+    directory at that path, another ONNX export, or another width would feed the head
+    vectors from a different space and give confident nonsense.
+    """
+    name, dim = expected.get("encoder"), expected.get("embedding_dim")
+    if dim is not None and int(dim) != encoder.dim:
+        raise ModelError(
+            f"{directory}: the model was trained on {dim}-d vectors from {name!r}, but the "
+            f"encoder built now gives {encoder.dim}-d vectors ({encoder.name!r})"
+        )
+    if name and name != encoder.name:
+        raise ModelError(
+            f"{directory}: the model was trained with encoder {name!r}, but {encoder.name!r} "
+            "was built now; its vectors would not match the trained layers. Install the "
+            "same encoder (or retrain)"
+        )

@@ -83,13 +83,18 @@ class ImageModel(Model):
 
     @property
     def encoder(self) -> Any:
+        from ..devices import resolve_device
         from ..encoders.image import build_image_encoder
 
         cfg = self.config
         return self.lazy(
             "_encoder",
             lambda: build_image_encoder(
-                cfg.encoder, size=cfg.size or None, fit=cfg.fit, cache=self.embedding_cache()
+                cfg.encoder,
+                size=cfg.size or None,
+                fit=cfg.fit,
+                cache=self.embedding_cache(),
+                device="cpu" if cfg.encoder == "fake" else resolve_device(self.device),
             ),
         )
 
@@ -161,6 +166,8 @@ class ImageModel(Model):
 
         cfg = self.config
         net = self.encoder.net
+        device = getattr(self.encoder, "device", "cpu")  # the backbone's; the head joins it
+        self._net.to(device)
         prefixes = self._trainable_prefixes()
         for name, param in net.named_parameters():
             param.requires_grad = any(name.startswith(p) for p in prefixes)
@@ -169,7 +176,7 @@ class ImageModel(Model):
         params = [p for p in net.parameters() if p.requires_grad] + list(self._net.parameters())
         opt = torch.optim.AdamW(params, lr=cfg.finetune_lr, weight_decay=cfg.weight_decay)
         loss_fn = torch.nn.CrossEntropyLoss()
-        targets = torch.from_numpy(y_kept)
+        targets = torch.from_numpy(y_kept).to(device)
         history: list[dict[str, float]] = []
         size = self.encoder.size
         for epoch in range(1, cfg.finetune_epochs + 1):
@@ -180,9 +187,9 @@ class ImageModel(Model):
             for start in range(0, len(order), cfg.finetune_batch_size):
                 idx = order[start : start + cfg.finetune_batch_size]
                 pixels = np.stack([augment(open_rgb(paths[i]), rng, size) for i in idx])
-                feats = pool(net, torch.from_numpy(pixels))
+                feats = pool(net, torch.from_numpy(pixels).to(device))
                 feats = feats / feats.norm(dim=1, keepdim=True).clamp_min(1e-12)
-                loss = loss_fn(self._net(feats), targets[torch.from_numpy(idx)])
+                loss = loss_fn(self._net(feats), targets[torch.from_numpy(idx).to(device)])
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -190,9 +197,9 @@ class ImageModel(Model):
                 total += loss.item() * len(idx)
                 if progress:
                     progress("fine-tune batch", start + len(idx), len(order))
-            self._net.eval()
+            self._net.eval().cpu()  # the head predicts on the CPU, over CPU features
             self.tuned_backbone = {
-                k: v.detach().clone()
+                k: v.detach().cpu().clone()
                 for k, v in net.state_dict().items()
                 if any(k.startswith(p) for p in prefixes)
             }
@@ -200,7 +207,9 @@ class ImageModel(Model):
             if valid_items:
                 logits = self._logits(valid_items)
                 row["valid_accuracy"] = float((logits.argmax(1) == valid_y).mean())
+            self._net.to(device)
             history.append(row)
+        self._net.cpu()
         for param in net.parameters():
             param.requires_grad = False
         return history

@@ -1,0 +1,163 @@
+"""Whole-model export: `export_model(model_dir, out_dir)` writes a directory that the
+torch-free runtime (`taxonomist.export.runtime.OnnxModel`, kind `onnx`) loads.
+
+What goes to ONNX: the transformer encoder with its pooling and normalisation (the int8 graph
+a `minilm-int8` model already carries, or the float model exported once), the head networks
+and the TF-IDF scoring matrices. What stays in numpy: TF-IDF featurisation (scikit-learn's
+tokenisation and idf weighting, reproduced exactly by rebuilding the vectorisers, which ONNX
+would not do byte for byte), the rare-n-gram neighbour vote, pooling, temperature and the
+taxonomy decoding. Tokenisation is the `tokenizers` package's, from the tokenizer file the
+encoder itself used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ModelError
+from ..persistence import read_manifest, save_model_dir
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("onnx",)
+EXPORT_FORMAT = 1  # bump when the layout of an export changes
+
+
+def export_model(model_dir: str | Path, out_dir: str | Path, *, fmt: str = "onnx") -> Path:
+    """Export the trained model in `model_dir` to `out_dir` (which must not exist yet, or be
+    empty) as ONNX graphs plus the numpy parts; returns `out_dir`.
+
+    Raises:
+        ConfigError: an unknown format, or an `out_dir` that holds files.
+        ModelError: a model kind or encoder that cannot be exported.
+    """
+    from ..models import load_model
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    source, out = Path(model_dir), Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} exists and is not empty; export into a new directory")
+    if out.resolve() == source.resolve():
+        raise ConfigError("the export directory must differ from the model directory")
+    try:
+        import onnx  # noqa: F401 - the graphs are built with it
+    except ImportError:
+        raise ModelError("export needs onnx; pip install 'taxonomist[onnx]'") from None
+    manifest = read_manifest(source)
+    if manifest.get("kind") == "onnx":
+        raise ConfigError(f"{source} is already an export")
+    model = load_model(source, "cpu")
+
+    def write(directory: Path) -> None:
+        root = _export_part(model, source, directory / "parts" / "0", manifest)
+        (directory / "graph.json").write_text(json.dumps(root, indent=1), "utf-8")
+
+    export_manifest = {
+        "kind": "onnx",
+        "config": {},
+        "labels": model.labels,
+        "label_count": len(model.labels),
+        "temperature": model.temperature,
+        "export_format": EXPORT_FORMAT,
+        "source": {
+            "kind": model.kind,
+            "directory": str(source.resolve()),
+            "created_at": manifest.get("created_at"),
+            "package_version": manifest.get("package_version"),
+        },
+        "taxonomy": manifest.get("taxonomy"),
+        "training": {"valid_metrics": manifest.get("training", {}).get("valid_metrics", {})},
+        # the per-category review thresholds: an export flags the rows its original flags
+        "routing": manifest.get("routing"),
+    }
+    return save_model_dir(out, manifest=export_manifest, taxonomy=model.taxonomy, write_files=write)
+
+
+def _export_part(model: Any, source: Path, target: Path, manifest: dict[str, Any]) -> dict:
+    """Write one model's parts under `target`; return its node of graph.json (paths relative
+    to the export's root)."""
+    from . import graphs
+
+    target.mkdir(parents=True, exist_ok=True)
+    rel = str(Path(*target.parts[-2:]))  # parts/<n>
+    node: dict[str, Any] = {"kind": model.kind, "dir": rel, "temperature": model.temperature}
+    if model.kind == "linear":
+        from safetensors.numpy import save_file
+
+        shutil.copyfile(source / "vocabulary.json", target / "vocabulary.json")
+        tfidf = model._tfidf
+        save_file(tfidf.idf_tensors(), str(target / "tfidf.safetensors"))
+        graphs.sparse_linear(model._coef, model._intercept, target / "scoring.onnx")
+        node["word_ngrams"] = list(model.config.word_ngrams)
+        node["char_ngrams"] = list(model.config.char_ngrams)
+    elif model.kind == "knn":  # TF-IDF and a sparse vote: numpy and scipy, as trained
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    elif model.kind == "head":
+        node["encoder"] = export_encoder(model.encoder, target)
+        graphs.mlp(graphs.mlp_layers(model._net.state_dict()), target / "head.onnx")
+    elif model.kind == "ensemble":
+        node["weights"] = [float(w) for w in model.weights]
+        node["members"] = []
+        for n, (member, sub) in enumerate(zip(model.members, manifest["members"])):
+            member_manifest = read_manifest(source / sub)
+            part = target.parent / f"{target.name}.{n}"
+            node["members"].append(_export_part(member, source / sub, part, member_manifest))
+    else:
+        raise ModelError(
+            f"a '{model.kind}' model cannot be exported to ONNX yet (linear, knn, head and "
+            "ensembles of them can)"
+        )
+    return node
+
+
+def export_encoder(encoder: Any, target: Path) -> dict[str, Any]:
+    """The sentence encoder as `encoder.onnx` + `tokenizer.json` under `target` (or, for the
+    dependency-free fake encoder, its settings); its node of graph.json."""
+    from ..encoders.fake import FakeEncoder
+    from ..encoders.onnx import OnnxEncoder
+
+    inner = getattr(encoder, "inner", encoder)  # behind the embedding cache
+    if isinstance(inner, FakeEncoder):
+        return {"type": "fake", "dim": inner.dim, "name": inner.name}
+    if isinstance(inner, OnnxEncoder):  # the int8 graph the model carries: the same vectors
+        shutil.copyfile(inner.graph_path, target / "encoder.onnx")
+        _save_tokenizer(inner.model_dir, target)
+        # int8 graphs run one text at a time (see OnnxEncoder._encode); so must the runtime
+        return {
+            "type": "transformer",
+            "one_per_run": True,
+            "max_length": inner.max_length,
+            "name": inner.name,
+        }
+    from ..encoders.sentence import SentenceTransformerEncoder
+
+    if isinstance(inner, SentenceTransformerEncoder) and Path(inner.model_ref).is_dir():
+        from ..encoders.onnx import export_onnx
+
+        model_dir = Path(inner.model_ref)
+        max_length = int(inner._load().max_seq_length or 512)
+        export_onnx(model_dir, target / "encoder.onnx", quantize=False)
+        _save_tokenizer(model_dir, target)
+        return {
+            "type": "transformer",
+            "one_per_run": False,
+            "max_length": max_length,
+            "name": inner.name,
+        }
+    raise ModelError(
+        f"encoder {inner.name!r} cannot be exported to ONNX (MiniLM, minilm-int8 and local "
+        "sentence-transformers directories can)"
+    )
+
+
+def _save_tokenizer(model_dir: Path, target: Path) -> None:
+    """The fast tokenizer transformers builds for `model_dir`, as one tokenizer.json."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
+    tokenizer.backend_tokenizer.save(str(target / "tokenizer.json"))

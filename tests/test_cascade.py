@@ -1,0 +1,80 @@
+"""The ensemble cascade: TF-IDF members first, the encoder only below a learned threshold."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from taxonomist.calibration import log_softmax
+from taxonomist.errors import ConfigError
+from taxonomist.models import load_model, model_class
+from taxonomist.models.ensemble import cascade_threshold
+
+
+def test_threshold_keeps_accuracy_within_the_allowed_drop() -> None:
+    rng = np.random.default_rng(0)
+    n, k = 400, 5
+    y = rng.integers(0, k, n)
+    full = log_softmax(rng.normal(size=(n, k)) + 4 * np.eye(k)[y])  # mostly right
+    cheap = log_softmax(rng.normal(size=(n, k)) * 2 + 2 * np.eye(k)[y])  # right when sure
+    full_acc = (full.argmax(1) == y).mean()
+    for drop in (0.0, 0.001, 0.05):
+        t = cascade_threshold(cheap, full, y, drop)
+        easy = np.exp(cheap.max(1)) >= t
+        acc = np.where(easy, cheap.argmax(1) == y, full.argmax(1) == y).mean()
+        assert acc >= full_acc - drop - 1e-12
+    # a looser budget never sends more rows through the encoder
+    assert cascade_threshold(cheap, full, y, 0.05) <= cascade_threshold(cheap, full, y, 0.0)
+    # a cheap pool that is always right skips the encoder everywhere
+    assert cascade_threshold(full, full, y, 0.0) == pytest.approx(np.exp(full.max(1)).min())
+
+
+MEMBERS = {
+    "members": [
+        ["linear", {}],
+        ["head", {"encoder": "fake", "hidden": 0, "epochs": 30, "batch_size": 16, "lr": 0.02}],
+        ["knn", {"max_df": 0.05}],
+    ]
+}
+
+
+def test_cascade_predicts_like_the_pool_within_budget(tiny_rows, tiny_taxonomy, tmp_path) -> None:
+    cls = model_class("ensemble")
+    model = cls(tiny_taxonomy, cls.config_class.from_dict(MEMBERS))
+    texts = [r["title"] for r in tiny_rows]
+    labels = [tiny_taxonomy.by_path(r["category"]).id for r in tiny_rows]
+    train = [i for i in range(len(texts)) if i % 4]
+    valid = [i for i in range(len(texts)) if not i % 4]
+    vt, vl = [texts[i] for i in valid], [labels[i] for i in valid]
+    model.fit([texts[i] for i in train], [labels[i] for i in train], vt, vl)
+    assert model.cascade_threshold is not None and not model.cascade
+    full = model.predict_proba(vt)
+    model.cascade = True
+    cascaded = model.predict_proba(vt)
+    y = np.array([model.labels.index(v) for v in vl])
+    assert (cascaded.argmax(1) == y).mean() >= (full.argmax(1) == y).mean() - 0.001
+    assert model.cascade_stats["cheap"] + model.cascade_stats["encoded"] == len(vt)
+    np.testing.assert_allclose(cascaded.sum(1), 1.0, atol=1e-9)
+    # rows sent through the encoder get the full pool's probabilities
+    same = np.isclose(cascaded, full, atol=1e-9).all(1)
+    assert same.sum() >= model.cascade_stats["encoded"]
+
+    saved = model.save(tmp_path / "m")
+    manifest = json.loads((saved / "manifest.json").read_text())
+    assert manifest["cascade_threshold"] == pytest.approx(model.cascade_threshold)
+    loaded = load_model(saved)
+    assert not loaded.cascade  # trained without cascade=True
+    loaded.cascade = True
+    np.testing.assert_allclose(loaded.predict_proba(vt), cascaded, atol=1e-9)
+
+
+def test_cascade_needs_a_model_that_has_one(tiny_rows, tiny_taxonomy) -> None:
+    from taxonomist.service import set_cascade
+
+    cls = model_class("linear")
+    model = cls(tiny_taxonomy)
+    with pytest.raises(ConfigError, match="--cascade needs an ensemble"):
+        set_cascade(model, True)
+    set_cascade(model, False)  # turning off what is not there is fine
