@@ -207,6 +207,14 @@ class EnsembleModel(Model):
             )
         if self.config.folds >= 2:
             history.append(self._select_out_of_fold(texts, y, progress))
+            # the cascade is learned on validation over the members selection kept
+            self._learn_cascade(
+                [
+                    log_softmax(m._logits(m.prepare(valid_texts)), m.temperature)
+                    for m in self.members
+                ],
+                valid_y,
+            )
             return history
         member_logp = [
             log_softmax(m._logits(m.prepare(valid_texts)), m.temperature) for m in self.members
