@@ -195,9 +195,16 @@ def test_balanced_preset_pools_linear_head_and_knn(tmp_path: Path, tiny_corpus: 
     result = _run("train", tiny_corpus, "--out", model_dir, "--encoder", "fake", "--epochs", "3")
     assert result.exit_code == 0, result.output
     manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert [m.rsplit("-", 1)[1] for m in manifest["members"]] == ["linear", "head", "knn"]
-    knn = json.loads((model_dir / manifest["members"][2] / "manifest.json").read_text("utf-8"))
-    assert knn["config"]["max_df"] == 0.002 and knn["refit_on_train_and_valid"]
+    members = manifest["config"]["members"]
+    assert [kind for kind, _ in members] == ["linear", "head", "knn"]
+    assert members[2][1]["max_df"] == 0.002
+    # the members kept are the candidate out-of-fold selection chose, refitted on all rows
+    selection = manifest["selection"]
+    assert len(selection["candidates"]) == 7 and "paired z" in selection["rule"]
+    chosen = next(c for c in selection["candidates"] if c["chosen"])["members"]
+    assert [m.split("-", 1)[1] for m in manifest["members"]] == [c.split("-", 1)[1] for c in chosen]
+    first = json.loads((model_dir / manifest["members"][0] / "manifest.json").read_text("utf-8"))
+    assert first["refit_on_train_and_valid"]
     out = tmp_path / "pred.csv"
     assert _run("classify", tiny_corpus, "--model", model_dir, "--out", out).exit_code == 0
     assert _run("evaluate", out, "--gold", tiny_corpus).exit_code == 0
@@ -281,8 +288,10 @@ def test_tune_keeps_the_best_trial(tmp_path: Path, tiny_corpus: Path) -> None:
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text(encoding="utf-8"))
     trials = manifest["tuning"]["trials"]
     assert trials and trials[0]["trial"] == 1
-    best = max(t["valid_accuracy"] for t in trials)
-    assert manifest["training"]["valid_metrics"]["accuracy"] == best
+    # the saved model is the last trial that beat its incumbent beyond noise
+    kept = [t for t in trials if t["verdict"] != "rejected"][-1]
+    assert manifest["training"]["valid_metrics"]["accuracy"] == kept["valid_accuracy"]
+    assert "paired z" in manifest["tuning"]["rule"]
 
 
 # -- photos: image columns, bad images, trained fusion models, image-text alignment ---------

@@ -361,6 +361,14 @@ def classify(
     ] = None,
     delimiter: Delimiter = None,
     encoding: Encoding = "utf-8",
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="With --model: also write OUT.explanations.jsonl (the words that drove each "
+            "prediction, the nearest training products, photo heat maps).",
+        ),
+    ] = False,
     llm_url: Annotated[
         str | None,
         typer.Option(
@@ -416,6 +424,8 @@ def classify(
 
     printer = _BadRowPrinter()
     with _reported(printer):
+        if explain and model is None:
+            raise TaxonomistError("--explain needs a trained --model")
         columns = _columns(
             id_column,
             text_columns,
@@ -481,6 +491,13 @@ def classify(
         typer.echo(outcome.llm_summary)
     if outcome.queued is not None:
         typer.echo(f"queued {outcome.queued} products for review in {review_db}")
+    if explain and model is not None:
+        from .analysis.explain import explain_file, explanation_path
+
+        with _reported():
+            path = explanation_path(out)
+            count = explain_file(input, model, path, columns=columns)
+        typer.echo(f"explained {count} predictions -> {path}")
 
 
 @app.command()
@@ -679,7 +696,7 @@ def tune(
         typer.echo(
             f"trial {row['trial']}: validation accuracy {row['valid_accuracy']:.4f}, "
             f"log-loss {row['valid_log_loss']:.4f} ({row['seconds']} s; "
-            f"{used / 60:.1f} of {time_budget:g} min used)",
+            f"{used / 60:.1f} of {time_budget:g} min used): {row.get('verdict', '')}",
             err=True,
         )
 
@@ -711,7 +728,7 @@ def tune(
         )
     m = outcome.valid_metrics
     typer.echo(
-        f"best of {len(outcome.trials)} trials: {outcome.kind}, validation accuracy "
+        f"kept of {len(outcome.trials)} trials: {outcome.kind}, validation accuracy "
         f"{m.get('accuracy', float('nan')):.4f} ({outcome.seconds:.0f} s)"
     )
     typer.echo(f"model: {outcome.model_dir}")
@@ -963,6 +980,89 @@ def export(
     with _reported():
         path = export_model(model, out, fmt=format)
     typer.echo(f"exported {model} -> {path} ({format})")
+
+
+@app.command()
+def audit(
+    input: Annotated[Path, typer.Argument(help="Labelled products: .csv, .tsv, .jsonl, .parquet.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Ranked issues, .csv.")],
+    report: Annotated[
+        Path | None, typer.Option(help="Also write a readable HTML page of the issues.")
+    ] = None,
+    review_db: Annotated[
+        str | None, typer.Option(help="Put each suspected error into this review queue.")
+    ] = None,
+    preset: Annotated[
+        str, typer.Option(help="Model that scores each row out of fold: fast | balanced | best.")
+    ] = "fast",
+    folds: Annotated[int, typer.Option(min=2, max=20, help="Grouped cross-validation folds.")] = 5,
+    taxonomy: TaxonomyOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed for the folds.")] = 13,
+    id_column: IdColumn = "id",
+    text_columns: TextColumns = "title,description",
+    label_column: LabelColumn = "category",
+    label_separator: LabelSeparator = " > ",
+    verbose: Verbose = False,
+) -> None:
+    """Find labels that look wrong: out-of-fold probabilities, confident learning (cleanlab),
+    the level of the tree where each label goes wrong, and identical or near-identical
+    titles with different labels."""
+    _setup_logging(verbose)
+    from .analysis.audit import audit_file
+
+    printer = _BadRowPrinter()
+    with _reported(printer):
+        columns = _columns(id_column, text_columns, None, label_column, label_separator)
+        result = audit_file(
+            input, out, report=report, review_db=review_db, preset=preset, folds=folds,
+            taxonomy=taxonomy, columns=columns, seed=seed, on_bad_row=printer,
+        )  # fmt: skip
+    counts = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in result.counts().items())
+    typer.echo(
+        f"{len(result.issues)} suspected label errors among {result.rows} rows"
+        f"{' (' + counts + ')' if counts else ''}; out-of-fold accuracy "
+        f"{result.oof_accuracy:.3f}"
+    )
+    typer.echo(f"issues: {out}")
+    if report:
+        typer.echo(f"report: {report}")
+
+
+@app.command("suggest-labels")
+def suggest_labels(
+    pool: Annotated[Path, typer.Argument(help="Unlabelled products: .csv, .jsonl, .parquet.")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="A trained model directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Suggestions, .csv.")],
+    n: Annotated[int, typer.Option("-n", min=1, max=100000, help="How many to suggest.")] = 200,
+    labelled: Annotated[
+        Path | None,
+        typer.Option(
+            help="Products labelled since the model was trained (skipped with "
+            "their near-copies; the model's own training rows always are)."
+        ),
+    ] = None,
+    review_db: Annotated[
+        str | None, typer.Option(help="Put the suggestions into this review queue.")
+    ] = None,
+    id_column: IdColumn = "id",
+    text_columns: TextColumns = "title,description",
+    label_column: LabelColumn = "category",
+    label_separator: LabelSeparator = " > ",
+    verbose: Verbose = False,
+) -> None:
+    """Which products to label next: the most uncertain (per level of the tree), spread out
+    over the catalogue, near-copies of labelled products skipped."""
+    _setup_logging(verbose)
+    from .analysis.active import suggest_file
+
+    printer = _BadRowPrinter()
+    with _reported(printer):
+        columns = _columns(id_column, text_columns, None, label_column, label_separator)
+        suggestions = suggest_file(
+            pool, model, out, n=n, labelled_path=labelled, review_db=review_db,
+            columns=columns, on_bad_row=printer,
+        )  # fmt: skip
+    typer.echo(f"suggested {len(suggestions)} products to label -> {out}")
 
 
 @app.command()

@@ -421,6 +421,7 @@ def _read_labelled(
     strict: bool,
     on_bad_row: Callable[[BadRow], None] | None,
     reading: ImageReading,
+    ids: list[str] | None = None,
 ) -> tuple[list[ModelInput], list[str], ReadReport]:
     report = ReadReport(str(path))
     texts: list[ModelInput] = []
@@ -441,6 +442,8 @@ def _read_labelled(
         for product in batch:
             assert product.label is not None
             labels.append(product.label.id)
+            if ids is not None:
+                ids.append(product.id)
     if not texts:
         if report.rows == 0:
             raise DataError("no data rows (header only): nothing to train on", file=path)
@@ -461,6 +464,7 @@ def _training_data(
     strict: bool,
     on_bad_row: Callable[[BadRow], None] | None,
     reading: ImageReading | None,
+    ids: list[str] | None = None,
     name: str | None = None,
 ) -> tuple[
     Taxonomy,
@@ -482,12 +486,14 @@ def _training_data(
         warn_about_label_separator(raw, columns.label_separator, input_path)
         tax = from_labels(raw, separator=columns.label_separator, name=name or input_path.stem)
     reading = reading or ImageReading()
-    texts, labels, report = _read_labelled(input_path, tax, columns, strict, on_bad_row, reading)
+    texts, labels, report = _read_labelled(
+        input_path, tax, columns, strict, on_bad_row, reading, ids
+    )
     valid_texts = valid_labels = None
     bad = list(report.bad_rows)
     if valid_path:
         valid_texts, valid_labels, vreport = _read_labelled(
-            Path(valid_path), tax, columns, strict, on_bad_row, reading
+            Path(valid_path), tax, columns, strict, on_bad_row, reading, ids
         )
         bad += vreport.bad_rows
     return tax, texts, labels, valid_texts, valid_labels, bad
@@ -543,6 +549,7 @@ def train_file(
         model_store = ModelStore(store)
         model_store._check_name(name)
     started = time.perf_counter()
+    ids: list[str] = []
     # a taxonomy made from the labels is named after the model, not after its training file
     tax, texts, labels, valid_texts, valid_labels, bad = _training_data(
         Path(input_path),
@@ -552,6 +559,7 @@ def train_file(
         strict,
         on_bad_row,
         reading,
+        ids,
         name=name or Path(out_dir or ".").resolve().name,
     )
     if model_store is not None and name is not None:
@@ -578,6 +586,7 @@ def train_file(
             refit=refit,
             progress=progress,
             device=device,
+            ids=ids,
             precision_target=precision_target,
         )
         path = trained.path

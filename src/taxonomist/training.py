@@ -6,16 +6,16 @@ with which settings, on which rows, and what to record beside the weights.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError
-from .items import ModelInput, group_key, has_images
+from .folds import group_split
+from .items import ModelInput, has_images
 from .languages import LanguagePlan, plan_for
 from .models import Model, model_class
 from .routing import check_precision_target
@@ -145,25 +145,6 @@ def few_labels(labels: Sequence[str]) -> bool:
     return counts[len(counts) // 2] <= FEW_LABELS
 
 
-def group_split(
-    texts: Sequence[ModelInput], fraction: float = 0.1, seed: int = 13
-) -> tuple[list[int], list[int]]:
-    """Row indices (train, valid), with every group of identical titles on one side.
-
-    Identical titles are near-duplicates: letting them straddle the split would make
-    validation scores (and early stopping, calibration) optimistic. Assignment hashes the
-    normalised title with the seed, so it is stable across runs and machines.
-    """
-    if not 0 < fraction < 1:
-        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
-    train: list[int] = []
-    valid: list[int] = []
-    for i, text in enumerate(texts):
-        digest = hashlib.sha1(f"{seed}:{group_key(text)}".encode()).digest()
-        (valid if int.from_bytes(digest[:8], "big") / 2**64 < fraction else train).append(i)
-    return train, valid
-
-
 def cut_validation(
     texts: list[ModelInput], labels: list[str], fraction: float = 0.1, seed: int = 13
 ) -> tuple[list[ModelInput], list[str], list[ModelInput], list[str]]:
@@ -185,6 +166,21 @@ def cut_validation(
         [texts[i] for i in valid_idx],
         [labels[i] for i in valid_idx],
     )
+
+
+def with_device_members(
+    preset: str | None, kind: str | None, chosen: str, config: Any, device: str
+) -> Any:
+    """On a CUDA GPU, `best` offers a fine-tuned transformer as one more candidate member;
+    out-of-fold selection keeps it only if it earns its place (on a CPU it would take hours)."""
+    if (
+        kind is None
+        and chosen == "ensemble"
+        and Preset.from_str(preset or "balanced") is Preset.BEST
+        and str(device).startswith("cuda")
+    ):
+        return replace(config, members=(*config.members, ("finetune", {})))
+    return config
 
 
 @dataclass
@@ -212,6 +208,7 @@ def train_model(
     refit: bool | None = None,
     progress=None,
     device: str = "cpu",
+    ids: list[str] | None = None,
     precision_target: float | None = None,
 ) -> TrainedModel:
     """Fit the chosen kind and save it with its manifest and training curve.
@@ -230,6 +227,13 @@ def train_model(
         raise DataError(
             f"training data has a single class ({labels[0]!r}); a classifier needs at least two"
         )
+    from .analysis.neighbours import TrainingIndex
+    from .items import as_texts
+
+    # every labelled row (validation included), with `ids` in the same order when given
+    index = TrainingIndex.build(
+        ids, as_texts([*texts, *(valid_texts or [])]), [*labels, *(valid_labels or [])]
+    )
     if kind is None and has_images(texts):
         kind = "fusion"
     if kind is None and few_labels(labels):
@@ -247,6 +251,7 @@ def train_model(
         )
     languages = plan_for(texts)
     chosen, config = resolve_kind(preset, kind, dict(overrides or {}), languages)
+    config = with_device_members(preset, kind, chosen, config, device)
     model = model_class(chosen)(taxonomy, config)
     model.device = device
     if precision_target is not None:
@@ -257,6 +262,7 @@ def train_model(
         kinds = {chosen, *(k for k, _ in getattr(config, "members", ()))}
         # retraining a transformer or backbone blocks would double a long training run
         refit = "finetune" not in kinds and not getattr(config, "finetune_blocks", 0)
+    model.training_index = index
     if refit and valid_texts:
         logger.info("refitting on train + validation (%d rows)", len(texts) + len(valid_texts))
         model.refit_full(texts + valid_texts, labels + list(valid_labels or []), progress=progress)

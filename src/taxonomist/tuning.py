@@ -1,9 +1,11 @@
 """Random search over a preset's hyper-parameters within a time budget.
 
-Each trial trains on the training split and is scored on the validation split (accuracy,
-then log-loss); the first trial is always the preset's own settings, so tuning never returns
-something worse on validation than not tuning. The winner is saved like any model, with the
-trial log in its manifest.
+Each trial trains on the training split and is scored on the validation split; the first
+trial is always the preset's own settings. A later trial replaces the incumbent only when it
+is better beyond noise: its per-row validation log-loss is lower over the same rows with a
+paired z above `selection.Z_ACCEPT` (a random search that keeps whatever scores best on one
+split keeps its luck). Ensemble trials choose their own composition out of fold. The winner
+is saved like any model, with every trial's score and the rule in its manifest.
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ from . import progress
 from .errors import ConfigError
 from .items import ModelInput, has_images
 from .models import Model, model_class
+from .selection import Z_ACCEPT, paired_z
 from .training import cut_validation, plot_training_curve, resolve_kind
 
 logger = logging.getLogger(__name__)
+
+TUNE_RULE = (
+    "trial 1 is the preset; a later trial replaces the incumbent only if its mean per-row "
+    f"validation log-loss is lower with a paired z > {Z_ACCEPT} over the same rows"
+)
 
 Sampler = Callable[[np.random.Generator], Any]
 
@@ -80,8 +88,8 @@ SPACES: dict[str, dict[str, Sampler]] = {
 
 
 def _sample(kind: str, base: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    if kind == "linear" and base.get("classifier") == "logreg":
-        base = {k: v for k, v in base.items() if k != "C"}
+    """`base` with every setting of the kind's space drawn afresh (C is drawn for either
+    linear classifier: both take it)."""
     return {**base, **{k: sample(rng) for k, sample in SPACES.get(kind, {}).items()}}
 
 
@@ -119,7 +127,7 @@ def tune(
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
     best: Model | None = None
-    best_key = (-1.0, 0.0)
+    best_loss: np.ndarray | None = None
     trials: list[dict[str, Any]] = []
     for trial in range(max_trials):
         if trial and time.perf_counter() - started > time_budget_s:
@@ -150,16 +158,35 @@ def tune(
         trials.append(row)
         if on_trial:
             on_trial(row)
-        key = (row["valid_accuracy"], -row["valid_log_loss"])
-        if key > best_key:
-            best, best_key = model, key
+        loss = _row_log_loss(model, valid_texts, valid_labels)
+        if best_loss is None:
+            row["verdict"] = "first incumbent"
+        else:
+            z = paired_z(best_loss, loss)
+            row["z_vs_incumbent"] = round(z, 2) if np.isfinite(z) else z
+            row["verdict"] = "kept: better beyond noise" if z > Z_ACCEPT else "rejected"
+        if best_loss is None or row["verdict"].startswith("kept"):
+            best, best_loss = model, loss
     assert best is not None
     path = best.save(
         out_dir,
-        extra={"preset": preset, "tuning": {"time_budget_s": time_budget_s, "trials": trials}},
+        extra={
+            "preset": preset,
+            "tuning": {"time_budget_s": time_budget_s, "rule": TUNE_RULE, "trials": trials},
+        },
     )
     plot_training_curve(best, Path(path) / "training_curve.png")
     return TuneResult(best, Path(path), trials)
+
+
+def _row_log_loss(model: Model, texts: list[ModelInput], labels: list[str]) -> np.ndarray:
+    """Per-row validation log-loss (rows whose class the model never saw are left out: they
+    cost every trial the same)."""
+    column = {cid: j for j, cid in enumerate(model.labels)}
+    keep = [i for i, label in enumerate(labels) if label in column]
+    proba = model.predict_proba([texts[i] for i in keep])
+    y = np.array([column[labels[i]] for i in keep])
+    return -np.log(np.clip(proba[np.arange(len(keep)), y], 1e-12, None))
 
 
 def _jsonable(value: Any) -> Any:

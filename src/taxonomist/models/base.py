@@ -67,6 +67,9 @@ class Model(ABC):
         # fine-tuned transformer runs ("auto" allowed; CPU-only encoders ignore it); set
         # before fit, or given to load_model
         self.device = "cpu"
+        # the training rows (analysis.neighbours.TrainingIndex), saved beside the weights when
+        # set, for explanations and the active learner; in-memory only, never loaded here
+        self.training_index: Any = None
         # routing thresholds are chosen on validation for this precision (set before fit)
         self.precision_target = DEFAULT_PRECISION_TARGET
         self.routing: Routing | None = None
@@ -288,8 +291,16 @@ class Model(ABC):
             **self._manifest_extra(),
             **(extra or {}),
         }
+
+        def write_files(directory: Path) -> None:
+            self._save(directory)
+            if self.training_index is not None:
+                self.training_index.save(directory)
+
+        if self.training_index is not None:
+            manifest["training_index"] = {"rows": len(self.training_index)}
         return save_model_dir(
-            path, manifest=manifest, taxonomy=self.taxonomy, write_files=self._save
+            path, manifest=manifest, taxonomy=self.taxonomy, write_files=write_files
         )
 
     @classmethod

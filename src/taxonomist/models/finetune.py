@@ -22,7 +22,7 @@ from ..devices import resolve_device
 from ..errors import ConfigError, ModelError
 from .base import Model, Progress
 from .config import check_positive, config_from_dict
-from .loop import class_weights
+from .loop import EarlyStopping, class_weights
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class FinetuneConfig:
     lora_r, lora_alpha, lora_dropout: LoRA settings.
     adversarial: None, "fgm" or "pgd"; epsilon is the perturbation size on embeddings.
     max_length: tokens kept per text (product titles are short).
+    patience: stop once this many epochs in a row have not lowered the validation loss (the
+        meaning every network kind gives it, `loop.EarlyStopping`).
     """
 
     base: str = "minilm"
@@ -51,7 +53,7 @@ class FinetuneConfig:
     batch_size: int = 32
     max_length: int = 48
     dropout: float = 0.1
-    patience: int = 1
+    patience: int = 2
     balance: bool = False
     adversarial: str | None = None
     epsilon: float = 1.0
@@ -70,6 +72,7 @@ class FinetuneConfig:
             epsilon=self.epsilon,
             pgd_steps=self.pgd_steps,
             lora_r=self.lora_r,
+            patience=self.patience,
         )
         if self.peft not in (None, "lora"):
             raise ConfigError(f"finetune.peft must be None or 'lora', got {self.peft!r}")
@@ -223,7 +226,7 @@ class FinetuneModel(Model):
             _Adversary(self._net.get_input_embeddings(), cfg.epsilon) if cfg.adversarial else None
         )
         history: list[dict[str, float]] = []
-        best_loss, best_state, stale, step = float("inf"), None, 0, 0
+        stopper, step = EarlyStopping(cfg.patience), 0
         for epoch in range(1, cfg.epochs + 1):
             net.train()
             running, seen = 0.0, 0
@@ -263,18 +266,13 @@ class FinetuneModel(Model):
                     )
                 )
                 row["valid_accuracy"] = float((logits.argmax(1) == valid_y).mean())
-                if row["valid_loss"] < best_loss - 1e-4:
-                    best_loss, stale = row["valid_loss"], 0
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                else:
-                    stale += 1
+                stopper.update(epoch, row["valid_loss"], net)
             history.append(row)
             if progress:
                 progress("epoch", epoch, cfg.epochs)
-            if stale > cfg.patience or step >= total:
+            if stopper.should_stop or step >= total:
                 break
-        if best_state is not None:
-            net.load_state_dict(best_state)
+        stopper.restore(net)
         if cfg.peft == "lora":
             self._net = net.merge_and_unload()
         self._net.eval()

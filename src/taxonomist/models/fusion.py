@@ -39,7 +39,7 @@ from ..errors import ConfigError, DataError
 from ..items import Item
 from .base import Model, Progress
 from .config import check_positive, config_from_dict
-from .ensemble import simplex_grid
+from .ensemble import fit_weights
 from .loop import NetworkConfig, train_network
 
 if TYPE_CHECKING:
@@ -342,34 +342,16 @@ class FusionModel(Model):
     def _out_of_fold_text_probs(self, items: list[Item], y: np.ndarray, progress) -> np.ndarray:
         """Each training row's text probabilities from a text model that never saw it (nor
         any row with the same title), calibrated with the full text model's temperature."""
-        import hashlib
-
         from ..calibration import softmax
-        from ..items import group_key
+        from ..crossval import cross_val_proba
 
         text_model = self.members[0]
-        folds = np.array([
-            int(hashlib.sha1(f"{self.config.seed}:{group_key(it)}".encode()).hexdigest()[:8], 16)
-            % self.config.stack_folds
-            for it in items
-        ])  # fmt: skip
-        texts = [it.text for it in items]
-        column = {cid: j for j, cid in enumerate(self.labels)}
-        out = np.zeros((len(items), len(self.labels)))
-        for fold in range(self.config.stack_folds):
-            held = np.flatnonzero(folds == fold)
-            rest = np.flatnonzero(folds != fold)
-            if not len(held):
-                continue
-            part = type(text_model)(self.taxonomy, text_model.config)
-            part.fit([texts[i] for i in rest], [self.labels[y[i]] for i in rest])
-            # a class missing from this fold's training rows gets (almost) no probability
-            logits = np.full((len(held), len(self.labels)), -1e4)
-            logits[:, [column[c] for c in part.labels]] = part._logits([texts[i] for i in held])
-            out[held] = softmax(logits, text_model.temperature)
-            if progress:
-                progress("stacking fold", fold + 1, self.config.stack_folds)
-        return out
+        oof = cross_val_proba(
+            text_model.kind, text_model.config, [it.text for it in items],
+            [self.labels[i] for i in y], self.config.stack_folds, taxonomy=self.taxonomy,
+            seed=self.config.seed, progress=progress,
+        )  # fmt: skip
+        return softmax(oof.logits, text_model.temperature)
 
     def _learn_weights(self, valid_items, valid_y) -> dict[str, float]:
         self.weights, loss = self._search_weights(valid_items, valid_y)
@@ -385,18 +367,14 @@ class FusionModel(Model):
         """The simplex point minimising validation log-loss of the pooled prediction."""
         logps = self._member_logp(items)
         avail = self._availability(items)
-        rows = np.arange(len(y))
+
+        def pool(w: np.ndarray) -> np.ndarray:
+            return log_softmax(self._pool_with(logps, avail, w[None, :]))
+
         # members no row can use (the image model, once photos are hidden) get weight 0
         usable = np.flatnonzero(avail.any(0))
-        best, best_loss = None, float("inf")
-        for sub in simplex_grid(len(usable), self.config.grid_step):
-            w = np.zeros(len(logps))
-            w[usable] = sub
-            pooled = log_softmax(self._pool_with(logps, avail, w[None, :]))
-            loss = float(-pooled[rows, y].mean())
-            if loss < best_loss:
-                best, best_loss = w, loss
-        return np.asarray(best, dtype=np.float64), best_loss
+        best = fit_weights(logps, y, self.config.grid_step, pool=pool, usable=usable)
+        return best, float(-pool(best)[np.arange(len(y)), y].mean())
 
     def _named_weights(self) -> dict[str, float]:
         names = (["text", "image"] if self.uses_late else []) + (

@@ -74,6 +74,39 @@ def class_weights(y: np.ndarray, classes: int) -> np.ndarray:
     return (weights / weights[counts > 0].mean()).astype(np.float32)
 
 
+class EarlyStopping:
+    """Keeps the best weights seen on the validation loss and says when to stop.
+
+    `patience` means the same for every kind that trains a network: stop once this many
+    epochs in a row have not lowered the validation loss (by more than `min_delta`).
+    """
+
+    def __init__(self, patience: int, min_delta: float = 1e-4) -> None:
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best_loss = float("inf")
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, Any] | None = None
+        self.stale = 0
+
+    def update(self, epoch: int, loss: float, net: Any) -> None:
+        """Record one epoch's validation loss; copy the weights when it is the best yet."""
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.stale = loss, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            self.stale += 1
+
+    @property
+    def should_stop(self) -> bool:
+        return self.stale >= self.patience
+
+    def restore(self, net: Any) -> None:
+        """Put the best weights back (no-op when no validation loss was ever recorded)."""
+        if self.best_state is not None:
+            net.load_state_dict(self.best_state)
+
+
 def train_network(
     net: Any,
     forward: Callable[[np.ndarray, bool], Any],
@@ -106,7 +139,7 @@ def train_network(
     )
     vt = torch.from_numpy(valid_y) if valid_y is not None and len(valid_y) else None
     history: list[dict[str, float]] = []
-    best_loss, best_state, best_epoch, stale = float("inf"), None, None, 0
+    stopper = EarlyStopping(settings.patience)
     for epoch in range(1, epochs + 1):
         net.train()
         order = rng.permutation(len(y))
@@ -127,17 +160,12 @@ def train_network(
                 logits = forward(None, False)  # type: ignore[arg-type]
                 row["valid_loss"] = float(torch.nn.functional.cross_entropy(logits, vt))
                 row["valid_accuracy"] = float((logits.argmax(1) == vt).float().mean())
-            if row["valid_loss"] < best_loss - 1e-4:
-                best_loss, stale, best_epoch = row["valid_loss"], 0, epoch
-                best_state = {k: v.clone() for k, v in net.state_dict().items()}
-            else:
-                stale += 1
+            stopper.update(epoch, row["valid_loss"], net)
         history.append(row)
         if progress:
             progress("epoch", epoch, epochs)
-        if stale >= settings.patience:
+        if stopper.should_stop:
             break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    stopper.restore(net)
     net.eval()
-    return history, best_epoch
+    return history, stopper.best_epoch
