@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .data.paths import apply_umask, current_umask
 from .errors import ConfigError, ModelError
 from .persistence import MANIFEST, model_identity, read_manifest
 
@@ -48,6 +49,7 @@ class VersionInfo:
     data_digest: str | None
     valid_metrics: dict[str, float] = field(default_factory=dict)
     current: bool = False
+    sequence: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,7 +130,7 @@ class ModelStore:
             raise ModelError(f"no model named '{name}' in store {self.root}")
         current = self.current_version(name)
         infos = [self._info(name, p, current) for p in base.iterdir() if (p / MANIFEST).is_file()]
-        return sorted(infos, key=lambda v: (v.created_at or "", v.version))
+        return sorted(infos, key=lambda v: (v.sequence, v.created_at or "", v.version))
 
     def info(self, name: str, version: str | None = None) -> VersionInfo:
         version = version or self.current_version(name)
@@ -181,6 +183,9 @@ class ModelStore:
                 manifest["store"] = {
                     "name": name,
                     "version": version,
+                    # the order versions were added in: two trained within one second
+                    # share a creation time
+                    "sequence": 1 + sum(1 for p in base.iterdir() if (p / MANIFEST).is_file()),
                     "parent": parent,
                     "data_digest": data_digest,
                     "added_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -189,7 +194,7 @@ class ModelStore:
                 (target / MANIFEST).write_text(
                     json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
                 )
-                _share(target)
+                apply_umask(target)  # mkdtemp makes 0700; teammates and servers read it
                 os.replace(target, base / version)  # complete before it is visible
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -240,7 +245,7 @@ class ModelStore:
                 json.dump({"version": version, "history": history[-100:]}, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            _share_file(Path(tmp))
+            os.chmod(tmp, 0o666 & ~current_umask())
             os.replace(tmp, directory / CURRENT)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -270,32 +275,5 @@ class ModelStore:
             data_digest=stored.get("data_digest"),
             valid_metrics=dict(manifest.get("training", {}).get("valid_metrics", {})),
             current=path.name == current,
+            sequence=int(stored.get("sequence", 0)),
         )
-
-
-def _umask() -> int:
-    # read, not set-and-restore: os.umask() changes it for every thread for a moment
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _share_file(path: Path) -> None:
-    os.chmod(path, 0o666 & ~_umask())
-
-
-def _share(directory: Path) -> None:
-    # mkdtemp makes 0700: a stored model is read by teammates and servers, like any file
-    mask = _umask()
-    for root, dirs, files in os.walk(directory):
-        os.chmod(root, 0o777 & ~mask)
-        for d in dirs:
-            os.chmod(os.path.join(root, d), 0o777 & ~mask)
-        for f in files:
-            os.chmod(os.path.join(root, f), 0o666 & ~mask)

@@ -22,6 +22,7 @@ import importlib.util
 import json
 import logging
 import os
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ def export_onnx(model_dir: Path, target: Path, *, quantize: bool = True) -> Path
                        padding=True, return_tensors="pt")  # fmt: skip
     target.parent.mkdir(parents=True, exist_ok=True)
     # per-process names: two processes exporting at once must not write into one file
-    float_path = target.with_name(f"{target.stem}.{os.getpid()}.fp32.onnx")
+    float_path = target.with_name(f"{target.stem}.{_unique()}.fp32.onnx")
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
     logger.info("exporting %s to ONNX (one-off, ~1 min)", model_dir)
     # the exporter and the quantiser narrate their work; a one-off export need not
@@ -132,7 +133,7 @@ def export_onnx(model_dir: Path, target: Path, *, quantize: bool = True) -> Path
             external_data=False,
             verbose=False,
         )
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    tmp = target.with_name(f"{target.name}.{_unique()}.tmp")
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -260,3 +261,8 @@ class _DropBelowWarningFrom(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.WARNING or self.package not in record.pathname
+
+
+def _unique() -> str:
+    # process id alone collides when two threads of one process export at once
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"

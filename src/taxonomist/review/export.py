@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 from ..errors import DataError
@@ -43,7 +44,7 @@ def export_labels(store: ReviewStore, out: str | Path) -> int:
     frame = pd.DataFrame([{**r, "id": r["product_id"]} for r in rows], columns=COLUMNS).astype(
         {"id": str}
     )
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         if suffix == ".csv":
             frame.to_csv(tmp, index=False)
