@@ -18,12 +18,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigError, ModelError
 from ..persistence import read_manifest, save_model_dir
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("onnx",)
+EXPORTABLE = "linear, knn, head, image, fusion and ensembles of them"
 EXPORT_FORMAT = 1  # bump when the layout of an export changes
 
 
@@ -107,11 +110,47 @@ def _export_part(model: Any, source: Path, target: Path, manifest: dict[str, Any
             member_manifest = read_manifest(source / sub)
             part = target.parent / f"{target.name}.{n}"
             node["members"].append(_export_part(member, source / sub, part, member_manifest))
+    elif model.kind == "image":
+        from safetensors.numpy import save_file
+
+        node["image_encoder"] = export_image_encoder(model.encoder, target)
+        graphs.mlp(graphs.mlp_layers(model._net.state_dict()), target / "head.onnx")
+        # rows without a photo get the class prior as their logits
+        save_file(
+            {"log_prior": np.ascontiguousarray(model.log_prior)}, str(target / "prior.safetensors")
+        )
+    elif model.kind == "fusion":
+        node.update(_export_fusion(model, source, target, manifest))
     else:
         raise ModelError(
-            f"a '{model.kind}' model cannot be exported to ONNX yet (linear, knn, head and "
-            "ensembles of them can)"
+            f"a '{model.kind}' model cannot be exported to ONNX yet ({EXPORTABLE} can)"
         )
+    return node
+
+
+def _export_fusion(model: Any, source: Path, target: Path, manifest: dict[str, Any]) -> dict:
+    """Late fusion's members as parts of their own, early fusion's text encoder, image
+    encoder (when no image member carries one) and gated network beside them."""
+    from . import graphs
+
+    node: dict[str, Any] = {
+        "mode": model.config.mode,
+        "weights": [float(w) for w in model.weights],
+        "weights_without_image": [float(w) for w in model.weights_without_image],
+        "image_prior_correction": float(model.config.image_prior_correction),
+        "members": [],
+    }
+    for n, (member, sub) in enumerate(zip(model.members, manifest["members"])):
+        part = target.parent / f"{target.name}.{n}"
+        node["members"].append(
+            _export_part(member, source / sub, part, read_manifest(source / sub))
+        )
+    if model.uses_early:
+        node["text_encoder"] = export_encoder(model.text_encoder, target)
+        node["stacks"] = bool(model.stacks)
+        if not model.uses_late:  # early fusion alone: the image encoder is its own
+            node["image_encoder"] = export_image_encoder(model._image_member().encoder, target)
+        graphs.gated_fusion(model._net.state_dict(), target / "fusion.onnx")
     return node
 
 
@@ -153,6 +192,59 @@ def export_encoder(encoder: Any, target: Path) -> dict[str, Any]:
         f"encoder {inner.name!r} cannot be exported to ONNX (MiniLM, minilm-int8 and local "
         "sentence-transformers directories can)"
     )
+
+
+def export_image_encoder(encoder: Any, target: Path) -> dict[str, Any]:
+    """The image backbone (fine-tuned blocks included) with its average pooling as
+    `image_encoder.onnx` under `target` (or the fake encoder's settings); its node of
+    graph.json. Decoding, resizing and normalisation stay in PIL and numpy
+    (`taxonomist.images.preprocess`, the very function the torch encoder feeds itself with),
+    so the runtime's pixels are the original's bit for bit."""
+    from ..encoders.image import FakeImageEncoder, ImageEncoder
+
+    spec = {"name": encoder.name, "size": encoder.size, "fit": encoder.fit, "dim": encoder.dim}
+    if isinstance(encoder, FakeImageEncoder):
+        return {"type": "fake", **spec}
+    if not isinstance(encoder, ImageEncoder):
+        raise ModelError(f"image encoder {encoder!r} cannot be exported to ONNX")
+    import warnings
+
+    import torch
+
+    from ..encoders.image import pool
+
+    net = encoder.net
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, pixels):
+            return pool(self.net, pixels)
+
+    was = net.training
+    net.eval()
+    sample = torch.zeros((2, 3, encoder.size, encoder.size), dtype=torch.float32)
+    logger.info("exporting %s to ONNX", encoder.name)
+    try:
+        # the exporter narrates its work (and the operators of packages not installed)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Pooled().to("cpu"),
+                (sample,),
+                str(target / "image_encoder.onnx"),
+                dynamo=True,
+                input_names=["pixels"],
+                output_names=["features"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                external_data=False,
+                verbose=False,
+            )
+    finally:
+        net.train(was)
+    return {"type": "efficientnet", "variant": encoder.variant, **spec}
 
 
 def _save_tokenizer(model_dir: Path, target: Path) -> None:

