@@ -2,12 +2,14 @@
 torch-free runtime (`taxonomist.export.runtime.OnnxModel`, kind `onnx`) loads.
 
 What goes to ONNX: the transformer encoder with its pooling and normalisation (the int8 graph
-a `minilm-int8` model already carries, or the float model exported once), the head networks
-and the TF-IDF scoring matrices. What stays in numpy: TF-IDF featurisation (scikit-learn's
-tokenisation and idf weighting, reproduced exactly by rebuilding the vectorisers, which ONNX
-would not do byte for byte), the rare-n-gram neighbour vote, pooling, temperature and the
-taxonomy decoding. Tokenisation is the `tokenizers` package's, from the tokenizer file the
-encoder itself used.
+a `minilm-int8` model already carries, or the float model exported once), the image backbone
+with its average pooling (EfficientNet-Lite, fine-tuned blocks included), the head networks,
+the gated early-fusion network and the TF-IDF scoring matrices. What stays in numpy: TF-IDF
+featurisation (scikit-learn's tokenisation and idf weighting, reproduced exactly by
+rebuilding the vectorisers, which ONNX would not do byte for byte), photo decoding and
+preprocessing (PIL and numpy already, the same function the torch encoder uses), the
+rare-n-gram neighbour vote, pooling, temperature and the taxonomy decoding. Tokenisation is
+the `tokenizers` package's, from the tokenizer file the encoder itself used.
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ def mlp(layers: list[tuple[np.ndarray, np.ndarray]], path: Path, input_name: str
     further layer; dropout is the identity there. `layers`: (weight (out, in), bias)."""
     from onnx import TensorProto, helper
 
-    nodes, inits = [], _constants()
+    # softmax regression has no GELU: unused constants would make ONNX Runtime warn
+    nodes, inits = [], _constants() if len(layers) > 1 else []
     current = input_name
     for n, (weight, bias) in enumerate(layers):
         if n:
