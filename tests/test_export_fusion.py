@@ -110,29 +110,41 @@ def _runs_without_torch(exported: Path, items: list[Item]) -> list[str]:
     return top
 
 
+@pytest.fixture(scope="module")
+def exported(corpus, tmp_path_factory):
+    """name -> (model directory, its export), each trained and exported once."""
+    done: dict[str, tuple[Path, Path]] = {}
+
+    def get(name: str) -> tuple[Path, Path]:
+        if name not in done:
+            root = tmp_path_factory.mktemp(name)
+            saved = _train(name.split("-")[0], CONFIGS[name], corpus, root / "m")
+            done[name] = saved, export_model(saved, root / "e")
+        return done[name]
+
+    return get
+
+
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_round_trip(name, corpus, tmp_path) -> None:
-    saved = _train(name.split("-")[0], CONFIGS[name], corpus, tmp_path / "m")
-    out = export_model(saved, tmp_path / "e")
+def test_round_trip(name, corpus, exported) -> None:
+    saved, out = exported(name)
     assert not list(out.rglob("*.pkl"))
     graph = json.loads((out / "graph.json").read_text())
     assert graph["kind"] == name.split("-")[0]
     _same(saved, out, _probe_items(corpus[1]))
 
 
-def test_fusion_export_runs_without_torch(corpus, tmp_path) -> None:
-    saved = _train("fusion", CONFIGS["fusion-both"], corpus, tmp_path / "m")
-    out = export_model(saved, tmp_path / "e")
+def test_fusion_export_runs_without_torch(corpus, exported) -> None:
+    saved, out = exported("fusion-both")
     items = _probe_items(corpus[1][:6])
     top = _runs_without_torch(out, items)
     assert top == [p.best.category_id for p in load_model(saved).predict(items)]
 
 
-def test_classifier_reads_photos_through_an_export(corpus, tmp_path) -> None:
+def test_classifier_reads_photos_through_an_export(corpus, exported) -> None:
     from taxonomist.classifier import load_classifier
 
-    saved = _train("fusion", CONFIGS["fusion-late"], corpus, tmp_path / "m")
-    out = export_model(saved, tmp_path / "e")
+    saved, out = exported("fusion-late")
     original, exported = load_classifier(saved), load_classifier(out)
     assert exported.uses_images
     records = [{"title": it.text, "image": it.image} for it in corpus[1][:10]]
@@ -163,3 +175,14 @@ def test_real_encoders_fusion_round_trip(mode, corpus, tmp_path) -> None:
     print(f"fusion-{mode}: largest probability difference {gap:.2e} over {len(items)} rows")
     top = _runs_without_torch(out, items[:8])
     assert top == [p.best.category_id for p in load_model(saved).predict(items[:8])]
+
+
+def test_a_kind_without_export_is_named(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from taxonomist.errors import ModelError
+    from taxonomist.export import _export_part
+
+    member = SimpleNamespace(kind="finetune", temperature=1.0)
+    with pytest.raises(ModelError, match="'finetune'.*image, fusion"):
+        _export_part(member, tmp_path, tmp_path / "parts" / "0", {})
