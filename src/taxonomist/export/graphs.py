@@ -77,7 +77,8 @@ def mlp(layers: list[tuple[np.ndarray, np.ndarray]], path: Path, input_name: str
     from onnx import TensorProto, helper
 
     # softmax regression has no GELU: unused constants would make ONNX Runtime warn
-    nodes, inits = [], _constants() if len(layers) > 1 else []
+    nodes: list[Any] = []
+    inits = _constants() if len(layers) > 1 else []
     current = input_name
     for n, (weight, bias) in enumerate(layers):
         if n:
