@@ -1,9 +1,11 @@
-"""The torch-free runtime for exported models: ONNX Runtime, `tokenizers`, numpy, scipy.
+"""The torch-free runtime for exported models: ONNX Runtime, `tokenizers`, numpy, scipy, and
+PIL for photos.
 
 `OnnxModel` is a `Model` of kind `onnx`, so `load_model(export_dir)` (and `classify --model
 export_dir`) load it like any model directory, and predictions come out through the same
 calibration and taxonomy decoding as the original's. Importing this module, loading an
-export and predicting import neither torch nor transformers.
+export and predicting import neither torch nor transformers. An export of an `image` or
+`fusion` model takes products (`Item`s: title and photo path), as its original does.
 """
 
 from __future__ import annotations
