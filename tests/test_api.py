@@ -95,7 +95,7 @@ def test_chinese_asks_for_chinese_names(client: TestClient) -> None:
     # this taxonomy has English names only: each level falls back to them, with a warning
     result = r.json()["results"][0]
     assert result["category"]["path"][0] == "Footwear"
-    assert "no 'zh' names" in result["warnings"][-1]
+    assert "no names in language 'zh'" in result["warnings"][-1]
 
 
 def test_oip_v2(client: TestClient) -> None:
