@@ -207,3 +207,41 @@ def test_a_batch_job_still_refuses_chinese_up_front(model_dir: Path) -> None:
 
     with pytest.raises(ConfigError, match="no names in language 'zh'"):
         load(JobSpec(model=model_dir, language="zh"))
+
+
+def test_review_item_explanation(tmp_path: Path, model_dir: Path, tiny_taxonomy) -> None:
+    pytest.importorskip("sqlalchemy")
+    from taxonomist.api.review_routes import review_router
+    from taxonomist.review import QueueEntry, ReviewStore
+
+    leaf = next(c for c in tiny_taxonomy if c.is_leaf)
+    suggestion = [{"category_id": leaf.id, "path": leaf.path_str, "confidence": 0.4}]
+    store = ReviewStore(tmp_path / "review.sqlite", tiny_taxonomy)
+    store.enqueue(
+        [
+            QueueEntry("p1", suggestion, "v1", title="Leather Handbag", model_name=MODEL_NAME),
+            QueueEntry("p2", suggestion, "v1", title="Leather Handbag", model_name="retired"),
+        ]
+    )
+    app = create_app(
+        ApiSettings(model=model_dir, open_access=True, web=False), routers=[review_router(store)]
+    )
+    try:
+        with TestClient(app) as c:
+            wait_ready(c)
+            ids = {i["product_id"]: i["id"] for i in c.get("/review/items").json()["items"]}
+            r = c.get(f"/review/items/{ids['p1']}/explanation")
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["model"]["name"] == MODEL_NAME and body["queued_by_version"] == "v1"
+            exp = body["explanation"]
+            assert {w["word"] for w in exp["words"]} == {"Leather", "Handbag"}
+            assert len(exp["neighbours"]) == 3 and exp["neighbours"][0]["path"]
+            # queued by a model no longer served: the only served model explains it
+            assert c.get(f"/review/items/{ids['p2']}/explanation").status_code == 200
+            app.state.registry.serve("knn", load_classifier(model_dir))
+            r = c.get(f"/review/items/{ids['p2']}/explanation")
+            assert "does not serve" in _problem(r, 404)["detail"]
+            assert _problem(c.get("/review/items/999/explanation"), 404)
+    finally:
+        store.close()
