@@ -200,6 +200,12 @@ def test_chinese_for_an_english_taxonomy_agrees_with_the_classifier(
     english = client.post(CLASSIFY.format(MODEL_NAME), json={"product": {"title": title}})
     assert english.headers["content-language"] == "en"
     assert english.json()["results"][0]["warnings"] == []
+    # the Open Inference Protocol route answers alike; its header says which names came back
+    tensor = {"name": "text", "datatype": "BYTES", "shape": [1], "data": [title]}
+    body = {"inputs": [tensor], "parameters": {"language": "zh"}}
+    r = client.post(f"/v2/models/{MODEL_NAME}/infer", json=body)
+    assert r.status_code == 200 and r.headers["content-language"] == "en"
+    assert r.json()["outputs"][0]["data"] == [preds[0].best.path_str]
 
 
 def test_a_batch_job_still_refuses_chinese_up_front(model_dir: Path) -> None:
