@@ -155,6 +155,7 @@ def results_out(
                     candidate_out(c, taxonomy, language) for c in full_pred.candidates[1:top_k]
                 ],
                 warnings=notes,
+                explanation=None,
             )
         )
     return out
