@@ -113,6 +113,15 @@ def predictor(spec: JobSpec, clf: Classifier) -> Callable[[list[Product]], Predi
     return predict
 
 
+def writes_review(spec: JobSpec, clf: Classifier) -> bool:
+    """Whether rows can be flagged, so the output has `needs_review` and the backed-off
+    suggestion columns (as `classify` writes them): a threshold asked for, or a trained
+    model's routing thresholds. Both engines decide it here, so their columns agree."""
+    return spec.min_confidence is not None or (
+        clf.model is not None and getattr(clf.model, "routing", None) is not None
+    )
+
+
 def prepared(
     spec: JobSpec, input_path: Path, *, batch_size: int = 4096
 ) -> tuple[JobSpec, Classifier]:
@@ -194,6 +203,5 @@ def classify_batch(
         settings=spec.settings(),
         progress=progress,
         on_bad_row=on_bad_row,
-        # suggested_category etc. where rows can be flagged, as classify writes them
-        review=spec.min_confidence is not None or getattr(clf.model, "routing", None) is not None,
+        review=writes_review(spec, clf),
     )
