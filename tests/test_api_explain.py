@@ -208,6 +208,17 @@ def test_chinese_for_an_english_taxonomy_agrees_with_the_classifier(
     assert r.json()["outputs"][0]["data"] == [preds[0].best.path_str]
 
 
+def test_routing_keeps_the_batchs_identity_and_notes(model_dir: Path) -> None:
+    from taxonomist.routing import route
+
+    clf = load_classifier(model_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        preds = clf.predict(["leather handbag"], language="zh")
+    routed = route(preds, clf.model.routing)
+    assert routed.model == clf.identity and routed.warnings == preds.warnings
+
+
 def test_a_batch_job_still_refuses_chinese_up_front(model_dir: Path) -> None:
     from taxonomist.batch.job import JobSpec, load
 
