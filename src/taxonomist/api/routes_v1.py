@@ -19,6 +19,7 @@ from ..predictions import (
     missing_language,
     primary_language,
 )
+from ..routing import route
 from ..taxonomy import Category, Taxonomy
 from .auth import require_scope
 from .deps import registry, require_json
@@ -148,8 +149,12 @@ def results_out(
                 id=full_pred.product_id,
                 category=candidate_out(best, taxonomy, language) if best else None,
                 needs_review=needs_review,
+                # the full-depth guess behind a backed-off answer (as the CLI's
+                # suggested_category); a row flagged at full depth has nothing to suggest
                 suggestion=candidate_out(full_pred.best, taxonomy, language)
-                if needs_review and full_pred.candidates
+                if needs_review
+                and full_pred.candidates
+                and (best is None or best.category_id != full_pred.best.category_id)
                 else None,
                 alternatives=[
                     candidate_out(c, taxonomy, language) for c in full_pred.candidates[1:top_k]
@@ -205,6 +210,10 @@ async def classify(
             preds, classifier, warnings, explanations = await work(Path(tmp))
     else:
         preds, classifier, warnings, explanations = await work(None)
+    routing = getattr(classifier.model, "routing", None)
+    if body.min_confidence is None and routing is not None:
+        # a trained model's per-category thresholds flag rows, as `classify` does on files
+        preds = route(preds, routing)
     taxonomy = classifier.taxonomy
     missing = missing_language(taxonomy, body.language)
     if missing is not None:
