@@ -59,6 +59,13 @@ def main() -> int:
     parser.add_argument("--seeds", default="13,14,15")
     parser.add_argument("--balanced-seeds", default="13")
     parser.add_argument("--limit", type=int, default=0, help="first N training rows only")
+    parser.add_argument(
+        "--methods",
+        default="balanced_old,balanced_new",
+        help="which balanced fits to run on --balanced-seeds (the old split weights and/or "
+        "the out-of-fold selection)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="results file (JSON)")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: development data not found at {DATA}")
@@ -70,7 +77,10 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     balanced_seeds = {int(s) for s in args.balanced_seeds.split(",") if s}
     results = []
-    out = RESULTS / ("selection.json" if not args.limit else f"selection-{args.limit}.json")
+    out = args.out or RESULTS / (
+        "selection.json" if not args.limit else f"selection-{args.limit}.json"
+    )
+    methods = {m for m in args.methods.split(",") if m}
     for dataset in args.datasets.split(","):
         train = read_split(dataset, "train", ("title",))
         test = read_split(dataset, "test", ("title",))
@@ -104,6 +114,8 @@ def main() -> int:
             if seed in balanced_seeds:
                 _, config = resolve_kind("balanced", None, {"seed": seed})
                 for name, folds in (("balanced_old", 0), ("balanced_new", 5)):
+                    if name not in methods:
+                        continue
                     model, secs, cpu_s = fit_ensemble(
                         replace(config, folds=folds, seed=seed), tax, texts, labels, seed
                     )
@@ -124,7 +136,7 @@ def main() -> int:
                 if name in row:
                     row[name]["errors_vs_svc"] = round(row[name]["errors"] / svc_errors, 3)
             results.append(row)
-            RESULTS.mkdir(exist_ok=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(results, indent=2))
             print(json.dumps(row, indent=1), flush=True)
     return 0

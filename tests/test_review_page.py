@@ -33,11 +33,13 @@ ARGS = [
 
 
 @pytest.fixture
-def server(tmp_path, tiny_taxonomy):
+def server(tmp_path, tmp_path_factory, tiny_taxonomy, tiny_rows):
     import uvicorn
+    from api_support import tiny_model_dir
 
     from taxonomist.api import ApiSettings, create_app
     from taxonomist.api.review_routes import review_router
+    from taxonomist.classifier import load_classifier
 
     store = ReviewStore(tmp_path / "review.sqlite", tiny_taxonomy)
     leaves = [c for c in tiny_taxonomy if c.is_leaf]
@@ -52,13 +54,15 @@ def server(tmp_path, tiny_taxonomy):
                 {"category_id": other.id, "path": other.path_str, "confidence": conf / 3},
             ],
             "v1",
-            title=f"Product number {i}",
+            title=tiny_rows[i]["title"],
             model_name="products",
         )
 
     store.enqueue([entry(i, bulk, 0.5) for i in range(6)])
     store.enqueue([entry(i, leaves[1 + i % 7], 0.3 + i / 100) for i in range(6, 20)])
     app = create_app(ApiSettings(open_access=True, web=False), routers=[review_router(store)])
+    # the model that "queued" the items, so the page can show why it suggests what it does
+    app.state.registry.serve("products", load_classifier(tiny_model_dir(tmp_path_factory)))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -85,6 +89,16 @@ def test_reviewer_clears_twenty_items_with_the_keyboard(server, tmp_path):
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         page.goto(f"{url}/review")
         page.wait_for_selector("#item:not([hidden])")
+        # the focused item's explanation: the words that drove it, the nearest training
+        # products (three, each with its category path)
+        page.wait_for_selector("#why:not([hidden]) #why-words li.for")
+        assert page.locator("#why-neighbours li").count() == 3
+        assert " › " in page.locator("#why-neighbours li .path").first.text_content()
+        words = page.eval_on_selector_all(
+            "#why-words li", "els => els.map((e) => e.firstChild.textContent)"
+        )
+        assert words and set(words) <= set(page.locator("#title").text_content().split())
+        page.screenshot(path=str(tmp_path / "review-explained.png"))
         done = page.locator("#done-count")
 
         def wait_done(n: int) -> None:
@@ -136,5 +150,5 @@ def test_reviewer_clears_twenty_items_with_the_keyboard(server, tmp_path):
     assert [(d["product_id"], d["after"]) for d in fixed] == [(corrected, target.id)]
     shot = os.environ.get("TAXONOMIST_SCREENSHOT_DIR")
     if shot:  # keep the pictures for a person to look at
-        for name in ("review-page.png", "review-page-done.png"):
+        for name in ("review-explained.png", "review-page.png", "review-page-done.png"):
             shutil.copy(tmp_path / name, Path(shot) / name)

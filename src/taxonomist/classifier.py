@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -28,8 +30,11 @@ from .data.readers import ColumnSpec, Product
 from .data.records import validate_record
 from .errors import ConfigError, DataError
 from .items import Item, ModelInput
-from .predictions import Predictions
+from .predictions import Predictions, missing_language
 from .taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from .analysis.explain import Explanation
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +139,8 @@ class Classifier:
         self.columns = columns
         self.source = source  # the model directory, when there is one
         self._images: Any = None
+        self._explainer_obj: Any = None
+        self._explainer_lock = threading.Lock()
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -204,8 +211,10 @@ class Classifier:
             top_k: candidate paths per product.
             min_confidence: back each path off to its deepest level reaching it; such rows
                 are flagged `needs_review`.
-            language: "en" or "zh": the language of the category paths returned (where the
-                taxonomy has names in it).
+            language: "en" or "zh": the language of the category paths returned, level by
+                level where the taxonomy has names in it. A taxonomy with no names at all
+                in it answers in its primary names, with a note in `.warnings` (and a
+                `UserWarning`).
             return_proba: also return the full class probabilities (`.proba`, `.labels`).
 
         Raises:
@@ -240,7 +249,78 @@ class Classifier:
         preds.model = self.identity
         if min_confidence is not None:
             preds = preds.with_min_confidence(min_confidence, self.taxonomy)
+        missing = missing_language(self.taxonomy, language)
+        if missing is not None:
+            # the REST API answers the same way: an answer in the primary names, saying so,
+            # serves a caller better than no answer (file jobs refuse before any work)
+            note = f"{missing}: the paths are in its primary names"
+            warnings.warn(note, UserWarning, stacklevel=3)
+            preds.warnings.append(note)
+            return preds
         return preds.localized(self.taxonomy, language)
+
+    # -- explanations ---------------------------------------------------------------------
+    def explain(
+        self,
+        records: Sequence[Record],
+        *,
+        neighbours: int = 3,
+        photos: bool = True,
+        max_words: int | None = None,
+    ) -> list[Explanation]:
+        """Why the model predicts what it does for each record: the words that drove it,
+        the nearest training products (when the model was saved with its index) and, for
+        photo kinds, an occlusion heat map (`analysis.explain`, as `classify --explain`).
+
+        Args:
+            neighbours: nearest training products per record (0: none).
+            photos: compute heat maps for records with a photo (16 model calls each).
+            max_words: occlusion only: weigh at most this many leading words.
+
+        Raises:
+            ConfigError: a zero-shot classifier (explanations need a trained model).
+            DataError: a bad record.
+        """
+        return self.explain_products(
+            self.products(records), neighbours=neighbours, photos=photos, max_words=max_words
+        )
+
+    def explain_products(
+        self,
+        products: Sequence[Product],
+        *,
+        neighbours: int = 3,
+        photos: bool = True,
+        max_words: int | None = None,
+    ) -> list[Explanation]:
+        """`explain` for products that were already checked."""
+        explainer = self._explainer()
+        inputs: list[ModelInput] = [
+            Item(p.text, p.image) if self.uses_images else p.text for p in products
+        ]
+        return explainer.explain(
+            inputs,
+            [p.id for p in products],
+            neighbours=neighbours,
+            photos=photos,
+            max_words=max_words,
+        )
+
+    def _explainer(self) -> Any:
+        # built once (it reads the saved training index); the lock keeps two first callers
+        # from both reading it
+        if self._explainer_obj is None:
+            if self.model is None:
+                raise ConfigError(
+                    f"'{self.identity.name}' is a zero-shot classifier: explanations need a "
+                    "trained model"
+                )
+            from .analysis.explain import Explainer
+
+            with self._explainer_lock:
+                if self._explainer_obj is None:
+                    self._explainer_obj = Explainer(self.model, self.source)
+        return self._explainer_obj
 
     def adapt(self, texts: Sequence[str]) -> Classifier:
         """Zero-shot only: a new classifier whose category prototypes are fitted to these

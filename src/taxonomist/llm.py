@@ -277,7 +277,9 @@ class LLMReranker:
         with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
             for i, done in zip(todo, pool.map(lambda i: self._one(texts[i], out[i]), todo)):
                 out[i] = done
-        return Predictions(out, model=preds.model, proba=preds.proba, labels=preds.labels)
+        return Predictions(
+            out, model=preds.model, proba=preds.proba, labels=preds.labels, warnings=preds.warnings
+        )
 
     def summary(self) -> str:
         counted = ", ".join(f"{v} {k}" for k, v in self.counts.items() if v)

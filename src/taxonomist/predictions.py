@@ -16,16 +16,25 @@ def primary_language(taxonomy: Taxonomy) -> str:
     return langs[0] if langs else "en"
 
 
-def check_language(taxonomy: Taxonomy, language: str | None) -> None:
-    """Raise a clear error unless `taxonomy` has names in `language` (None and "en", the
-    primary names, always do)."""
+def missing_language(taxonomy: Taxonomy, language: str | None) -> str | None:
+    """Why `taxonomy` cannot name its categories in `language`, or None when it can (None
+    and "en", the primary names, always can)."""
     if language in (None, "en"):
-        return
+        return None
     if language != primary_language(taxonomy) and language not in taxonomy.languages:
-        raise ConfigError(
+        return (
             f"taxonomy '{taxonomy.name}' has no names in language '{language}'; it has "
             f"{', '.join(taxonomy.languages) or 'en'}"
         )
+    return None
+
+
+def check_language(taxonomy: Taxonomy, language: str | None) -> None:
+    """Raise a clear error unless `taxonomy` has names in `language` (None and "en", the
+    primary names, always do)."""
+    problem = missing_language(taxonomy, language)
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,7 @@ class Predictions(Sequence[ProductPrediction]):
         model: Any = None,
         proba: Any = None,
         labels: Sequence[str] | None = None,
+        warnings: Sequence[str] = (),
     ) -> None:
         self._items = list(items)
         # which model made these (a `classifier.ModelIdentity`), and on request its full
@@ -98,9 +108,14 @@ class Predictions(Sequence[ProductPrediction]):
         self.model = model
         self.proba = proba
         self.labels = list(labels) if labels is not None else None
+        # what a caller should know about the whole batch (e.g. names not in the language
+        # asked for), as the API's `warnings`
+        self.warnings = list(warnings)
 
     def _derived(self, items: Sequence[ProductPrediction]) -> Predictions:
-        return Predictions(items, model=self.model, proba=self.proba, labels=self.labels)
+        return Predictions(
+            items, model=self.model, proba=self.proba, labels=self.labels, warnings=self.warnings
+        )
 
     def __len__(self) -> int:
         return len(self._items)
@@ -109,7 +124,11 @@ class Predictions(Sequence[ProductPrediction]):
         if isinstance(index, slice):
             proba = self.proba[index] if self.proba is not None else None
             return Predictions(
-                self._items[index], model=self.model, proba=proba, labels=self.labels
+                self._items[index],
+                model=self.model,
+                proba=proba,
+                labels=self.labels,
+                warnings=self.warnings,
             )
         return self._items[index]
 

@@ -163,4 +163,7 @@ def route(preds: Predictions, routing: Routing) -> Predictions:
             or routing.needs_review(pred.best.category_id, pred.best.confidence)
         )
         out.append(replace(pred, needs_review=flag))
-    return Predictions(out)
+    # the batch's model identity, probabilities and notes stay with it
+    return Predictions(
+        out, model=preds.model, proba=preds.proba, labels=preds.labels, warnings=preds.warnings
+    )

@@ -132,10 +132,15 @@ class Explainer:
         return _ranked(words, weight)
 
     def occlusion_words(
-        self, inputs: Sequence[ModelInput], columns: Sequence[int]
+        self,
+        inputs: Sequence[ModelInput],
+        columns: Sequence[int],
+        max_words: int | None = None,
     ) -> list[list[WordWeight]]:
         """Per input, each word's drop in the predicted column's probability when left out
-        (all variants of all inputs scored in one batch)."""
+        (all variants of all inputs scored in one batch). `max_words` bounds the cost (one
+        model call per word): only the first that many words are left out in turn and
+        listed; the model still reads the whole text in every variant."""
         variants: list[ModelInput] = []
         spans = []
         for item in inputs:
@@ -143,10 +148,11 @@ class Explainer:
             words = text.split()
             start = len(variants)
             variants.append(item)
-            for i in range(len(words)):
+            shown = words if max_words is None else words[:max_words]
+            for i in range(len(shown)):
                 cut = " ".join(words[:i] + words[i + 1 :])
                 variants.append(Item(cut, item.image) if isinstance(item, Item) else cut)
-            spans.append((start, words))
+            spans.append((start, shown))
         proba = self.model.predict_proba(variants)
         out = []
         for (start, words), column in zip(spans, columns):
@@ -195,8 +201,11 @@ class Explainer:
         *,
         neighbours: int = 3,
         photos: bool = True,
+        max_words: int | None = None,
     ) -> list[Explanation]:
-        """One `Explanation` of the top prediction per input."""
+        """One `Explanation` of the top prediction per input (`max_words`: see
+        `occlusion_words`; exact linear contributions are cheap and always cover every
+        word)."""
         model = self.model
         ids = list(ids) if ids is not None else [str(i + 1) for i in range(len(inputs))]
         if not len(inputs):
@@ -210,7 +219,7 @@ class Explainer:
                 self.linear_words(t, int(c), x[n]) for n, (t, c) in enumerate(zip(texts, columns))
             ]
         else:
-            words = self.occlusion_words(inputs, [int(c) for c in columns])
+            words = self.occlusion_words(inputs, [int(c) for c in columns], max_words)
         near = self.index.query(texts, neighbours) if self.index and neighbours else None
         out = []
         for n, (item, column) in enumerate(zip(inputs, columns)):
@@ -229,6 +238,7 @@ class Explainer:
                         "id": nb.id,
                         "title": nb.title,
                         "category": _path(model.taxonomy, nb.label),
+                        "category_id": nb.label,
                         "similarity": round(nb.similarity, 4),
                     }
                     for nb in near[n]

@@ -170,6 +170,17 @@ def review_router(
             raise ApiProblem(404, f"item {item_id}'s photo is not readable on the server")
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0])
 
+    @router.get(
+        "/review/items/{item_id}/explanation",
+        summary="Why the model predicts what it does for an item: words and nearest products",
+    )
+    async def explain_item(item_id: int, request: Request, who: Reviewer) -> Any:
+        import asyncio
+
+        with _problems():
+            item = await asyncio.to_thread(reviews.get, item_id)
+        return await asyncio.to_thread(item_explanation, request.app.state.registry, item)
+
     @router.post("/review/next", summary="Reserve the highest-priority free item")
     def next_item(body: NextBody, who: Reviewer) -> Any:
         with _problems():
@@ -307,6 +318,56 @@ def review_router(
             return retrain(root, body.name, db).to_dict()
 
     return router
+
+
+def item_explanation(models: ModelRegistry, item: dict[str, Any]) -> dict[str, Any]:
+    """The explanation of a queue item's text by the served model that queued it (by name;
+    the only served model when there is just one), as `classify` with `explain: true`
+    gives it. Photos are left out: a reviewer sees the photo itself, and its heat map would
+    cost 16 model calls each time an item is shown."""
+    from ..data.readers import Product
+    from .routes_v1 import explanation_out
+    from .schemas import EXPLAIN_NEIGHBOURS, MAX_EXPLAIN_WORDS
+
+    name = item.get("model_name") or ""
+    served_names = [n for n in models.names() if models.is_served(n)]
+    if not models.is_served(name):
+        if len(served_names) != 1:
+            raise ApiProblem(
+                404,
+                f"item {item['id']} was queued by model '{name}', which this server does not "
+                f"serve (serving: {', '.join(served_names) or 'none'})",
+            )
+        name = served_names[0]
+    classifier = models.get(name).classifier
+    if getattr(classifier, "model", None) is None:
+        raise ApiProblem(409, f"model '{name}' is zero-shot: explanations need a trained model")
+    text = item.get("text") or item.get("title") or ""
+    if not text.strip():
+        raise ApiProblem(409, f"item {item['id']} has no text to explain")
+    # the model reads a local photo the queue holds (never a URL: the server fetches nothing)
+    image = item.get("image")
+    local = (
+        image
+        if classifier.uses_images
+        and image
+        and not image.startswith(("http://", "https://"))
+        and Path(image).suffix.lower() in IMAGE_TYPES
+        and Path(image).is_file()
+        else None
+    )
+    product = Product(str(item["product_id"]), text, 0, image=local)
+    [exp] = classifier.explain_products(
+        [product], neighbours=EXPLAIN_NEIGHBOURS, photos=False, max_words=MAX_EXPLAIN_WORDS
+    )
+    identity = classifier.identity
+    return {
+        "item_id": item["id"],
+        "model": {"name": name, "version": identity.version},
+        # the explaining model may be newer than the one that queued the item
+        "queued_by_version": item.get("model_version"),
+        "explanation": explanation_out(exp, classifier.taxonomy, "en").model_dump(),
+    }
 
 
 def open_review_router(

@@ -12,13 +12,23 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ..data.readers import Product
 from ..errors import DataError, TaxonomistError, TaxonomyError
-from ..predictions import Candidate, Predictions, ProductPrediction
+from ..predictions import (
+    Candidate,
+    Predictions,
+    ProductPrediction,
+    missing_language,
+    primary_language,
+)
+from ..routing import route
 from ..taxonomy import Category, Taxonomy
 from .auth import require_scope
 from .deps import registry, require_json
 from .photos import photo_file
 from .problems import ApiProblem
 from .schemas import (
+    EXPLAIN_NEIGHBOURS,
+    MAX_EXPLAIN_PRODUCTS,
+    MAX_EXPLAIN_WORDS,
     CandidateOut,
     CategoryDetail,
     CategoryList,
@@ -26,16 +36,19 @@ from .schemas import (
     CategoryRef,
     ClassifyRequest,
     ClassifyResponse,
+    ExplanationOut,
     LevelOut,
     ModelDetail,
     ModelList,
     ModelName,
     ModelRef,
     ModelSummary,
+    NeighbourOut,
     ProductIn,
     ResultOut,
     TaxonomyList,
     TaxonomyRef,
+    WordOut,
 )
 from .serving import ModelRegistry, Served
 
@@ -136,13 +149,18 @@ def results_out(
                 id=full_pred.product_id,
                 category=candidate_out(best, taxonomy, language) if best else None,
                 needs_review=needs_review,
+                # the full-depth guess behind a backed-off answer (as the CLI's
+                # suggested_category); a row flagged at full depth has nothing to suggest
                 suggestion=candidate_out(full_pred.best, taxonomy, language)
-                if needs_review and full_pred.candidates
+                if needs_review
+                and full_pred.candidates
+                and (best is None or best.category_id != full_pred.best.category_id)
                 else None,
                 alternatives=[
                     candidate_out(c, taxonomy, language) for c in full_pred.candidates[1:top_k]
                 ],
                 warnings=notes,
+                explanation=None,
             )
         )
     return out
@@ -152,28 +170,55 @@ def results_out(
     "/models/{name}/classify",
     response_model=ClassifyResponse,
     dependencies=[Depends(require_json)],
-    summary="Classify one product or a batch (up to 256)",
+    summary="Classify one product or a batch (up to 256; up to 32 with explain)",
 )
 async def classify(
     name: ModelName, body: ClassifyRequest, request: Request, models: Registry
 ) -> Response:
     served = models.get(name)
     products = body.items
+    if body.explain:
+        check_explainable(products, served, name)
+
+    async def work(directory: Path | None) -> tuple[Any, Any, list[list[str]], list | None]:
+        if directory is None:
+            records, warnings = _records(products, served, request, None)
+        else:
+            records, warnings = await asyncio.to_thread(
+                _records, products, served, request, directory
+            )
+        preds, classifier = await models.batcher(name).submit(records, body.language, body.top_k)
+        explanations = None
+        if body.explain:
+            # by the classifier that answered (a promote may have swapped the model since),
+            # while the request's photos still exist; not micro-batched: its cost is bounded
+            explanations = await asyncio.to_thread(
+                classifier.explain_products,
+                records,
+                neighbours=EXPLAIN_NEIGHBOURS,
+                max_words=MAX_EXPLAIN_WORDS,
+            )
+            warnings = [
+                [*w, *explain_notes(record.text, exp)]
+                for w, record, exp in zip(warnings, records, explanations)
+            ]
+        return preds, classifier, warnings, explanations
+
     if any(p.image for p in products):
         # photos are decoded to a private folder that lives until the model has read them
         with tempfile.TemporaryDirectory(prefix="taxonomist-api-") as tmp:
-            records, warnings = await asyncio.to_thread(
-                _records, products, served, request, Path(tmp)
-            )
-            preds, classifier = await models.batcher(name).submit(
-                records, body.language, body.top_k
-            )
+            preds, classifier, warnings, explanations = await work(Path(tmp))
     else:
-        records, warnings = _records(products, served, request, None)
-        preds, classifier = await models.batcher(name).submit(records, body.language, body.top_k)
+        preds, classifier, warnings, explanations = await work(None)
+    routing = getattr(classifier.model, "routing", None)
+    if body.min_confidence is None and routing is not None:
+        # a trained model's per-category thresholds flag rows, as `classify` does on files
+        preds = route(preds, routing)
     taxonomy = classifier.taxonomy
-    if body.language != "en" and body.language not in taxonomy.languages:
-        note = f"taxonomy '{taxonomy.name}' has no '{body.language}' names; they are in English"
+    missing = missing_language(taxonomy, body.language)
+    if missing is not None:
+        # as `Classifier.predict` does: the primary names, and a note saying so
+        note = f"{missing}: the paths are in its primary names"
         warnings = [[*w, note] for w in warnings]
     results = results_out(
         preds,
@@ -183,11 +228,71 @@ async def classify(
         language=body.language,
         warnings=warnings,
     )
+    if explanations is not None:
+        for result, exp in zip(results, explanations):
+            result.explanation = explanation_out(exp, taxonomy, body.language)
     out = ClassifyResponse(
         model=model_ref(served, classifier), language=body.language, results=results
     )
     # already validated by construction: answering with bytes skips FastAPI's second pass
-    return Response(out.model_dump_json(), media_type="application/json")
+    return Response(
+        out.model_dump_json(),
+        media_type="application/json",
+        headers={"Content-Language": primary_language(taxonomy) if missing else body.language},
+    )
+
+
+def check_explainable(products: list[ProductIn], served: Served, name: str) -> None:
+    """A caller's explain request that cannot be met is refused before any model work."""
+    if len(products) > MAX_EXPLAIN_PRODUCTS:
+        message = (
+            f"explain: true takes at most {MAX_EXPLAIN_PRODUCTS} products per request, got "
+            f"{len(products)}; send them in smaller requests"
+        )
+        raise ApiProblem(422, message, errors=[{"field": "products", "message": message}])
+    if getattr(served.classifier, "model", None) is None:
+        message = f"model '{name}' is zero-shot: explanations need a trained model"
+        raise ApiProblem(422, message, errors=[{"field": "explain", "message": message}])
+
+
+def explain_notes(text: str, explanation: Any) -> list[str]:
+    words = len(text.split())
+    if explanation.method == "occlusion" and words > MAX_EXPLAIN_WORDS:
+        return [
+            f"the explanation weighs the first {MAX_EXPLAIN_WORDS} of {words} words "
+            "(occlusion costs one model call per word)"
+        ]
+    return []
+
+
+def _names(taxonomy: Taxonomy, category_id: str, language: str) -> list[str]:
+    if category_id not in taxonomy:
+        return [category_id]
+    return [c.names.get(language, c.name) for c in taxonomy.ancestors(category_id)]
+
+
+def explanation_out(explanation: Any, taxonomy: Taxonomy, language: str) -> ExplanationOut:
+    """The core `Explanation` with paths as name lists in the asked language."""
+    return ExplanationOut(
+        category_id=explanation.category,
+        path=_names(taxonomy, explanation.category, language),
+        probability=float(explanation.probability),
+        method=explanation.method,
+        words=[
+            WordOut(word=w.word, position=w.position, weight=w.weight) for w in explanation.words
+        ],
+        neighbours=[
+            NeighbourOut(
+                id=str(nb["id"]),
+                title=str(nb["title"]),
+                category_id=str(nb["category_id"]),
+                path=_names(taxonomy, str(nb["category_id"]), language),
+                similarity=float(nb["similarity"]),
+            )
+            for nb in explanation.neighbours
+        ],
+        image_heatmap=explanation.image_heatmap,
+    )
 
 
 # -- models ---------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from .. import __version__
+from ..predictions import missing_language, primary_language
 from .auth import require_scope
 from .deps import registry, require_json
 from .problems import ApiProblem
@@ -110,7 +111,7 @@ def _column(body: InferRequest, name: str, count: int | None) -> list[str] | Non
     summary="Classify BYTES tensors",
 )
 async def infer(
-    name: ModelName, body: InferRequest, request: Request, models: Registry
+    name: ModelName, body: InferRequest, request: Request, response: Response, models: Registry
 ) -> InferResponse:
     served = models.get(name)
     params = body.parameters or InferParameters()
@@ -159,6 +160,12 @@ async def infer(
         "confidence": InferOutput(name="confidence", datatype="FP32", shape=shape, data=confs),
     }
     ref = model_ref(served, classifier)
+    # the tensors have no room for a note: the header says which names came back (v1's
+    # classify also says why, in `warnings`)
+    missing = missing_language(classifier.taxonomy, params.language)
+    response.headers["Content-Language"] = (
+        primary_language(classifier.taxonomy) if missing else params.language
+    )
     return InferResponse(
         model_name=name,
         model_version=ref.version,

@@ -12,6 +12,11 @@ MAX_TITLE_CHARS = 4_000
 MAX_DESCRIPTION_CHARS = 16_000  # with the title: 20,000 characters of text per product
 MAX_ID_CHARS = 200
 MAX_TOP_K = 20
+# explanations cost many model calls per product (occlusion: one per word; a photo: 16 more),
+# so a request asking for them is held to fewer products, and occlusion to the leading words
+MAX_EXPLAIN_PRODUCTS = 32
+MAX_EXPLAIN_WORDS = 64
+EXPLAIN_NEIGHBOURS = 3
 
 # What a photo may be: base64 data (bare or as a data: URI), or an http(s) URL that the server
 # fetches only when started with --allow-download. A file path or file:// URL never matches:
@@ -82,7 +87,12 @@ class ClassifyRequest(_Options):
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
-        json_schema_extra={"oneOf": [{"required": ["product"]}, {"required": ["products"]}]},
+        json_schema_extra={
+            "oneOf": [{"required": ["product"]}, {"required": ["products"]}],
+            # the explain cap, where clients and schema-driven tests can see it
+            "if": {"properties": {"explain": {"const": True}}, "required": ["explain"]},
+            "then": {"properties": {"products": {"maxItems": MAX_EXPLAIN_PRODUCTS}}},
+        },
     )
 
     # absent, not null, in the schema: exactly one of the two is sent
@@ -91,6 +101,12 @@ class ClassifyRequest(_Options):
         Annotated[list[ProductIn], Field(min_length=1, max_length=MAX_PRODUCTS)]
         | SkipJsonSchema[None]
     ) = None
+    explain: bool = Field(
+        False,
+        description=f"Also explain each prediction (`explanation` in each result): the words "
+        f"that drove it, the nearest training products and, for photo models, a heat map. "
+        f"At most {MAX_EXPLAIN_PRODUCTS} products per request; trained models only.",
+    )
 
     @field_validator("product", "products", mode="before")
     @classmethod
@@ -125,18 +141,58 @@ class CandidateOut(BaseModel):
     levels: list[LevelOut] = Field(description="Each level's category and its confidence.")
 
 
+class WordOut(BaseModel):
+    word: str
+    position: int = Field(description="Index among the text's whitespace-separated words.")
+    weight: float = Field(
+        description="linear-exact: the word's share of the class score; occlusion: the drop "
+        "in the category's probability when the word is left out. Positive supports it."
+    )
+
+
+class NeighbourOut(BaseModel):
+    id: str
+    title: str
+    category_id: str
+    path: list[str] = Field(description="Its label's names, in the asked language.")
+    similarity: float = Field(description="Cosine of the titles' word TF-IDF vectors.")
+
+
+class ExplanationOut(BaseModel):
+    category_id: str = Field(description="The category explained: the model's most probable.")
+    path: list[str]
+    probability: float
+    method: Literal["linear-exact", "occlusion"]
+    words: list[WordOut] = Field(
+        description=f"Most supportive first; occlusion weighs at most the first "
+        f"{MAX_EXPLAIN_WORDS} words (a warning says when there were more)."
+    )
+    neighbours: list[NeighbourOut] = Field(
+        description=f"Up to {EXPLAIN_NEIGHBOURS} most similar training products; empty when "
+        "the model was saved without its training index."
+    )
+    image_heatmap: list[list[float]] | None = Field(
+        None,
+        description="Photo models, with a photo: rows x columns of the drop in probability "
+        "when that cell of the photo is greyed out.",
+    )
+
+
 class ResultOut(BaseModel):
     id: str
     category: CandidateOut | None = Field(
-        description="The answer (cut back to a confident level with min_confidence); null "
-        "when not even the top level is confident enough."
+        description="The answer (cut back to its deepest level reaching min_confidence; the "
+        "top level is always kept); null only when the model gave no candidate."
     )
     needs_review: bool
     suggestion: CandidateOut | None = Field(
-        description="When needs_review: the model's full-depth best guess, for a reviewer."
+        description="When needs_review: the model's full-depth best guess, for a reviewer "
+        "(on a row min_confidence backed off, what the CLI writes as suggested_category and "
+        "suggested_confidence)."
     )
     alternatives: list[CandidateOut] = Field(description="The next best paths (top_k - 1).")
     warnings: list[str] = Field(default_factory=list)
+    explanation: ExplanationOut | None = Field(None, description="With explain: true.")
 
 
 class ModelRef(BaseModel):

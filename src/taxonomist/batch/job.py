@@ -73,6 +73,7 @@ class JobSpec:
 def load(spec: JobSpec) -> Classifier:
     """The classifier `spec` describes (zero-shot: with its shipped state, if any)."""
     from ..classifier import load_classifier
+    from ..predictions import check_language
     from ..service import set_cascade
 
     clf = load_classifier(
@@ -86,6 +87,9 @@ def load(spec: JobSpec) -> Classifier:
         columns=spec.columns,
         zero_shot=None if spec.trained else {"adapt": spec.adapt},
     )
+    # as `classify` on a file: a language the taxonomy has no names in is refused before
+    # any work (a Classifier would answer in the primary names, with a warning)
+    check_language(clf.taxonomy, spec.language)
     if spec.trained:
         set_cascade(clf.model, spec.cascade)
     elif spec.zero_shot_state is not None:
@@ -107,6 +111,15 @@ def predictor(spec: JobSpec, clf: Classifier) -> Callable[[list[Product]], Predi
         return route(preds, routing) if routing is not None else preds
 
     return predict
+
+
+def writes_review(spec: JobSpec, clf: Classifier) -> bool:
+    """Whether rows can be flagged, so the output has `needs_review` and the backed-off
+    suggestion columns (as `classify` writes them): a threshold asked for, or a trained
+    model's routing thresholds. Both engines decide it here, so their columns agree."""
+    return spec.min_confidence is not None or (
+        clf.model is not None and getattr(clf.model, "routing", None) is not None
+    )
 
 
 def prepared(
@@ -190,6 +203,5 @@ def classify_batch(
         settings=spec.settings(),
         progress=progress,
         on_bad_row=on_bad_row,
-        # suggested_category etc. where rows can be flagged, as classify writes them
-        review=spec.min_confidence is not None or getattr(clf.model, "routing", None) is not None,
+        review=writes_review(spec, clf),
     )

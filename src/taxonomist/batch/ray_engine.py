@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 from ..errors import ConfigError, DataError, TaxonomistError
 from .inputs import input_files
-from .job import JobSpec, prepared
+from .job import JobSpec, prepared, writes_review
 from .runner import MANIFEST, BatchOutcome
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ def _import_ray() -> Any:
     # before the first import: no usage reporting, and listeners on loopback only
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # a local raylet must register within 30 s by default; on a busy small machine it often
+    # does not, and the job fails before it starts
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
     try:
         import ray
         import ray.data  # noqa: F401
@@ -93,13 +96,14 @@ def connect(address: str | None, concurrency: int) -> bool:
 class _Predictor:
     """One Ray actor: builds the predictor once, then classifies batches (pandas frames)."""
 
-    def __init__(self, spec: JobSpec, text_columns: list[str]) -> None:
+    def __init__(self, spec: JobSpec, text_columns: list[str], review: bool) -> None:
         from .job import load, predictor
 
         self.spec = spec
         self.text_columns = text_columns
+        self.review = review
         self.predict = predictor(spec, load(spec))
-        self.schema = _schema(spec.top_k)
+        self.schema = _schema(spec.top_k, review)
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
@@ -122,31 +126,35 @@ class _Predictor:
                 )
             except DataError as exc:
                 errors.append({"id": record.get(spec.columns.id_column, ""), "error": str(exc)})
-        rows = prediction_rows(self.predict(products), spec.top_k) if products else []
+        rows = (
+            prediction_rows(self.predict(products), spec.top_k, review=self.review)
+            if products
+            else []
+        )
         for row in rows:
             row["error"] = None
         # an explicit schema: every block alike, lists as lists (not pickled objects)
         return pa.Table.from_pylist(rows + errors, schema=self.schema)
 
 
-def _schema(top_k: int) -> Any:
-    """The local writer's Parquet columns, plus `error` (null on a classified row)."""
+def _schema(top_k: int, review: bool) -> Any:
+    """The local writer's Parquet columns (the same names, in the same order), plus `error`
+    (null on a classified row)."""
     import pyarrow as pa
 
-    fields = [
-        pa.field("id", pa.string()),
-        pa.field("category", pa.string()),
-        pa.field("category_id", pa.string()),
-        pa.field("confidence", pa.float64()),
-        pa.field("level_confidences", pa.list_(pa.float64())),
-        pa.field("needs_review", pa.bool_()),
-    ]
-    for k in range(2, top_k + 1):
-        fields += [
-            pa.field(f"category_{k}", pa.string()),
-            pa.field(f"confidence_{k}", pa.float64()),
-        ]
-    return pa.schema([*fields, pa.field("error", pa.string())])
+    from ..data.writers import prediction_columns
+
+    def arrow_type(name: str) -> Any:
+        if name == "level_confidences":
+            return pa.list_(pa.float64())
+        if name == "needs_review":
+            return pa.bool_()
+        if name.rstrip("0123456789").rstrip("_").endswith("confidence"):
+            return pa.float64()
+        return pa.string()
+
+    names = prediction_columns(top_k, review=review)
+    return pa.schema([pa.field(n, arrow_type(n)) for n in [*names, "error"]])
 
 
 def _header(files: list[Path], fmt: str) -> list[str]:
@@ -248,6 +256,7 @@ def run_ray(
     try:
         spec, clf = prepared(spec, input_spec)  # adapted once, here; workers get the state
         info = clf.identity.as_dict()
+        review = writes_review(spec, clf)
         del clf
         ds = _read(ray, files, data_fmt, names)
         ds = ds.select_columns([c for c in [columns.id_column, *text_cols, "path"] if c])
@@ -255,6 +264,7 @@ def run_ray(
             "fn_constructor_kwargs": {
                 "spec": spec,
                 "text_columns": text_cols,
+                "review": review,
             },
             "batch_size": batch_size,
             "batch_format": "pandas",

@@ -83,6 +83,45 @@ function show(item) {
     list.appendChild(li);
   });
   loadPhoto(item);
+  loadExplanation(item);
+}
+
+// Why the model suggests what it does: fetched after the item shows, so keys never wait
+// for it; an answer for an item no longer on screen is dropped.
+async function loadExplanation(item) {
+  const why = $("why"); why.hidden = true;
+  $("why-words").innerHTML = ""; $("why-neighbours").innerHTML = ""; $("why-note").textContent = "";
+  let data;
+  try { data = await api("GET", `/review/items/${item.id}/explanation`); }
+  catch (e) {
+    if (!state.item || state.item.id !== item.id) return;
+    $("why-note").textContent = "No explanation: " + e.message; why.hidden = false;
+    return;
+  }
+  if (!state.item || state.item.id !== item.id) return;
+  const exp = data.explanation;
+  exp.words.filter((w) => w.weight !== 0).slice(0, 8).forEach((w) => {
+    const li = document.createElement("li");
+    li.className = w.weight > 0 ? "for" : "against";
+    li.textContent = w.word;
+    const small = document.createElement("small");
+    small.textContent = (w.weight > 0 ? "+" : "") + w.weight.toFixed(exp.method === "occlusion" ? 3 : 2);
+    li.appendChild(small);
+    $("why-words").appendChild(li);
+  });
+  exp.neighbours.forEach((n) => {
+    const li = document.createElement("li");
+    li.textContent = n.title;
+    const path = document.createElement("span");
+    path.className = "path";
+    path.textContent = `${n.path.join(" › ")} · ${Math.round(n.similarity * 100)}% similar`;
+    li.appendChild(path);
+    $("why-neighbours").appendChild(li);
+  });
+  const by = data.model.version && data.queued_by_version && data.model.version !== data.queued_by_version
+    ? ` (explained by ${data.model.name} ${data.model.version}; queued by ${data.queued_by_version})` : "";
+  $("why-note").textContent = `${exp.method === "linear-exact" ? "exact word contributions" : "each word left out in turn"} for ${exp.path.join(" › ")} (${Math.round(exp.probability * 100)}%)${by}`;
+  why.hidden = false;
 }
 
 async function loadPhoto(item) {
