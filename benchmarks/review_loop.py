@@ -16,7 +16,9 @@ target) instead of one per category.
 version 1 trains on half of the training split (its first version cuts the frozen holdout);
 the other half is classified into the review queue; a simulated reviewer answers the first N
 items in queue order with the gold label; `retrain` trains a candidate and the gate decides.
-In the same run, a second store answers N items picked at random from the same queue.
+In the same run, a second store answers N products picked at random from the whole pool
+(queued or not: the usual active-learning baseline), and a third N items picked at random
+from the queue itself.
 Reports test accuracy of version 1 and of each candidate, and whether each was promoted.
 
 Writes benchmarks/results/review_loop-<part>.json and prints a Markdown table.
@@ -110,7 +112,8 @@ def automation(datasets: list[str], presets: list[str]) -> list[dict]:
 
 
 def simulate(dataset: str, answers: int, order: str, seed: int, workdir: Path) -> dict:
-    """One store, one queue, N answers in `order` ('queue' or 'random'), one retrain."""
+    """One store, one queue, N answers in `order` ('queue', 'random' from the
+    whole pool, or 'random-in-queue'), one retrain."""
     from taxonomist.errors import TaxonomyError
     from taxonomist.persistence import read_taxonomy
     from taxonomist.review import Filters, ReviewStore
@@ -150,9 +153,12 @@ def simulate(dataset: str, answers: int, order: str, seed: int, workdir: Path) -
     corrected = answered = 0
     with ReviewStore(db, tax) as reviews:
         items = reviews.list_items(Filters(), limit=max(queued, 1))
-        chosen = (
-            items[:answers] if order == "queue" else rng.sample(items, min(answers, len(items)))
-        )
+        if order == "queue":
+            chosen = items[:answers]
+        elif order == "random-in-queue":
+            chosen = rng.sample(items, min(answers, len(items)))
+        else:  # "random": N products of the whole pool, queued or not (the usual baseline)
+            chosen = _pool_sample(reviews, store, second, ids, texts, answers, rng, items)
         for item in chosen:
             try:
                 truth = tax.by_path(gold[item["product_id"]]).id
@@ -183,6 +189,32 @@ def simulate(dataset: str, answers: int, order: str, seed: int, workdir: Path) -
     }
 
 
+def _pool_sample(reviews, store, pool, ids, texts, answers, rng, items) -> list[dict]:
+    """N products drawn from the whole pool; those the queue did not hold are classified
+    by the current version and added to the queue (reason `random_sample`) so that the
+    reviewer answers them the same way."""
+    from taxonomist.classifier import load_classifier
+    from taxonomist.review import Filters
+    from taxonomist.review.intake import suggestions
+    from taxonomist.review.queue import QueueEntry
+
+    picked = rng.sample(pool, min(answers, len(pool)))
+    queued = {item["product_id"]: item for item in items}
+    missing = [i for i in picked if ids[i] not in queued]
+    clf = load_classifier(store.current("products"))
+    preds = clf.predict([{"id": ids[i], "title": texts[i]} for i in missing], top_k=5)
+    version = store.current_version("products")
+    entries = [
+        QueueEntry(ids[i], suggestions(p), version, reason="random_sample", title=texts[i],
+                   text=texts[i], model_name="products")
+        for i, p in zip(missing, preds)
+    ]  # fmt: skip
+    reviews.enqueue(entries)
+    everything = reviews.list_items(Filters(), limit=len(items) + len(entries) + 1)
+    by_id = {item["product_id"]: item for item in everything}
+    return [by_id[ids[i]] for i in picked]
+
+
 def _test_accuracy(model_dir: Path, texts: list[str], paths: list[str]) -> float:
     from taxonomist.models import load_model
 
@@ -198,6 +230,7 @@ def main() -> None:
     parser.add_argument("--presets", default="fast,balanced")
     parser.add_argument("--answers", type=int, default=500)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--out", type=Path, default=None, help="results file (JSON)")
     args = parser.parse_args()
     if not DATA.exists():
         raise SystemExit(f"benchmark data not found at {DATA}")
@@ -221,7 +254,7 @@ def main() -> None:
         rows = []
         for dataset in datasets:
             with tempfile.TemporaryDirectory() as tmp:
-                for order in ("queue", "random"):
+                for order in ("queue", "random", "random-in-queue"):
                     row = simulate(dataset, args.answers, order, args.seed, Path(tmp))
                     print(json.dumps(row), file=sys.stderr, flush=True)
                     rows.append(row)
@@ -236,8 +269,9 @@ def main() -> None:
                 f"{r['v1_test_accuracy']:.4f} | {r['candidate_test_accuracy']:.4f} | "
                 f"{r['gain']:+.4f} | {r['promoted']} |"
             )
-    out = RESULTS / f"review_loop-{args.part}.json"
-    out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2) + "\n")
+    out = args.out or RESULTS / f"review_loop-{args.part}.json"
+    settings = {**vars(args), "out": str(out)}
+    out.write_text(json.dumps({"args": settings, "rows": rows}, indent=2) + "\n")
     print(f"\nwritten {out}", file=sys.stderr)
 
 
