@@ -43,7 +43,10 @@ def _train(kind, config, rows, taxonomy, path: Path) -> tuple[Path, list[str]]:
 
 
 def _same(original: Path, exported: Path, texts: list[str]) -> None:
-    a, b = load_model(original), load_model(exported)
+    _same_models(load_model(original), load_model(exported), texts)
+
+
+def _same_models(a, b, texts: list[str]) -> None:
     assert b.kind == "onnx" and b.labels == a.labels
     pa, pb = a.predict_proba(texts), b.predict_proba(texts)
     np.testing.assert_array_equal(pa.argmax(1), pb.argmax(1))
@@ -141,3 +144,61 @@ def test_real_minilm_balanced_round_trip(encoder, tiny_rows, tiny_taxonomy, tmp_
     saved, texts = _train("ensemble", config, tiny_rows, tiny_taxonomy, tmp_path / "m")
     out = export_model(saved, tmp_path / "e")
     _same(saved, out, texts)
+
+
+CASCADE = {
+    "members": [
+        ["linear", {}],
+        ["head", {"encoder": "fake", "hidden": 0, "epochs": 30, "batch_size": 16, "lr": 0.02}],
+        ["knn", {"max_df": 0.05}],
+    ],
+    "folds": 0,  # every member kept, so the cascade has an encoder to skip
+    "cascade": True,  # trained with --cascade: on by default
+}
+
+
+def test_cascade_round_trip_on_and_off(tiny_rows, tiny_taxonomy, tmp_path) -> None:
+    """An ensemble trained with the cascade predicts with it; so must its export, and
+    `set_cascade` (classify --cascade/--no-cascade, batch jobs) must reach both alike."""
+    from taxonomist.service import set_cascade
+
+    cls = model_class("ensemble")
+    model = cls(tiny_taxonomy, cls.config_class.from_dict(CASCADE))
+    texts = [r["title"] for r in tiny_rows]
+    labels = [tiny_taxonomy.by_path(r["category"]).id for r in tiny_rows]
+    train = [i for i in range(len(texts)) if i % 4]
+    valid = [i for i in range(len(texts)) if not i % 4]
+    model.fit(
+        [texts[i] for i in train], [labels[i] for i in train],
+        [texts[i] for i in valid], [labels[i] for i in valid],
+    )  # fmt: skip
+    assert model.cascade_threshold is not None
+    saved = model.save(tmp_path / "m")
+    out = export_model(saved, tmp_path / "e")
+    a, b = load_model(saved), load_model(out)
+    assert a.cascade and b.cascade  # as trained
+    assert b.cascade_threshold == pytest.approx(a.cascade_threshold)
+    texts = texts + ["an unseen title", "x"]
+    for setting in (None, False, True):
+        set_cascade(a, setting)
+        set_cascade(b, setting)
+        a.cascade_stats.update(cheap=0, encoded=0)
+        b.cascade_stats.update(cheap=0, encoded=0)
+        _same_models(a, b, texts)
+        assert b.cascade_stats == a.cascade_stats
+        if setting is False:
+            assert b.cascade_stats == {"cheap": 0, "encoded": 0}
+        else:  # both stages used, else the comparison proves nothing about the cascade
+            assert b.cascade_stats["cheap"] > 0 and b.cascade_stats["encoded"] > 0
+    # the cascade's answers differ from the full pool's (the export must not compute both
+    # the same way)
+    set_cascade(b, False)
+    full = b.predict_proba(texts)
+    set_cascade(b, True)
+    assert np.abs(b.predict_proba(texts) - full).max() > 1e-4
+    # an export without a cascade refuses one, as its original does
+    linear, _ = _train("linear", {}, tiny_rows, tiny_taxonomy, tmp_path / "l")
+    exported = load_model(export_model(linear, tmp_path / "le"))
+    with pytest.raises(ConfigError, match="--cascade needs an ensemble"):
+        set_cascade(exported, True)
+    set_cascade(exported, False)

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("onnx",)
 EXPORTABLE = "linear, knn, head, image, fusion and ensembles of them"
-EXPORT_FORMAT = 1  # bump when the layout of an export changes
+EXPORT_FORMAT = 2  # bump when the layout of an export changes (2: the ensemble cascade)
 
 
 def export_model(model_dir: str | Path, out_dir: str | Path, *, fmt: str = "onnx") -> Path:
@@ -107,6 +107,17 @@ def _export_part(model: Any, source: Path, target: Path, manifest: dict[str, Any
         graphs.mlp(graphs.mlp_layers(model._net.state_dict()), target / "head.onnx")
     elif model.kind == "ensemble":
         node["weights"] = [float(w) for w in model.weights]
+        # the cascade travels with the pool, else an export of a model that answers most
+        # rows from its TF-IDF members would always run the encoder and differ in top-1
+        node["cascade"] = (
+            None
+            if model.cascade_threshold is None
+            else {
+                "threshold": float(model.cascade_threshold),
+                "cheap": [int(i) for i in model._cheap_members()],
+                "default": bool(model.config.cascade),
+            }
+        )
         node["members"] = []
         for n, (member, sub) in enumerate(zip(model.members, manifest["members"])):
             member_manifest = read_manifest(source / sub)

@@ -163,6 +163,13 @@ class _Part:
             self.weights = np.asarray(node["weights"], dtype=np.float64)
             self.members = [_Part(root, m) for m in node["members"]]
             self.sees_images = any(m.sees_images for m in self.members)
+            # as `EnsembleModel`: the threshold (None: no cascade, e.g. an export of format
+            # 1), the cheap members' indices, and `cascade`, on when trained with it
+            cascade = node.get("cascade")
+            self.cascade_threshold = None if not cascade else float(cascade["threshold"])
+            self.cheap = [] if not cascade else [int(i) for i in cascade["cheap"]]
+            self.cascade = bool(cascade and cascade["default"])
+            self.cascade_stats = {"cheap": 0, "encoded": 0}
         elif self.kind == "image":
             from safetensors.numpy import load_file
 
@@ -189,11 +196,7 @@ class _Part:
         if self.kind == "fusion":
             return self._fusion.logits(items)
         if self.kind == "ensemble":
-            return sum(
-                w * log_softmax(m.logits(items), m.temperature)
-                for w, m in zip(self.weights, self.members)
-                if w > 0
-            )
+            return self._ensemble_logits(items)
         texts = [it.text for it in items]
         if self.kind == "linear":
             coo = self._tfidf.transform(texts).tocoo()
@@ -208,6 +211,34 @@ class _Part:
             return self._knn._logits(texts)
         x = self._encoder.encode(texts)
         return self._head.run(None, {"x": x})[0].astype(np.float64)
+
+    def _member_logp(self, index: int, items: list[Item]) -> np.ndarray:
+        member = self.members[index]
+        return log_softmax(member.logits(items), member.temperature)
+
+    def _ensemble_logits(self, items: list[Item]) -> np.ndarray:
+        """`models.ensemble.EnsembleModel._logits`, step for step (cascade included)."""
+        from ..models.ensemble import pooled_logp
+
+        used = [i for i, w in enumerate(self.weights) if w > 0]
+        if not self.cascade or self.cascade_threshold is None:
+            return sum(self.weights[i] * self._member_logp(i, items) for i in used)
+        cheap_parts = {i: self._member_logp(i, items) for i in self.cheap}
+        cheap_logp = pooled_logp(self.weights[self.cheap], [cheap_parts[i] for i in self.cheap])
+        hard = np.flatnonzero(np.exp(cheap_logp.max(1)) < self.cascade_threshold)
+        # an easy row answers with the cheap pool, scaled by the ensemble's temperature,
+        # which the calibration divides out again
+        out = self.temperature * cheap_logp
+        if len(hard):
+            subset = [items[j] for j in hard]
+            out[hard] = sum(
+                self.weights[i]
+                * (cheap_parts[i][hard] if i in cheap_parts else self._member_logp(i, subset))
+                for i in used
+            )
+        self.cascade_stats["cheap"] += len(items) - len(hard)
+        self.cascade_stats["encoded"] += len(hard)
+        return out
 
 
 class _Fusion:
@@ -287,6 +318,31 @@ class OnnxModel(Model):
         self.source = manifest.get("source", {})
         # an export of a kind that sees photos takes products, as its original did
         self.uses_images = self._root.sees_images  # type: ignore[misc]
+
+    # The root ensemble's cascade, as an `EnsembleModel` exposes its own, so that
+    # `service.set_cascade` (classify --cascade/--no-cascade, batch jobs) reaches an export
+    # as it reaches the original.
+    @property
+    def cascade_threshold(self) -> float | None:
+        return getattr(self._root, "cascade_threshold", None)
+
+    @property
+    def cascade(self) -> bool:
+        return bool(getattr(self._root, "cascade", False))
+
+    @cascade.setter
+    def cascade(self, on: bool) -> None:
+        if self._root is None or self._root.kind != "ensemble":
+            if not on:  # turning off what is not there is fine, as `set_cascade` has it
+                return
+            kind = self._root.kind if self._root is not None else "unloaded"
+            raise ModelError(f"a cascade needs an exported ensemble, not a '{kind}' model")
+        self._root.cascade = bool(on)
+
+    @property
+    def cascade_stats(self) -> dict[str, int] | None:
+        """Rows answered by each stage of the root ensemble's cascade (None: no ensemble)."""
+        return getattr(self._root, "cascade_stats", None)
 
     def _logits(self, inputs):
         assert self._root is not None

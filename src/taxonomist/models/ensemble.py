@@ -136,6 +136,11 @@ def cascade_threshold(
     reaches it from `cheap_logp` (the rest from `full_logp`) keeps validation accuracy
     within `max_drop` of `full_logp`'s. 1.0 (never trust the cheap pool alone) if no lower
     one does; above 1.0 the cascade is off.
+
+    The threshold lies halfway between the two confidences it splits (below the lowest:
+    halfway to 1/classes, the least a top probability can be), not on a row's own
+    confidence: a row exactly on it would change stage on float noise, e.g. in an ONNX
+    export whose float32 graphs agree with the original only to ~1e-7.
     """
     cheap_ok = cheap_logp.argmax(1) == y
     full_ok = full_logp.argmax(1) == y
@@ -150,7 +155,8 @@ def cascade_threshold(
         if k < len(y) and conf[order[k]] == conf[order[k - 1]]:
             continue
         if full_ok.sum() + gain[k] >= allowed:
-            best = float(conf[order[k - 1]])
+            below = conf[order[k]] if k < len(y) else 1 / cheap_logp.shape[1]
+            best = float((conf[order[k - 1]] + below) / 2)
     return best
 
 
