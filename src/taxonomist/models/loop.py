@@ -1,9 +1,9 @@
 """One training loop for the small torch networks the kinds train over cached features.
 
-AdamW with one-cycle decay, gradient clipping, optional class weights, early stopping on the
-validation loss with the best weights restored. Each kind says only how a batch of row
-indices becomes logits, so feature layouts (one embedding, two modalities with masks,
-augmented pixels) stay in the kind.
+AdamW with one-cycle decay (`one_cycle`, valid for any number of steps), gradient clipping,
+optional class weights, early stopping on the validation loss with the best weights restored.
+Each kind says only how a batch of row indices becomes logits, so feature layouts (one
+embedding, two modalities with masks, augmented pixels) stay in the kind.
 """
 
 from __future__ import annotations
@@ -107,6 +107,39 @@ class EarlyStopping:
             net.load_state_dict(self.best_state)
 
 
+# OneCycleLR's defaults: the rate starts at max_lr / 25 and ends at max_lr / 25 / 1e4
+WARMUP_FRACTION = 0.1
+FINAL_FRACTION = 1 / (25 * 1e4)
+
+
+def one_cycle(opt: Any, max_lr: float, total_steps: int) -> Any:
+    """The learning-rate schedule for `total_steps` optimiser steps (any count >= 1).
+
+    torch's OneCycleLR, whenever its warm-up spans more than one step. With
+    `WARMUP_FRACTION * total_steps <= 1` (80 rows at batch size 256 for 10 epochs, say) it
+    breaks: at exactly 1 (10 steps) it divides by zero, below it skips the warm-up and gives
+    the first step the final rate (a 1-step run trains at max_lr / 250000, i.e. not at all).
+    Such short runs get one-cycle's decay alone: cosine from `max_lr` towards the final rate,
+    sampled so that every step, the last included, still moves the weights.
+    """
+    import math
+
+    import torch
+
+    if WARMUP_FRACTION * total_steps > 1:
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=max_lr, total_steps=total_steps, pct_start=WARMUP_FRACTION
+        )
+    for group in opt.param_groups:
+        group["lr"] = max_lr
+
+    def factor(step: int) -> float:
+        done = min(step, total_steps) / total_steps
+        return FINAL_FRACTION + (1 - FINAL_FRACTION) * (1 + math.cos(math.pi * done)) / 2
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def train_network(
     net: Any,
     forward: Callable[[np.ndarray, bool], Any],
@@ -134,9 +167,7 @@ def train_network(
     opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     epochs = epochs or settings.epochs
     per_epoch = (len(y) + settings.batch_size - 1) // settings.batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=settings.lr, total_steps=epochs * per_epoch, pct_start=0.1
-    )
+    sched = one_cycle(opt, settings.lr, epochs * per_epoch)
     vt = torch.from_numpy(valid_y) if valid_y is not None and len(valid_y) else None
     history: list[dict[str, float]] = []
     stopper = EarlyStopping(settings.patience)
