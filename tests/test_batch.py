@@ -149,3 +149,13 @@ def test_resume_refuses_another_input_model_or_settings(linear_model, tmp_path) 
     with pytest.raises(DataError, match="no valid rows"):
         classify_batch(empty, tmp_path / "e", spec)
     assert not json.loads((tmp_path / "e" / "_manifest.json").read_text())["complete"]
+
+
+def test_repeated_ids_pass_through_without_a_table_of_ids(linear_model, tmp_path) -> None:
+    # a job's memory must not grow with its input: no id table, so repeats are written
+    # as they come (as the Ray engine writes them), not counted or refused
+    data = tmp_path / "in.csv"
+    data.write_text("id,title\na,Nike running shoes\na,Blue denim jeans\nb,Leather wallet\n")
+    outcome = classify_batch(data, tmp_path / "out", JobSpec(model=str(linear_model)))
+    assert outcome.written == 3 and outcome.bad_rows == 0
+    assert [r["id"] for r in read_parts(tmp_path / "out")] == ["a", "a", "b"]

@@ -10,7 +10,8 @@ manifest is complete. `--resume` re-reads the input, skips the parts the manifes
 (checking that their input ranges still match) and carries on.
 
 Memory stays flat: one part of rows at a time; bad rows go to a side file as they are found
-(`_bad_rows.jsonl`) and memory keeps only their count.
+(`_bad_rows.jsonl`) and memory keeps only their count; ids are copied through, not checked
+for repeats (`classify` to a single file checks them).
 
 The embedding cache is off for batch jobs by default: a re-filing job sees each title once,
 so caching 1.5 KB per product (1.5 GB a million) buys nothing and costs disk and SQLite
@@ -323,6 +324,10 @@ def _batches(
         batch_size=part_rows,
         report=report,
         on_bad_row=on_bad_row,
+        # repeated ids are not looked for: that needs memory per row (about 100 MB per
+        # million), and a job's memory must not grow with its input; the Ray engine, which
+        # reads rows in parallel, does not look either, so both write the same rows
+        check_ids=False,
     )
 
 
