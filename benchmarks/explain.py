@@ -2,7 +2,7 @@
 deleting random words, and what does an explanation cost?
 
 Usage: .venv/bin/python benchmarks/explain.py [--datasets pricerunner] [--presets fast,balanced]
-       [--products 500] [--limit N]
+       [--products 500] [--limit N] [--model DIR --out FILE]
 Trains each preset on the training split (first N rows with --limit) as `train` does, then
 on `--products` test products (seeded sample) explains the top prediction and measures the
 predicted category's probability after deleting (a) the 3 words with the largest
@@ -34,6 +34,14 @@ def main() -> int:
     parser.add_argument("--products", type=int, default=500)
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="explain this trained model (of the one dataset and preset given) instead of "
+        "training one",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="results file (JSON)")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: development data not found at {DATA}")
@@ -57,11 +65,12 @@ def main() -> int:
         titles = [test.text.iloc[i] for i in sample]
         for preset in args.presets.split(","):
             start = time.perf_counter()
-            out = workdir / f"{dataset}-{preset}"
-            train_model(
-                train.text.tolist(), [tax.by_path(c).id for c in train.category], tax, out,
-                preset=preset, ids=train["id"].astype(str).tolist(),
-            )  # fmt: skip
+            out = args.model or workdir / f"{dataset}-{preset}"
+            if args.model is None:
+                train_model(
+                    train.text.tolist(), [tax.by_path(c).id for c in train.category], tax, out,
+                    preset=preset, ids=train["id"].astype(str).tolist(),
+                )  # fmt: skip
             train_s = time.perf_counter() - start
             model = load_model(out)
             explainer = Explainer(model, out)
@@ -98,7 +107,8 @@ def main() -> int:
             results.append(row)
             RESULTS.mkdir(exist_ok=True)
             name = "explain.json" if not args.limit else f"explain-{args.limit}.json"
-            (RESULTS / name).write_text(json.dumps(results, indent=2, ensure_ascii=False))
+            text = json.dumps(results, indent=2, ensure_ascii=False)
+            (args.out or RESULTS / name).write_text(text)
             print(json.dumps({k: v for k, v in row.items() if k != "example"}), flush=True)
     return 0
 
