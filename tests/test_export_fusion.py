@@ -74,14 +74,14 @@ def _probe_items(items: list[Item]) -> list[Item]:
     )
 
 
-def _same(original: Path, exported: Path, items: list[Item]) -> float:
-    """Assert top-1 equal and probabilities within 1e-4; return the largest difference."""
+def _same(original: Path, exported: Path, items: list[Item], tol: float = 1e-4) -> float:
+    """Assert top-1 equal and probabilities within `tol`; return the largest difference."""
     a, b = load_model(original), load_model(exported)
     assert b.kind == "onnx" and b.labels == a.labels and b.uses_images
     pa, pb = a.predict_proba(items), b.predict_proba(items)
     np.testing.assert_array_equal(pa.argmax(1), pb.argmax(1))
     gap = float(np.abs(pa - pb).max())
-    assert gap < 1e-4
+    assert gap < tol
     top_a = [p.best.category_id for p in a.predict(items)]
     top_b = [p.best.category_id for p in b.predict(items)]
     assert top_a == top_b
@@ -131,7 +131,11 @@ def test_round_trip(name, corpus, exported) -> None:
     assert not list(out.rglob("*.pkl"))
     graph = json.loads((out / "graph.json").read_text())
     assert graph["kind"] == name.split("-")[0]
-    _same(saved, out, _probe_items(corpus[1]))
+    # 1e-3 here, 1e-4 in the real-model tests below (which measure ~1e-6): the tiny models
+    # trained on 128 rows are so confident that float32 noise between torch and ONNX
+    # Runtime, which varies with how many threads each gets, moved a probability by 3.4e-4
+    # once in CI with the cores busy; top-1 must still be identical
+    _same(saved, out, _probe_items(corpus[1]), tol=1e-3)
 
 
 def test_fusion_export_runs_without_torch(corpus, exported) -> None:
