@@ -179,6 +179,15 @@ def test_cascade_round_trip_on_and_off(tiny_rows, tiny_taxonomy, tmp_path) -> No
     assert a.cascade and b.cascade  # as trained
     assert b.cascade_threshold == pytest.approx(a.cascade_threshold)
     texts = texts + ["an unseen title", "x"]
+    # rows whose cheap-stage confidence lies within float32 noise of the threshold may take
+    # either path in either runtime (one did once in CI: a 0.03 gap); leave those out
+    from taxonomist.models.ensemble import pooled_logp
+
+    cheap = a._cheap_members()
+    cheap_conf = np.exp(
+        pooled_logp(a.weights[cheap], [a._member_logp(i, texts) for i in cheap]).max(1)
+    )
+    texts = [t for t, c in zip(texts, cheap_conf) if abs(c - a.cascade_threshold) > 1e-3]
     for setting in (None, False, True):
         set_cascade(a, setting)
         set_cascade(b, setting)
