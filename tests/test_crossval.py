@@ -82,11 +82,36 @@ def test_selection_keeps_the_simpler_unless_the_richer_is_better_beyond_noise() 
     copy = good + rng.normal(0, 1e-3, good.shape)  # adds nothing
     sel = select_composition([good, copy], y, folds, ["a", "b"])
     assert sel.chosen == (0,) and sel.weights.tolist() == [1.0, 0.0]
-    other = member(0.8)  # independent errors: pooling really helps
-    sel = select_composition([good, other], y, folds, ["a", "b"])
-    assert sel.chosen == (0, 1) and all(sel.weights > 0)
+    # independent errors: a vote of three really helps (two equally sure members that
+    # disagree are a coin toss, so a pair would add no right answers)
+    other, third = member(0.8), member(0.8)
+    sel = select_composition([good, other, third], y, folds, ["a", "b", "c"])
+    assert sel.chosen == (0, 1, 2) and all(sel.weights > 0)
     assert [r["verdict"] for r in sel.candidates][-1] == "kept: better beyond noise"
     assert paired_z(np.ones(10), np.ones(10)) == 0.0
+
+
+def test_a_better_calibrated_but_less_accurate_candidate_is_rejected() -> None:
+    # fashion's lesson: lower log-loss bought with more wrong answers is not a better model
+    rng = np.random.default_rng(1)
+    n, c = 2000, 4
+    y = rng.integers(0, c, n)
+    folds = np.arange(n) % 5
+
+    def member(acc: float, p_guess: float) -> np.ndarray:
+        right = rng.random(n) < acc
+        guess = np.where(right, y, (y + rng.integers(1, c, n)) % c)
+        lp = np.full((n, c), np.log((1 - p_guess) / (c - 1)))
+        lp[np.arange(n), guess] = np.log(p_guess)
+        return lp
+
+    sharp, soft = member(0.85, 0.997), member(0.80, 0.55)
+    sel = select_composition([sharp, soft], y, folds, ["sharp", "soft"])
+    verdicts = {tuple(r["members"]): r for r in sel.candidates}
+    assert verdicts[("soft",)]["oof_log_loss"] < verdicts[("sharp",)]["oof_log_loss"]
+    assert verdicts[("soft",)]["z_vs_incumbent"] > 1.96
+    assert verdicts[("soft",)]["verdict"] == "rejected: more out-of-fold errors"
+    assert sel.chosen != (1,) and "no more out-of-fold errors" in sel.rule
 
 
 def test_ensemble_manifest_records_every_candidate(tiny_rows, tiny_taxonomy, tmp_path) -> None:
