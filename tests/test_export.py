@@ -46,14 +46,16 @@ def _same(original: Path, exported: Path, texts: list[str]) -> None:
     _same_models(load_model(original), load_model(exported), texts)
 
 
-def _same_models(a, b, texts: list[str]) -> None:
+def _same_models(a, b, texts: list[str], tol: float = 1e-4) -> np.ndarray:
+    """Same top-1, probabilities within `tol`; returns the original's probabilities."""
     assert b.kind == "onnx" and b.labels == a.labels
     pa, pb = a.predict_proba(texts), b.predict_proba(texts)
     np.testing.assert_array_equal(pa.argmax(1), pb.argmax(1))
-    assert np.abs(pa - pb).max() < 1e-4
+    assert np.abs(pa - pb).max() < tol
     top_a = [p.best.category_id for p in a.predict(texts)]
     top_b = [p.best.category_id for p in b.predict(texts)]
     assert top_a == top_b
+    return pa
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))
@@ -155,3 +157,132 @@ CASCADE = {
     "folds": 0,  # every member kept, so the cascade has an encoder to skip
     "cascade": True,  # trained with --cascade: on by default
 }
+
+# Titles like no product of the tiny corpus: the cheap members are unsure of them, so with the
+# cascade on they go through the encoder (the corpus's own titles mostly do not).
+UNSEEN = [
+    "an unseen title",
+    "x",
+    "zzz qqq",
+    "gift card",
+    "warranty extension",
+    "lorem ipsum dolor",
+    "random words here",
+    "size XL",
+    "wool cotton leather",
+]
+# how far a row's cheap-stage confidence must lie from the threshold to be compared: torch
+# and ONNX Runtime agree on it to ~1e-7 (float32), so a row nearer may take either stage in
+# either runtime, and its answer then differs by the gap between the two pools
+MARGIN = 1e-3
+
+
+def _cheap_confidence(model, texts: list[str]) -> np.ndarray:
+    """The original's cheap-stage confidence per row, as its `_logits` computes it."""
+    from taxonomist.models.ensemble import pooled_logp
+
+    cheap = model._cheap_members()
+    logp = pooled_logp(model.weights[cheap], [model._member_logp(i, texts) for i in cheap])
+    return np.exp(logp.max(1))
+
+
+def test_cascade_round_trip_on_and_off(tiny_rows, tiny_taxonomy, tmp_path) -> None:
+    """An ensemble trained with the cascade predicts with it; so must its export, and
+    `set_cascade` (classify --cascade/--no-cascade, batch jobs) must reach both alike."""
+    from taxonomist.service import set_cascade
+
+    cls = model_class("ensemble")
+    model = cls(tiny_taxonomy, cls.config_class.from_dict(CASCADE))
+    titles = [r["title"] for r in tiny_rows]
+    labels = [tiny_taxonomy.by_path(r["category"]).id for r in tiny_rows]
+    train = [i for i in range(len(titles)) if i % 4]
+    valid = [i for i in range(len(titles)) if not i % 4]
+    model.fit(
+        [titles[i] for i in train], [labels[i] for i in train],
+        [titles[i] for i in valid], [labels[i] for i in valid],
+    )  # fmt: skip
+    assert model.cascade_threshold is not None
+    saved = model.save(tmp_path / "m")
+    out = export_model(saved, tmp_path / "e")
+    a, b = load_model(saved), load_model(out)
+
+    # (1) the threshold, the cheap members and "on as trained" travel with the export
+    threshold = a.cascade_threshold
+    assert 0 < threshold <= 1
+    assert json.loads((out / "graph.json").read_text())["cascade"] == {
+        "threshold": threshold,
+        "cheap": a._cheap_members(),
+        "default": True,
+    }
+    assert b.cascade_threshold == threshold
+    assert a.cascade and b.cascade
+
+    # only rows clear of the threshold are compared with the cascade on; enough of them
+    # must remain, on both stages, or the comparison proves nothing about the cascade
+    texts = titles + UNSEEN
+    conf = _cheap_confidence(a, texts)
+    clear = np.abs(conf - threshold) > MARGIN
+    easy = conf >= threshold
+    assert clear.sum() >= len(texts) - 5
+    expected = {"cheap": int((clear & easy).sum()), "encoded": int((clear & ~easy).sum())}
+    assert expected["cheap"] >= 50 and expected["encoded"] >= 5, (expected, threshold)
+    kept = [t for t, c in zip(texts, clear) if c]
+
+    def check(setting: bool | None) -> np.ndarray:
+        set_cascade(a, setting)
+        set_cascade(b, setting)
+        assert a.cascade == b.cascade
+        a.cascade_stats.update(cheap=0, encoded=0)
+        b.cascade_stats.update(cheap=0, encoded=0)
+        on = a.cascade
+        # 1e-3: fake-encoder models are so confident that float32 noise moves a probability
+        # by up to ~3e-4 (see test_export_fusion)
+        probs = _same_models(a, b, kept if on else texts, tol=1e-3)
+        # both runtimes sent each row to the stage the original's confidence calls for
+        # (predict_proba, then predict: every row twice)
+        want = {k: 2 * v for k, v in expected.items()} if on else {"cheap": 0, "encoded": 0}
+        assert a.cascade_stats == want and b.cascade_stats == want
+        return probs
+
+    # (2) on, as trained; (3) off: the full pool on every row, near the threshold too
+    cascaded = check(None)
+    full = check(False)
+    assert not a.cascade and not b.cascade
+    again = check(True)
+    np.testing.assert_allclose(again, cascaded, rtol=0, atol=1e-9)
+    # the cheap stage answers differently from the full pool, by more than the tolerance
+    # above, so an export that ignored its cascade would have failed the comparison
+    answered_cheaply = easy[clear]
+    assert np.abs(cascaded - full[clear])[answered_cheaply].max() > 1e-2
+
+
+def test_cascade_refused_by_an_export_without_one(tiny_rows, tiny_taxonomy, tmp_path) -> None:
+    from taxonomist.service import set_cascade
+
+    linear, _ = _train("linear", {}, tiny_rows, tiny_taxonomy, tmp_path / "l")
+    exported = load_model(export_model(linear, tmp_path / "e"))
+    assert exported.cascade_threshold is None and not exported.cascade
+    with pytest.raises(ConfigError, match="--cascade needs an ensemble"):
+        set_cascade(exported, True)
+    set_cascade(exported, False)  # turning off what is not there is fine, as for the original
+
+
+def test_linear_scoring_sums_every_ngram_of_a_large_batch(tiny_rows, tiny_taxonomy, tmp_path):
+    """The TF-IDF scoring graph sums each product's n-grams with ScatterND, which ONNX
+    Runtime's CPU kernel splits among its threads without locks: on a batch of ~19,000
+    non-zeros, two threads adding into one row lost updates in a few percent of runs (a
+    logit off by 0.2 to 260) until the runtime ran that graph on one thread. It had sent a
+    row of the cascade test to the other stage (its cheap confidence off by 0.33)."""
+    from taxonomist.export.runtime import sparse_feeds
+
+    saved, texts = _train("linear", {}, tiny_rows, tiny_taxonomy, tmp_path / "m")
+    a, b = load_model(saved), load_model(export_model(saved, tmp_path / "e"))
+    part = b._root
+    long = [" ".join(texts)] * 4  # every n-gram of the corpus, four times over
+    feeds = sparse_feeds(part._tfidf.transform(long))
+    assert len(feeds["values"]) > 15_000
+    want = a._logits(long)
+    # the race needs both threads running at once, which a busy machine allows in a few
+    # runs per hundred: 400 runs caught it in two checks out of three before the fix
+    worst = max(np.abs(part._scoring.run(None, feeds)[0] - want).max() for _ in range(400))
+    assert worst < 1e-3

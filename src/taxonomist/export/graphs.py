@@ -33,7 +33,9 @@ def sparse_linear(coef: np.ndarray, intercept: np.ndarray, path: Path) -> Path:
 
     Inputs: `rows` (nnz, 1) int64, `columns` (nnz,) int64, `values` (nnz,) float32 and
     `row_count` (1,) int64; output `logits` (row_count, classes) float32. A TF-IDF matrix
-    of a few hundred thousand columns stays sparse all the way.
+    of a few hundred thousand columns stays sparse all the way. ONNX Runtime's CPU
+    `ScatterND` sums duplicate rows without locks across its threads, so the graph must run
+    on one (`runtime._Part` does).
     """
     from onnx import TensorProto, helper, numpy_helper
 

@@ -37,7 +37,7 @@ class OnnxConfig:
         return config_from_dict(cls, data)
 
 
-def _session(path: Path) -> Any:
+def _session(path: Path, *, one_thread: bool = False) -> Any:
     try:
         import onnxruntime as ort
     except ImportError:
@@ -46,7 +46,10 @@ def _session(path: Path) -> Any:
         ) from None
     if not path.is_file():
         raise ModelError(f"{path} is missing from the export")
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    if one_thread:
+        options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class _Encoder:
@@ -130,6 +133,17 @@ def _image_encoder(directory: Path, spec: dict[str, Any]) -> ImageEncoder:
     return _ImageEncoder(directory, spec)
 
 
+def sparse_feeds(matrix: Any) -> dict[str, np.ndarray]:
+    """A scipy sparse matrix as the inputs of `graphs.sparse_linear`'s scoring graph."""
+    coo = matrix.tocoo()
+    return {
+        "rows": coo.row.astype(np.int64)[:, None],
+        "columns": coo.col.astype(np.int64),
+        "values": coo.data.astype(np.float32),
+        "row_count": np.array([matrix.shape[0]], dtype=np.int64),
+    }
+
+
 class _Part:
     """One node of graph.json: its logits for a list of products (`Item`s); text kinds
     read their titles."""
@@ -151,7 +165,13 @@ class _Part:
                 vocab,
                 load_file(str(directory / "tfidf.safetensors")),
             )
-            self._scoring = _session(directory / "scoring.onnx")
+            # one thread: ONNX Runtime's CPU ScatterND splits the updates among its threads
+            # and adds into the output without locks, so two threads summing into the same
+            # row (a product's n-grams straddling their split) lose one another's updates:
+            # a row's logits came out wrong in a few percent of runs on a batch of ~20,000
+            # non-zeros with 2 cores (onnxruntime 1.32). The gather and the scatter are
+            # memory-bound and cheap; the original's sparse product is single-threaded too.
+            self._scoring = _session(directory / "scoring.onnx", one_thread=True)
         elif self.kind == "knn":
             from ..models import load_model
 
@@ -199,13 +219,7 @@ class _Part:
             return self._ensemble_logits(items)
         texts = [it.text for it in items]
         if self.kind == "linear":
-            coo = self._tfidf.transform(texts).tocoo()
-            feeds = {
-                "rows": coo.row.astype(np.int64)[:, None],
-                "columns": coo.col.astype(np.int64),
-                "values": coo.data.astype(np.float32),
-                "row_count": np.array([len(texts)], dtype=np.int64),
-            }
+            feeds = sparse_feeds(self._tfidf.transform(texts))
             return self._scoring.run(None, feeds)[0].astype(np.float64)
         if self.kind == "knn":
             return self._knn._logits(texts)
