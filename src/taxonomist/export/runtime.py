@@ -320,7 +320,7 @@ class OnnxModel(Model):
         self.uses_images = self._root.sees_images  # type: ignore[misc]
 
     # The root ensemble's cascade, as an `EnsembleModel` exposes its own, so that
-    # `service.set_cascade` (classify --cascade/--no-cascade, batch jobs) reaches an export
+    # `classifier.set_cascade` (classify --cascade/--no-cascade, batch jobs) reaches an export
     # as it reaches the original.
     @property
     def cascade_threshold(self) -> float | None:
