@@ -104,17 +104,9 @@ class _ImageEncoder(ImageEncoder):
         raise ModelError("an exported image encoder has no torch network")
 
     def _encode(self, paths, batch_size, show_progress):
-        from ..images import ImageProblem, open_rgb, preprocess
-
         results: list[np.ndarray | None] = [None] * len(paths)
         for start in range(0, len(paths), batch_size):
-            arrays, rows = [], []
-            for i in range(start, min(start + batch_size, len(paths))):
-                try:
-                    arrays.append(preprocess(open_rgb(paths[i]), self.size, self.fit))
-                    rows.append(i)
-                except (ImageProblem, OSError) as exc:
-                    logger.warning("image %s: %s; using text only", paths[i], exc)
+            arrays, rows = self._pixels(paths, range(start, min(start + batch_size, len(paths))))
             if arrays:
                 pooled = self._session.run(None, {"pixels": np.stack(arrays)})[0]
                 for i, vector in zip(rows, pooled):
