@@ -76,6 +76,11 @@ def test_cascade_predicts_like_the_pool_within_budget(tiny_rows, tiny_taxonomy, 
     assert not loaded.cascade  # trained without cascade=True
     loaded.cascade = True
     np.testing.assert_allclose(loaded.predict_proba(vt), cascaded, atol=1e-9)
+    # as `classify --cascade` and batch jobs load it
+    from taxonomist.classifier import load_classifier
+
+    assert load_classifier(saved, cascade=True).model.cascade
+    assert not load_classifier(saved).model.cascade
 
 
 def test_cascade_needs_a_model_that_has_one(tiny_rows, tiny_taxonomy) -> None:
