@@ -25,7 +25,7 @@ import logging
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ def dataclass_csv(records: Sequence[Any], cls: type, rounded: Sequence[str]) -> 
     """`records` (instances of the dataclass `cls`) as CSV text, a column per field, the
     `rounded` float fields to four decimals."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(cls.__dataclass_fields__), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(cls)], lineterminator="\n")
     writer.writeheader()
     for record in records:
         row = asdict(record)
