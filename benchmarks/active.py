@@ -17,7 +17,6 @@ whose accuracy reaches random's last. Writes benchmarks/results/active.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -26,21 +25,19 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from supervised import DATA, RESULTS, read_split  # noqa: E402
+from supervised import RESULTS, benchmark_args, benchmark_parser, read_splits  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--datasets", default="pricerunner,fashion")
+    parser = benchmark_parser(__doc__, datasets="pricerunner,fashion")
     parser.add_argument("--seeds", default="13,14,15")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--start", type=float, default=0.01)
     parser.add_argument("--limit", type=int, default=0, help="pool: first N training rows")
     parser.add_argument("--test-limit", type=int, default=0, help="first N test rows")
-    args = parser.parse_args()
-    if not DATA.exists():
-        print(f"skipped: development data not found at {DATA}")
+    args = benchmark_args(parser)
+    if args is None:
         return 0
     from taxonomist.analysis.active import NEAR_DUPLICATE, suggest
     from taxonomist.analysis.neighbours import TrainingIndex
@@ -49,13 +46,7 @@ def main() -> int:
 
     results = []
     for dataset in args.datasets.split(","):
-        train = read_split(dataset, "train", ("title",))
-        test = read_split(dataset, "test", ("title",))
-        if args.limit:
-            # a sample, not the first rows: a file may be sorted by category
-            train = train.sample(n=min(args.limit, len(train)), random_state=0)
-        if args.test_limit:
-            test = test.sample(n=min(args.test_limit, len(test)), random_state=0)
+        train, test = read_splits(dataset, limit=args.limit, test_limit=args.test_limit)
         tax = from_labels(list(train.category) + list(test.category))
         pool = train.text.tolist()
         pool_labels = [tax.by_path(c).id for c in train.category]

@@ -16,7 +16,6 @@ prints its ten top issues with their titles. Writes benchmarks/results/audit.jso
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,7 +24,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from supervised import DATA, RESULTS, read_split  # noqa: E402
+from supervised import (  # noqa: E402
+    RESULTS,
+    benchmark_args,
+    benchmark_parser,
+    read_split,
+    sample_rows,
+)
 
 
 def inject(labels: list[str], tax, rate: float, seed: int) -> tuple[list[str], np.ndarray]:
@@ -98,16 +103,14 @@ def svc_peer(texts: list[str], labels: list[str]) -> tuple[np.ndarray, np.ndarra
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--datasets", default="pricerunner,fashion")
+    parser = benchmark_parser(__doc__, datasets="pricerunner,fashion")
     parser.add_argument("--rate", type=float, default=0.05)
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--clean-top", default="fashion")
-    args = parser.parse_args()
-    if not DATA.exists():
-        print(f"skipped: development data not found at {DATA}")
+    args = benchmark_args(parser)
+    if args is None:
         return 0
     from taxonomist.analysis.audit import audit_labels
     from taxonomist.taxonomy_loaders import from_labels
@@ -115,10 +118,7 @@ def main() -> int:
     results: dict = {"runs": [], "clean_top": []}
     out = RESULTS / ("audit.json" if not args.limit else f"audit-{args.limit}.json")
     for dataset in args.datasets.split(","):
-        train = read_split(dataset, "train", ("title",))
-        if args.limit:
-            # a sample, not the first rows: a file may be sorted by category
-            train = train.sample(n=min(args.limit, len(train)), random_state=0)
+        train = sample_rows(read_split(dataset, "train", ("title",)), args.limit)
         tax = from_labels(train.category)
         texts = train.text.tolist()
         labels = [tax.by_path(c).id for c in train.category]

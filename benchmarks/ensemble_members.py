@@ -12,7 +12,6 @@ the same run. Writes benchmarks/results/ensemble_members.json and prints a Markd
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
@@ -21,7 +20,7 @@ import tempfile
 import time
 
 import numpy as np
-from supervised import DATA, RESULTS, read_split, svc_peer
+from supervised import RESULTS, benchmark_args, benchmark_parser, read_splits, svc_peer
 
 
 def member_subsets(dataset: str, preset: str) -> list[dict]:
@@ -31,8 +30,7 @@ def member_subsets(dataset: str, preset: str) -> list[dict]:
     from taxonomist.taxonomy_loaders import from_labels
     from taxonomist.training import cut_validation, resolve_kind
 
-    train = read_split(dataset, "train", ("title",))
-    test = read_split(dataset, "test", ("title",))
+    train, test = read_splits(dataset)
     svc = svc_peer(train, test)
     taxonomy = from_labels([*train.category, *test.category])
     texts = train.text.tolist()
@@ -79,12 +77,10 @@ def member_subsets(dataset: str, preset: str) -> list[dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--datasets", default="pricerunner,fashion")
+    parser = benchmark_parser(__doc__, datasets="pricerunner,fashion")
     parser.add_argument("--preset", default="balanced")
-    args = parser.parse_args()
-    if not DATA.exists():
-        print(f"skipped: development data not found at {DATA}")
+    args = benchmark_args(parser)
+    if args is None:
         return 0
     os.environ.setdefault("TAXONOMIST_CACHE_DIR", tempfile.mkdtemp(prefix="taxonomist-bench-"))
     results = []

@@ -14,7 +14,6 @@ benchmarks/results/explain.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -24,12 +23,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from supervised import DATA, RESULTS, read_split  # noqa: E402
+from supervised import RESULTS, benchmark_args, benchmark_parser, read_splits  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--datasets", default="pricerunner")
+    parser = benchmark_parser(__doc__, datasets="pricerunner")
     parser.add_argument("--presets", default="fast,balanced")
     parser.add_argument("--products", type=int, default=500)
     parser.add_argument("--limit", type=int, default=0)
@@ -42,9 +40,8 @@ def main() -> int:
         "training one",
     )
     parser.add_argument("--out", type=Path, default=None, help="results file (JSON)")
-    args = parser.parse_args()
-    if not DATA.exists():
-        print(f"skipped: development data not found at {DATA}")
+    args = benchmark_args(parser)
+    if args is None:
         return 0
     from taxonomist.analysis.explain import Explainer
     from taxonomist.models import load_model
@@ -54,11 +51,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="taxonomist-explain-"))
     results = []
     for dataset in args.datasets.split(","):
-        train = read_split(dataset, "train", ("title",))
-        test = read_split(dataset, "test", ("title",))
-        if args.limit:
-            # a sample, not the first rows: a file may be sorted by category
-            train = train.sample(n=min(args.limit, len(train)), random_state=0)
+        train, test = read_splits(dataset, limit=args.limit)
         tax = from_labels(train.category)
         rng = np.random.default_rng(args.seed)
         sample = rng.choice(len(test), min(args.products, len(test)), replace=False)

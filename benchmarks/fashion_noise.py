@@ -27,7 +27,7 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
-from supervised import DATA, RESULTS, read_split, svc_fit_predict
+from supervised import DATA, RESULTS, read_splits, svc_fit_predict
 
 # Colour words beyond the baseColour column's own vocabulary that titles use for colours.
 EXTRA_COLOUR_WORDS = {"coloured", "off", "light", "dark", "gun", "metal", "cherry", "bluish"}
@@ -37,8 +37,7 @@ def main() -> int:
     if not (DATA / "fashion").exists():
         print(f"skipped: development data not found at {DATA}")
         return 0
-    train = read_split("fashion", "train", ("title",))
-    test = read_split("fashion", "test", ("title",))
+    train, test = read_splits("fashion")
     gold = test.category.to_numpy()
     pred, _, _ = svc_fit_predict(train.text, train.category, test.text)
     wrong = pred != gold
@@ -147,8 +146,7 @@ def _with_attributes() -> dict:
         ("title", "gender", "usage"),
         ("title", "gender", "baseColour", "usage"),
     ):
-        train = read_split("fashion", "train", columns)
-        test = read_split("fashion", "test", columns)
+        train, test = read_splits("fashion", columns)
         pred, _, _ = svc_fit_predict(train.text, train.category, test.text)
         out["+".join(columns)] = int((pred != test.category.to_numpy()).sum())
     return out

@@ -15,7 +15,6 @@ Writes benchmarks/results/few_labels-<datasets>.json and prints a Markdown table
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -27,7 +26,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chinese import load_split  # noqa: E402
-from supervised import DATA, RESULTS, svc_fit_predict  # noqa: E402
+from supervised import (  # noqa: E402
+    DATA,
+    RESULTS,
+    benchmark_args,
+    benchmark_parser,
+    svc_fit_predict,
+)
 
 
 def splits(dataset: str, test_limit: int, zh_limit: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -60,17 +65,15 @@ def main() -> int:
     from taxonomist.taxonomy import Taxonomy
     from taxonomist.zeroshot import ZeroShotClassifier
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--datasets", default="pricerunner,fashion,zh-retail")
+    parser = benchmark_parser(__doc__, datasets="pricerunner,fashion,zh-retail")
     parser.add_argument("--shots", default="0,5,10,20,50")
     parser.add_argument("--test-limit", type=int, default=2000)
     parser.add_argument("--zh-limit", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--no-full", action="store_true")
     parser.add_argument("--priors", default="", help="fewshot's prior grid, e.g. 0.5,1,2,4,8,16")
-    args = parser.parse_args()
-    if not DATA.exists():
-        print(f"skipped: development data not found at {DATA}")
+    args = benchmark_args(parser)
+    if args is None:
         return 0
     results = []
     for dataset in args.datasets.split(","):

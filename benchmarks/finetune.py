@@ -12,7 +12,6 @@ benchmarks/results/finetune-DATASET.json (finetune-DATASET-DEVICE.json off the C
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -20,20 +19,19 @@ import tempfile
 import time
 
 import numpy as np
-from supervised import DATA, RESULTS, read_split, svc_peer
+from supervised import RESULTS, benchmark_args, benchmark_parser, read_splits, svc_peer
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--dataset", default="fashion")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--base", default="minilm")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--patience", type=int, default=1)
-    args = parser.parse_args()
-    if not DATA.exists():
-        print(f"skipped: development data not found at {DATA}")
+    args = benchmark_args(parser)
+    if args is None:
         return 0
     os.environ.setdefault("TAXONOMIST_CACHE_DIR", tempfile.mkdtemp(prefix="taxonomist-bench-"))
     from taxonomist.calibration import log_softmax
@@ -42,8 +40,7 @@ def main() -> int:
     from taxonomist.taxonomy_loaders import from_labels
     from taxonomist.training import cut_validation
 
-    train = read_split(args.dataset, "train", ("title",))
-    test = read_split(args.dataset, "test", ("title",))
+    train, test = read_splits(args.dataset)
     rows = [svc_peer(train, test)]
     taxonomy = from_labels([*train.category, *test.category])
     labels = [taxonomy.by_path(c).id for c in train.category]

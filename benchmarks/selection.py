@@ -20,7 +20,6 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,17 +38,17 @@ def mcnemar(right_a: np.ndarray, right_b: np.ndarray) -> dict:
     return {"only_fast_right": only_a, "only_balanced_right": only_b, "p_value": float(p)}
 
 
-def fit_ensemble(config, tax, texts, labels, seed):
-    from taxonomist.models.ensemble import EnsembleModel
-    from taxonomist.training import cut_validation
+def fit_balanced(tax, texts, labels, seed, folds, out_dir):
+    """`balanced` as `train` trains it (validation split, fit, refit on all rows, saved), with
+    `folds` 0 (the old 10%-split weights) or 5 (out-of-fold selection, the default)."""
+    from taxonomist.training import train_model
 
-    tr_t, tr_l, va_t, va_l = cut_validation(texts, labels, 0.1, seed)
     start, cpu = time.perf_counter(), time.process_time()
-    model = EnsembleModel(tax, config)
-    model.fit(tr_t, tr_l, va_t, va_l)
-    model.refit_full(texts, labels)
-    # CPU seconds (all threads) say what the wall time would be on an idle machine, which a
-    # machine shared by a dozen jobs is not
+    model = train_model(
+        texts, labels, tax, out_dir, preset="balanced", seed=seed,
+        overrides={"seed": seed, "folds": folds},
+    ).model  # fmt: skip
+    # CPU seconds (all threads) say what the wall time would be on an idle machine
     return model, time.perf_counter() - start, time.process_time() - cpu
 
 
@@ -66,14 +65,18 @@ def main() -> int:
         "the out-of-fold selection)",
     )
     parser.add_argument("--out", type=Path, default=None, help="results file (JSON)")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the balanced model directories here"
+    )
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: development data not found at {DATA}")
         return 0
     from taxonomist.taxonomy_loaders import from_labels
-    from taxonomist.training import resolve_kind, train_model
+    from taxonomist.training import train_model
 
     workdir = Path(tempfile.mkdtemp(prefix="taxonomist-selection-"))
+    keep = args.keep or workdir
     seeds = [int(s) for s in args.seeds.split(",")]
     balanced_seeds = {int(s) for s in args.balanced_seeds.split(",") if s}
     results = []
@@ -112,12 +115,11 @@ def main() -> int:
             row["fast"] = {"errors": fast_errors, "train_s": round(time.perf_counter() - start, 1)}
             print(json.dumps({"svc": row["svc"], "fast": row["fast"]}), flush=True)
             if seed in balanced_seeds:
-                _, config = resolve_kind("balanced", None, {"seed": seed})
                 for name, folds in (("balanced_old", 0), ("balanced_new", 5)):
                     if name not in methods:
                         continue
-                    model, secs, cpu_s = fit_ensemble(
-                        replace(config, folds=folds, seed=seed), tax, texts, labels, seed
+                    model, secs, cpu_s = fit_balanced(
+                        tax, texts, labels, seed, folds, keep / f"{dataset}-{name}-{seed}"
                     )
                     errors, right = errors_of(model)
                     row[name] = {

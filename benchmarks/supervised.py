@@ -80,6 +80,47 @@ def read_split(dataset: str, split: str, text_columns: tuple[str, ...]) -> pd.Da
     return frame
 
 
+def read_splits(
+    dataset: str,
+    text_columns: tuple[str, ...] = ("title",),
+    *,
+    limit: int = 0,
+    test_limit: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The dataset's train and test splits as `read_split` reads them; `limit` and
+    `test_limit` (0: every row) keep a seeded sample of that many rows (`sample_rows`)."""
+    train = read_split(dataset, "train", text_columns)
+    test = read_split(dataset, "test", text_columns)
+    return sample_rows(train, limit), sample_rows(test, test_limit)
+
+
+def sample_rows(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+    """`n` rows drawn with a fixed seed (0: the frame as it is). A sample, not the first
+    rows: a file may be sorted by category."""
+    return frame.sample(n=min(n, len(frame)), random_state=0) if n else frame
+
+
+def benchmark_parser(
+    description: str | None, *, datasets: str | None = None
+) -> argparse.ArgumentParser:
+    """A benchmark's command line; with `datasets`, a --datasets option (comma-separated
+    names under DATA) with that default."""
+    parser = argparse.ArgumentParser(description=description)
+    if datasets is not None:
+        parser.add_argument("--datasets", default=datasets)
+    return parser
+
+
+def benchmark_args(parser: argparse.ArgumentParser) -> argparse.Namespace | None:
+    """The parsed command line, or None when the development data is absent (said so on
+    stdout): the benchmark then skips, with exit status 0."""
+    args = parser.parse_args()
+    if not DATA.exists():
+        print(f"skipped: development data not found at {DATA}")
+        return None
+    return args
+
+
 def minilm_peer(train: pd.DataFrame, test: pd.DataFrame) -> dict:
     from sklearn.linear_model import LogisticRegression
 
@@ -160,26 +201,23 @@ def ours(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--datasets", default="pricerunner,fashion")
+    parser = benchmark_parser(__doc__, datasets="pricerunner,fashion")
     parser.add_argument("--presets", default="fast,balanced,balanced:encoder=minilm")
     parser.add_argument("--text-columns", default="title")
-    args = parser.parse_args()
+    args = benchmark_args(parser)
+    if args is None:
+        return 0
     text_columns = tuple(args.text_columns.split(","))
     out = (
         "supervised.json"
         if text_columns == ("title",)
         else f"supervised-{'-'.join(text_columns)}.json"
     )
-    if not DATA.exists():
-        print(f"skipped: development data not found at {DATA}")
-        return 0
     workdir = Path(tempfile.mkdtemp(prefix="taxonomist-bench-"))
     os.environ["TAXONOMIST_CACHE_DIR"] = str(workdir / "cache")
     results = []
     for dataset in args.datasets.split(","):
-        train = read_split(dataset, "train", text_columns)
-        test = read_split(dataset, "test", text_columns)
+        train, test = read_splits(dataset, text_columns)
         rows = peers(train, test)
         for preset in args.presets.split(","):
             rows.append(ours(dataset, preset, test, workdir, text_columns))

@@ -3,9 +3,11 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
+from taxonomist.items import Item
 from taxonomist.taxonomy import Taxonomy
 from taxonomist.taxonomy_loaders import from_labels
 
@@ -36,6 +38,43 @@ def tiny_rows(tiny_corpus: Path) -> list[dict[str, str]]:
 @pytest.fixture
 def tiny_taxonomy(tiny_rows: list[dict[str, str]]) -> Taxonomy:
     return from_labels(r["category"] for r in tiny_rows)
+
+
+class PhotoCorpus(NamedTuple):
+    """The tiny corpus with its photos (`fashion_tiny_images.csv`) as model inputs; every 5th
+    row validates, so all 20 classes are on both sides."""
+
+    taxonomy: Taxonomy
+    items: list[Item]
+    labels: list[str]
+    train: list[int]
+    valid: list[int]
+
+    def fit(self, kind: str, config: dict[str, Any]) -> tuple[Any, Any]:
+        """A model of `kind` with `config`, fitted on the train rows and validated on the
+        valid rows; returns the model and its fit report."""
+        from taxonomist.models import model_class
+
+        cls = model_class(kind)
+        model = cls(self.taxonomy, cls.config_class.from_dict(config))
+        report = model.fit(
+            [self.items[i] for i in self.train], [self.labels[i] for i in self.train],
+            [self.items[i] for i in self.valid], [self.labels[i] for i in self.valid],
+        )  # fmt: skip
+        return model, report
+
+
+@pytest.fixture(scope="module")
+def photo_corpus() -> PhotoCorpus:
+    path = CORPORA / "fashion_tiny_images.csv"
+    with open(path, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    taxonomy = from_labels(r["category"] for r in rows)
+    items = [Item(r["title"], str(path.parent / r["image"])) for r in rows]
+    labels = [taxonomy.by_path(r["category"]).id for r in rows]
+    train = [i for i in range(len(rows)) if i % 5]
+    valid = [i for i in range(len(rows)) if not i % 5]
+    return PhotoCorpus(taxonomy, items, labels, train, valid)
 
 
 @pytest.fixture(scope="session")

@@ -76,13 +76,37 @@ def test_cascade_predicts_like_the_pool_within_budget(tiny_rows, tiny_taxonomy, 
     assert not loaded.cascade  # trained without cascade=True
     loaded.cascade = True
     np.testing.assert_allclose(loaded.predict_proba(vt), cascaded, atol=1e-9)
+    # as `classify --cascade` and batch jobs load it
+    from taxonomist.classifier import load_classifier
+
+    assert load_classifier(saved, cascade=True).model.cascade
+    assert not load_classifier(saved).model.cascade
 
 
 def test_cascade_needs_a_model_that_has_one(tiny_rows, tiny_taxonomy) -> None:
-    from taxonomist.service import set_cascade
+    from taxonomist.classifier import set_cascade
 
     cls = model_class("linear")
     model = cls(tiny_taxonomy)
     with pytest.raises(ConfigError, match="--cascade needs an ensemble"):
         set_cascade(model, True)
     set_cascade(model, False)  # turning off what is not there is fine
+
+
+def test_load_classifier_sets_the_cascade_of_a_trained_model(
+    tiny_rows, tiny_taxonomy, tmp_path
+) -> None:
+    # what `classify --cascade` and batch jobs both go through
+    from taxonomist.classifier import load_classifier
+
+    model = model_class("linear")(tiny_taxonomy)
+    model.fit(
+        [r["title"] for r in tiny_rows],
+        [tiny_taxonomy.by_path(r["category"]).id for r in tiny_rows],
+    )
+    saved = model.save(tmp_path / "linear")
+    with pytest.raises(ConfigError, match="--cascade needs an ensemble"):
+        load_classifier(saved, cascade=True)
+    assert load_classifier(saved, cascade=False).model.kind == "linear"
+    # zero-shot has no cascade: the option is not its concern
+    load_classifier(taxonomy=tiny_taxonomy, encoder="fake", cascade=True)

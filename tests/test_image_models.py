@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +11,7 @@ import pytest
 from taxonomist.errors import ConfigError, DataError
 from taxonomist.items import Item
 from taxonomist.models import load_model, model_class
-from taxonomist.taxonomy_loaders import from_labels
 
-CORPUS = Path(__file__).parent / "corpora" / "fashion_tiny_images.csv"
 FAKE_IMAGE = {"encoder": "fake", "epochs": 40, "hidden": 64, "batch_size": 32, "lr": 0.01}
 CONFIGS = {
     "image": FAKE_IMAGE,
@@ -27,35 +23,14 @@ CONFIGS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def corpus():
-    with open(CORPUS, encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    taxonomy = from_labels(r["category"] for r in rows)
-    items = [Item(r["title"], str(CORPUS.parent / r["image"])) for r in rows]
-    labels = [taxonomy.by_path(r["category"]).id for r in rows]
-    # every 5th row validates: all 20 classes on both sides
-    train = [i for i in range(len(rows)) if i % 5]
-    valid = [i for i in range(len(rows)) if not i % 5]
-    return taxonomy, items, labels, train, valid
-
-
-def _fit(name, corpus):
-    taxonomy, items, labels, train, valid = corpus
-    kind = name.split("-")[0]
-    cls = model_class(kind)
-    model = cls(taxonomy, cls.config_class.from_dict(CONFIGS[name]))
-    report = model.fit(
-        [items[i] for i in train], [labels[i] for i in train],
-        [items[i] for i in valid], [labels[i] for i in valid],
-    )  # fmt: skip
-    return model, report
+def _fit(name, photo_corpus):
+    return photo_corpus.fit(name.split("-")[0], CONFIGS[name])
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_fit_predict_save_load(name, corpus, tmp_path) -> None:
-    taxonomy, items, labels, _, valid = corpus
-    model, report = _fit(name, corpus)
+def test_fit_predict_save_load(name, photo_corpus, tmp_path) -> None:
+    taxonomy, items, labels, _, valid = photo_corpus
+    model, report = _fit(name, photo_corpus)
     chance = 1 / 20
     assert report.valid_metrics["accuracy"] > 2 * chance
     vitems = [items[i] for i in valid]
@@ -74,9 +49,9 @@ def test_fit_predict_save_load(name, corpus, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("name", ["fusion-late", "fusion-both", "fusion-early"])
-def test_fusion_classifies_text_only_and_image_only_input(name, corpus) -> None:
-    taxonomy, items, labels, _, valid = corpus
-    model, _ = _fit(name, corpus)
+def test_fusion_classifies_text_only_and_image_only_input(name, photo_corpus) -> None:
+    taxonomy, items, labels, _, valid = photo_corpus
+    model, _ = _fit(name, photo_corpus)
     texts = [items[i].text for i in valid]  # plain strings: no images at all
     images = [Item("", items[i].image) for i in valid]
     for inputs in (texts, images):
@@ -87,9 +62,9 @@ def test_fusion_classifies_text_only_and_image_only_input(name, corpus) -> None:
     assert (model.predict_proba(texts).argmax(1) == gold).mean() > 0.3
 
 
-def test_late_fusion_of_a_text_only_row_is_the_text_model(corpus) -> None:
-    _, items, _, _, valid = corpus
-    model, _ = _fit("fusion-late", corpus)
+def test_late_fusion_of_a_text_only_row_is_the_text_model(photo_corpus) -> None:
+    _, items, _, _, valid = photo_corpus
+    model, _ = _fit("fusion-late", photo_corpus)
     text_model = model.members[0]
     texts = [items[i].text for i in valid]
     np.testing.assert_allclose(
@@ -99,9 +74,9 @@ def test_late_fusion_of_a_text_only_row_is_the_text_model(corpus) -> None:
     )
 
 
-def test_late_fusion_divides_the_image_models_prior_out(corpus) -> None:
-    _, items, _, _, valid = corpus
-    model, _ = _fit("fusion-late", corpus)
+def test_late_fusion_divides_the_image_models_prior_out(photo_corpus) -> None:
+    _, items, _, _, valid = photo_corpus
+    model, _ = _fit("fusion-late", photo_corpus)
     model.weights = np.array([0.5, 0.5])
     vitems = [items[i] for i in valid]
     corrected = model._logits(model.prepare(vitems))
@@ -117,15 +92,15 @@ def test_late_fusion_divides_the_image_models_prior_out(corpus) -> None:
     )  # fmt: skip
 
 
-def test_image_model_gives_the_prior_without_a_photo(corpus) -> None:
-    model, _ = _fit("image", corpus)
+def test_image_model_gives_the_prior_without_a_photo(photo_corpus) -> None:
+    model, _ = _fit("image", photo_corpus)
     probs = model.predict_proba(["a title but no photo", Item("x", None)])
     np.testing.assert_allclose(probs[0], probs[1])
     assert probs[0].argmax() == np.argmax(model.log_prior)
 
 
-def test_fusion_needs_photos(corpus) -> None:
-    taxonomy, items, labels, train, _ = corpus
+def test_fusion_needs_photos(photo_corpus) -> None:
+    taxonomy, items, labels, train, _ = photo_corpus
     model = model_class("fusion")(taxonomy, model_class("fusion").config_class())
     with pytest.raises(DataError, match="needs images"):
         model.fit([items[i].text for i in train], [labels[i] for i in train])
@@ -144,8 +119,8 @@ def test_bad_fusion_and_image_configs() -> None:
 
 
 @pytest.mark.slow
-def test_real_backbone_top_blocks_fine_tune_and_reload(corpus, tmp_path) -> None:
-    taxonomy, items, labels, train, valid = corpus
+def test_real_backbone_top_blocks_fine_tune_and_reload(photo_corpus, tmp_path) -> None:
+    taxonomy, items, labels, train, valid = photo_corpus
     cls = model_class("image")
     config = {"epochs": 3, "hidden": 0, "finetune_blocks": 1, "finetune_epochs": 1,
               "size": 96, "finetune_batch_size": 16}  # fmt: skip

@@ -365,6 +365,25 @@ def check_options(top_k: int, min_confidence: float | None, language: str) -> No
         raise DataError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
 
 
+def set_cascade(model: Any, cascade: bool | None) -> None:
+    """Turn an ensemble's cascade on or off; None leaves it as trained.
+
+    Raises:
+        ConfigError: the cascade asked of a model that has none.
+    """
+    if cascade is None:
+        return
+    if getattr(model, "cascade_threshold", None) is None:
+        if cascade:
+            raise ConfigError(
+                f"--cascade needs an ensemble with a TF-IDF member and an encoder member, "
+                f"trained by this version (this is a '{model.kind}' model without a cascade "
+                "threshold); retrain it, or drop --cascade"
+            )
+        return
+    model.cascade = cascade
+
+
 def load_classifier(
     model: str | Path | None = None,
     *,
@@ -379,6 +398,7 @@ def load_classifier(
     images: bool = False,
     alignment: str | Path | None = None,
     zero_shot: Mapping[str, Any] | None = None,
+    cascade: bool | None = None,
     warm: bool = False,
 ) -> Classifier:
     """Load the classifier that the CLI, the API and batch jobs use.
@@ -395,6 +415,8 @@ def load_classifier(
         columns: which record keys hold id and text.
         images: zero-shot only: also score photos (ImageNet bridge, or `alignment`).
         zero_shot: zero-shot settings (`ZeroShotConfig` fields).
+        cascade: a trained ensemble's cascade on or off (`set_cascade`; None: as trained).
+            Zero-shot has no cascade and ignores it.
         warm: run one prediction now so the first caller does not wait.
 
     Raises:
@@ -416,6 +438,7 @@ def load_classifier(
         store_name = None
     if model is not None:
         clf = _trained(Path(model), store_name, taxonomy, device, cache_dir, use_cache, columns)
+        set_cascade(clf.model, cascade)
     else:
         clf = _zero_shot(
             taxonomy, encoder, cache_dir, use_cache, columns, images, alignment, zero_shot,

@@ -6,9 +6,13 @@ Heavy libraries (torch, sentence-transformers, scikit-learn) are imported inside
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import logging
 import os
 import time
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -153,6 +157,57 @@ def _columns(
         encoding=encoding,
         keep_columns=keep,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrainingInput:
+    """The options `train` and `tune` share: the labelled file's columns, its photos, and
+    where the networks run. Declared once here; `_with_training_input` makes them options."""
+
+    id_column: IdColumn = "id"
+    text_columns: TextColumns = "title,description"
+    image_column: ImageColumn = None
+    allow_download: AllowDownload = False
+    label_column: LabelColumn = "category"
+    label_separator: LabelSeparator = " > "
+    device: Device = "auto"
+
+    def columns(self, *, delimiter: str | None, encoding: str) -> ColumnSpec:
+        return _columns(
+            self.id_column,
+            self.text_columns,
+            self.image_column,
+            self.label_column,
+            self.label_separator,
+            delimiter=delimiter,
+            encoding=encoding,
+        )
+
+
+def _with_training_input(command: Callable[..., None]) -> Callable[..., None]:
+    """Typer reads a command's options from its signature: put `_TrainingInput`'s fields
+    there in place of the command's `inputs` parameter (so --help lists them where that
+    parameter stands), and call the command with them gathered into one `_TrainingInput`."""
+    hints = typing.get_type_hints(_TrainingInput, include_extras=True)
+    shared = [
+        inspect.Parameter(
+            f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default,
+            annotation=hints[f.name],
+        )
+        for f in dataclasses.fields(_TrainingInput)
+    ]  # fmt: skip
+    signature = inspect.signature(command, eval_str=True)
+    parameters = []
+    for parameter in signature.parameters.values():
+        parameters.extend(shared if parameter.name == "inputs" else [parameter])
+
+    @functools.wraps(command)
+    def wrapper(**options: Any) -> None:
+        inputs = _TrainingInput(**{p.name: options.pop(p.name) for p in shared})
+        return command(inputs=inputs, **options)
+
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return wrapper
 
 
 class _BadRowPrinter:
@@ -501,6 +556,7 @@ def classify(
 
 
 @app.command()
+@_with_training_input
 def train(
     input: Annotated[Path, typer.Argument(help="Labelled products: .csv, .tsv, .jsonl, .parquet.")],
     out: Annotated[
@@ -567,13 +623,7 @@ def train(
             "calibration and weights (default: yes, except for finetune).",
         ),
     ] = None,
-    id_column: IdColumn = "id",
-    text_columns: TextColumns = "title,description",
-    image_column: ImageColumn = None,
-    allow_download: AllowDownload = False,
-    label_column: LabelColumn = "category",
-    label_separator: LabelSeparator = " > ",
-    device: Device = "auto",
+    inputs: _TrainingInput = _TrainingInput(),
     cascade: Annotated[
         bool,
         typer.Option(
@@ -616,15 +666,7 @@ def train(
             overrides[option] = value
 
     with _reported(printer), _progress(prefix="training") as (progress, _):
-        columns = _columns(
-            id_column,
-            text_columns,
-            image_column,
-            label_column,
-            label_separator,
-            delimiter=delimiter,
-            encoding=encoding,
-        )
+        columns = inputs.columns(delimiter=delimiter, encoding=encoding)
         outcome = service.train_file(
             input,
             out,
@@ -639,8 +681,8 @@ def train(
             refit=refit,
             progress=progress,
             on_bad_row=printer,
-            reading=printer.reading(allow_download),
-            device=device,
+            reading=printer.reading(inputs.allow_download),
+            device=inputs.device,
             precision_target=precision_target,
             store=store,
             name=name,
@@ -663,6 +705,7 @@ def train(
 
 
 @app.command()
+@_with_training_input
 def tune(
     input: Annotated[Path, typer.Argument(help="Labelled products file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory for the best model.")],
@@ -672,13 +715,7 @@ def tune(
     kind: Annotated[str | None, typer.Option(help="Override the preset's kind.")] = None,
     taxonomy: TaxonomyOpt = None,
     seed: Annotated[int, typer.Option(help="Seed for the split and the search.")] = 13,
-    id_column: IdColumn = "id",
-    text_columns: TextColumns = "title,description",
-    image_column: ImageColumn = None,
-    allow_download: AllowDownload = False,
-    label_column: LabelColumn = "category",
-    label_separator: LabelSeparator = " > ",
-    device: Device = "auto",
+    inputs: _TrainingInput = _TrainingInput(),
     delimiter: Delimiter = None,
     encoding: Encoding = "utf-8",
     strict: Strict = False,
@@ -701,15 +738,7 @@ def tune(
         )
 
     with _reported(printer), _progress(prefix="tuning"):
-        columns = _columns(
-            id_column,
-            text_columns,
-            image_column,
-            label_column,
-            label_separator,
-            delimiter=delimiter,
-            encoding=encoding,
-        )
+        columns = inputs.columns(delimiter=delimiter, encoding=encoding)
         outcome = service.tune_file(
             input,
             out,
@@ -723,8 +752,8 @@ def tune(
             seed=seed,
             on_trial=on_trial,
             on_bad_row=printer,
-            reading=printer.reading(allow_download),
-            device=device,
+            reading=printer.reading(inputs.allow_download),
+            device=inputs.device,
         )
     m = outcome.valid_metrics
     typer.echo(

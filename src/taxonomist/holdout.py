@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from .items import ModelInput, as_texts, group_key
+from .persistence import write_csv_rows
 from .training import group_split
 
 logger = logging.getLogger(__name__)
@@ -35,16 +36,6 @@ def read_holdout(store_root: str | Path, name: str) -> list[tuple[str, str]]:
         return []
     with open(path, encoding="utf-8", newline="") as handle:
         return [(r["text"], r["category_id"]) for r in csv.DictReader(handle)]
-
-
-def _write(path: Path, rows: list[tuple[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "category_id"])
-        writer.writerows(rows)
-    tmp.replace(path)
 
 
 def freeze_holdout(
@@ -78,7 +69,9 @@ def freeze_holdout(
             )
             return texts, labels, valid_texts, valid_labels
         held_texts = as_texts([rows[i][0] for i in held])
-        _write(path, [(t, rows[i][1]) for t, i in zip(held_texts, held)])
+        write_csv_rows(
+            path, ["text", "category_id"], [(t, rows[i][1]) for t, i in zip(held_texts, held)]
+        )
         logger.info("%s: froze a holdout of %d products (%s)", name, len(held), path)
     frozen = {group_key(t) for t, _ in read_holdout(store_root, name)}
     if not frozen:

@@ -6,6 +6,7 @@ from a stranger can be opened safely. An unknown `format_version` is refused.
 
 from __future__ import annotations
 
+import csv
 import ctypes
 import errno
 import hashlib
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -69,6 +70,18 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_csv_rows(path: Path, header: list[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A CSV file of `header` and `rows` (its folder made if need be), written beside it
+    first and then renamed into place, so a reader never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    tmp.replace(path)
 
 
 def save_model_dir(

@@ -95,25 +95,6 @@ def model_inputs(products: list[Product], columns: ColumnSpec) -> list[ModelInpu
     return [p.text for p in products]
 
 
-def set_cascade(model: Any, cascade: bool | None) -> None:
-    """Turn an ensemble's cascade on or off; None leaves it as trained.
-
-    Raises:
-        ConfigError: the cascade asked of a model that has none.
-    """
-    if cascade is None:
-        return
-    if getattr(model, "cascade_threshold", None) is None:
-        if cascade:
-            raise ConfigError(
-                f"--cascade needs an ensemble with a TF-IDF member and an encoder member, "
-                f"trained by this version (this is a '{model.kind}' model without a cascade "
-                "threshold); retrain it, or drop --cascade"
-            )
-        return
-    model.cascade = cascade
-
-
 def resolve_taxonomy(
     spec: str | None, *, label_file: str | Path | None = None, columns: ColumnSpec = ColumnSpec()
 ) -> Taxonomy:
@@ -282,9 +263,8 @@ def classify_file(
         images=bool(columns.image_column) and not trained,
         alignment=alignment,
         zero_shot=None if trained else {"adapt": adapt},
+        cascade=cascade,
     )
-    if trained:
-        set_cascade(clf.model, cascade)
     if not trained and adapt:
         clf = clf.adapt(_adaptation_sample(input_path, columns, strict, batch_size))
     # a trained model without photos ignores an image column: reading photos would be waste

@@ -15,10 +15,8 @@ titles' TF-IDF vectors.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..items import ModelInput, as_texts, group_key
-from .audit import level_marginals
+from .audit import dataclass_csv, level_marginals
 from .neighbours import TrainingIndex
 
 NEAR_DUPLICATE = 0.9
@@ -152,17 +150,7 @@ def suggest(
 
 
 def to_csv(suggestions: list[Suggestion]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(
-        buffer, fieldnames=list(Suggestion.__dataclass_fields__), lineterminator="\n"
-    )
-    writer.writeheader()
-    for s in suggestions:
-        row = asdict(s)
-        for key in ("uncertainty", "margin", "probability"):
-            row[key] = f"{row[key]:.4f}"
-        writer.writerow(row)
-    return buffer.getvalue()
+    return dataclass_csv(suggestions, Suggestion, ("uncertainty", "margin", "probability"))
 
 
 def suggest_file(

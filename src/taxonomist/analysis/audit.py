@@ -25,8 +25,9 @@ import logging
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,16 +88,23 @@ class AuditResult:
         return dict(sorted(Counter(i.level for i in self.issues).items()))
 
     def to_csv(self) -> str:
-        buffer = io.StringIO()
-        names = list(LabelIssue.__dataclass_fields__)
-        writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
-        writer.writeheader()
-        for issue in self.issues:
-            row = asdict(issue)
-            for key in ("score", "given_probability", "suggested_probability"):
-                row[key] = f"{row[key]:.4f}"
-            writer.writerow(row)
-        return buffer.getvalue()
+        return dataclass_csv(
+            self.issues, LabelIssue, ("score", "given_probability", "suggested_probability")
+        )
+
+
+def dataclass_csv(records: Sequence[Any], cls: type, rounded: Sequence[str]) -> str:
+    """`records` (instances of the dataclass `cls`) as CSV text, a column per field, the
+    `rounded` float fields to four decimals."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(cls)], lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        row = asdict(record)
+        for key in rounded:
+            row[key] = f"{row[key]:.4f}"
+        writer.writerow(row)
+    return buffer.getvalue()
 
 
 def level_marginals(proba: np.ndarray, columns: Sequence[str], taxonomy: Taxonomy):

@@ -13,11 +13,10 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from http import HTTPStatus
 from typing import Any
 
 from .metrics import Metrics
-from .problems import PROBLEM_JSON
+from .problems import PROBLEM_JSON, problem_body
 
 logger = logging.getLogger("taxonomist.api.access")
 
@@ -134,14 +133,7 @@ def _replay(body: bytes | None, receive: Any) -> Any:
 
 async def _send_problem(send: Any, status: int, detail: str, path: str, request_id: str) -> None:
     body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": HTTPStatus(status).phrase,
-            "status": status,
-            "detail": detail,
-            "instance": path,
-            "request_id": request_id,
-        }
+        {**problem_body(status, detail), "instance": path, "request_id": request_id}
     ).encode()
     await send(
         {

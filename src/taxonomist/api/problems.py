@@ -42,6 +42,16 @@ class ApiProblem(Exception):
         self.headers = headers
 
 
+def problem_body(status: int, detail: str) -> dict[str, Any]:
+    """The RFC 7807 members every problem has; callers add `instance`, `request_id`..."""
+    return {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+
+
 def problem(
     status: int,
     detail: str,
@@ -50,12 +60,7 @@ def problem(
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-    }
+    body = problem_body(status, detail)
     if request is not None:
         body["instance"] = request.url.path
         request_id = getattr(request.state, "request_id", None)

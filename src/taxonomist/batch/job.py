@@ -74,7 +74,6 @@ def load(spec: JobSpec) -> Classifier:
     """The classifier `spec` describes (zero-shot: with its shipped state, if any)."""
     from ..classifier import load_classifier
     from ..predictions import check_language
-    from ..service import set_cascade
 
     clf = load_classifier(
         spec.model,
@@ -86,13 +85,12 @@ def load(spec: JobSpec) -> Classifier:
         use_cache=spec.cache,
         columns=spec.columns,
         zero_shot=None if spec.trained else {"adapt": spec.adapt},
+        cascade=spec.cascade,
     )
     # as `classify` on a file: a language the taxonomy has no names in is refused before
     # any work (a Classifier would answer in the primary names, with a warning)
     check_language(clf.taxonomy, spec.language)
-    if spec.trained:
-        set_cascade(clf.model, spec.cascade)
-    elif spec.zero_shot_state is not None:
+    if not spec.trained and spec.zero_shot_state is not None:
         clf = clf.with_zero_shot_state(spec.zero_shot_state)
     return clf
 

@@ -170,6 +170,17 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
+def _data_file(path: str | Path) -> tuple[Path, str]:
+    """`path` and its format; a `DataError` naming it when it is missing, a directory, or
+    of an unsupported type."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", file=path)
+    if path.is_dir():
+        raise DataError("is a directory, expected a data file", file=path)
+    return path, detect_format(path)
+
+
 def sniff_delimiter(line: str) -> str:
     """The likeliest field separator of a CSV header line: the one of `, ; tab |` found most
     often outside quotes (a comma when none is)."""
@@ -425,12 +436,7 @@ def read_products(
         DataError: missing file, unsupported type, missing columns, unreadable file, or any
             bad row when `strict`.
     """
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", file=path)
-    if path.is_dir():
-        raise DataError("is a directory, expected a data file", file=path)
-    fmt = detect_format(path)
+    path, fmt = _data_file(path)
     report = report if report is not None else ReadReport(str(path))
     images = (
         _ImageChecker(
@@ -581,12 +587,8 @@ def iter_records(
     the same delimiter sniffing and encoding as `read_products` but not validated. CSV and
     Parquet start with `(line, {"__header__": names})`; malformed lines come as `BadRow`s
     and undecodable bytes as lone surrogates (see `has_bad_bytes`)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", file=path)
-    if path.is_dir():
-        raise DataError("is a directory, expected a data file", file=path)
-    return _iter_rows(path, detect_format(path), columns, batch_size)
+    path, fmt = _data_file(path)
+    return _iter_rows(path, fmt, columns, batch_size)
 
 
 def has_bad_bytes(text: str) -> bool:
@@ -613,12 +615,7 @@ def peek_file(path: str | Path, columns: ColumnSpec = ColumnSpec()) -> tuple[lis
     """A data file's column names and whether it has at least one data row, read cheaply
     (a JSONL file's names are its first record's keys). Missing or unsupported files raise
     `DataError` at once, before a job loads any model."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", file=path)
-    if path.is_dir():
-        raise DataError("is a directory, expected a data file", file=path)
-    fmt = detect_format(path)
+    path, fmt = _data_file(path)
     names: list[str] = []
     rows = _iter_rows(path, fmt, columns, 1)
     try:

@@ -8,7 +8,7 @@ image zero-shot bridge reads its class probabilities off the cached features.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -160,12 +160,27 @@ class ImageEncoder:
         with torch.no_grad():
             return self.net._fc(torch.from_numpy(features).to(self.device)).cpu().numpy()
 
+    def _pixels(
+        self, paths: list[str], indices: Iterable[int]
+    ) -> tuple[list[np.ndarray], list[int]]:
+        """Preprocessed pixels of the images at `indices` of `paths` that read, and their
+        indices; an image that does not read is logged and left out (its product keeps its
+        text). Shared with the exported encoder, so both prepare pixels alike."""
+        from ..images import ImageProblem, open_rgb, preprocess
+
+        arrays, rows = [], []
+        for i in indices:
+            try:
+                arrays.append(preprocess(open_rgb(paths[i]), self.size, self.fit))
+                rows.append(i)
+            except (ImageProblem, OSError) as exc:
+                logger.warning("image %s: %s; using text only", paths[i], exc)
+        return arrays, rows
+
     def _encode(
         self, paths: list[str], batch_size: int, show_progress: bool
     ) -> list[np.ndarray | None]:
         import torch
-
-        from ..images import ImageProblem, open_rgb, preprocess
 
         if not paths:
             return []
@@ -177,13 +192,7 @@ class ImageEncoder:
             bar = tqdm(total=len(paths), desc=f"encoding images ({self.name})", unit="img")
         for start in range(0, len(paths), batch_size):
             chunk = range(start, min(start + batch_size, len(paths)))
-            arrays, rows = [], []
-            for i in chunk:
-                try:
-                    arrays.append(preprocess(open_rgb(paths[i]), self.size, self.fit))
-                    rows.append(i)
-                except (ImageProblem, OSError) as exc:
-                    logger.warning("image %s: %s; using text only", paths[i], exc)
+            arrays, rows = self._pixels(paths, chunk)
             if arrays:
                 net = self.net  # loaded outside inference mode, or its weights could not train
                 with torch.inference_mode():

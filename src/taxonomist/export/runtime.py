@@ -107,17 +107,9 @@ class _ImageEncoder(ImageEncoder):
         raise ModelError("an exported image encoder has no torch network")
 
     def _encode(self, paths, batch_size, show_progress):
-        from ..images import ImageProblem, open_rgb, preprocess
-
         results: list[np.ndarray | None] = [None] * len(paths)
         for start in range(0, len(paths), batch_size):
-            arrays, rows = [], []
-            for i in range(start, min(start + batch_size, len(paths))):
-                try:
-                    arrays.append(preprocess(open_rgb(paths[i]), self.size, self.fit))
-                    rows.append(i)
-                except (ImageProblem, OSError) as exc:
-                    logger.warning("image %s: %s; using text only", paths[i], exc)
+            arrays, rows = self._pixels(paths, range(start, min(start + batch_size, len(paths))))
             if arrays:
                 pooled = self._session.run(None, {"pixels": np.stack(arrays)})[0]
                 for i, vector in zip(rows, pooled):
@@ -231,28 +223,19 @@ class _Part:
         return log_softmax(member.logits(items), member.temperature)
 
     def _ensemble_logits(self, items: list[Item]) -> np.ndarray:
-        """`models.ensemble.EnsembleModel._logits`, step for step (cascade included)."""
-        from ..models.ensemble import pooled_logp
+        """`models.ensemble.EnsembleModel._logits`: the same `pool_members` (cascade included)."""
+        from ..models.ensemble import pool_members
 
-        used = [i for i, w in enumerate(self.weights) if w > 0]
-        if not self.cascade or self.cascade_threshold is None:
-            return sum(self.weights[i] * self._member_logp(i, items) for i in used)
-        cheap_parts = {i: self._member_logp(i, items) for i in self.cheap}
-        cheap_logp = pooled_logp(self.weights[self.cheap], [cheap_parts[i] for i in self.cheap])
-        hard = np.flatnonzero(np.exp(cheap_logp.max(1)) < self.cascade_threshold)
-        # an easy row answers with the cheap pool, scaled by the ensemble's temperature,
-        # which the calibration divides out again
-        out = self.temperature * cheap_logp
-        if len(hard):
-            subset = [items[j] for j in hard]
-            out[hard] = sum(
-                self.weights[i]
-                * (cheap_parts[i][hard] if i in cheap_parts else self._member_logp(i, subset))
-                for i in used
-            )
-        self.cascade_stats["cheap"] += len(items) - len(hard)
-        self.cascade_stats["encoded"] += len(hard)
-        return out
+        on = self.cascade and self.cascade_threshold is not None
+        return pool_members(
+            items,
+            self.weights,
+            self._member_logp,
+            cheap=self.cheap if on else [],
+            threshold=self.cascade_threshold if on else None,
+            temperature=self.temperature,
+            stats=self.cascade_stats,
+        )
 
 
 class _Fusion:
@@ -334,7 +317,7 @@ class OnnxModel(Model):
         self.uses_images = self._root.sees_images  # type: ignore[misc]
 
     # The root ensemble's cascade, as an `EnsembleModel` exposes its own, so that
-    # `service.set_cascade` (classify --cascade/--no-cascade, batch jobs) reaches an export
+    # `classifier.set_cascade` (classify --cascade/--no-cascade, batch jobs) reaches an export
     # as it reaches the original.
     @property
     def cascade_threshold(self) -> float | None:

@@ -129,6 +129,41 @@ def pooled_logp(weights: np.ndarray, member_logp: list[np.ndarray]) -> np.ndarra
     return log_softmax(sum((w / total) * lp for w, lp in zip(weights, member_logp)))
 
 
+def pool_members(
+    inputs: list[Any],
+    weights: np.ndarray,
+    member_logp: Callable[[int, list[Any]], np.ndarray],
+    *,
+    cheap: list[int],
+    threshold: float | None,
+    temperature: float,
+    stats: dict[str, int],
+) -> np.ndarray:
+    """An ensemble's logits: the weighted sum of its members' log-probabilities
+    (`member_logp(i, inputs)`). With a cascade `threshold` (None: no cascade), a row on which
+    the pool of the `cheap` members is at least that confident answers from that pool alone,
+    and only the other rows go through the rest; `stats` counts both. `EnsembleModel` and its
+    ONNX export both pool here, so that they agree step for step."""
+    used = [i for i, w in enumerate(weights) if w > 0]
+    if threshold is None:
+        return sum(weights[i] * member_logp(i, inputs) for i in used)
+    cheap_parts = {i: member_logp(i, inputs) for i in cheap}
+    cheap_logp = pooled_logp(weights[cheap], [cheap_parts[i] for i in cheap])
+    hard = np.flatnonzero(np.exp(cheap_logp.max(1)) < threshold)
+    # an easy row answers with the cheap pool's probabilities: scaled by the ensemble's
+    # temperature, which the calibration divides out again
+    out = temperature * cheap_logp
+    if len(hard):
+        subset = [inputs[j] for j in hard]
+        out[hard] = sum(
+            weights[i] * (cheap_parts[i][hard] if i in cheap_parts else member_logp(i, subset))
+            for i in used
+        )
+    stats["cheap"] += len(inputs) - len(hard)
+    stats["encoded"] += len(hard)
+    return out
+
+
 def cascade_threshold(
     cheap_logp: np.ndarray, full_logp: np.ndarray, y: np.ndarray, max_drop: float
 ) -> float:
@@ -300,26 +335,16 @@ class EnsembleModel(Model):
         return log_softmax(member._logits(member.prepare(texts)), member.temperature)
 
     def _logits(self, texts):
-        used = [i for i, w in enumerate(self.weights) if w > 0]
-        if not self.cascade or self.cascade_threshold is None:
-            return sum(self.weights[i] * self._member_logp(i, texts) for i in used)
-        cheap = self._cheap_members()
-        cheap_parts = {i: self._member_logp(i, texts) for i in cheap}
-        cheap_logp = pooled_logp(self.weights[cheap], [cheap_parts[i] for i in cheap])
-        hard = np.flatnonzero(np.exp(cheap_logp.max(1)) < self.cascade_threshold)
-        # an easy row answers with the cheap pool's probabilities: scaled by the
-        # ensemble's temperature, which predict_proba divides out again
-        out = self.temperature * cheap_logp
-        if len(hard):
-            subset = [texts[j] for j in hard]
-            out[hard] = sum(
-                self.weights[i]
-                * (cheap_parts[i][hard] if i in cheap_parts else self._member_logp(i, subset))
-                for i in used
-            )
-        self.cascade_stats["cheap"] += len(texts) - len(hard)
-        self.cascade_stats["encoded"] += len(hard)
-        return out
+        on = self.cascade and self.cascade_threshold is not None
+        return pool_members(
+            texts,
+            self.weights,
+            self._member_logp,
+            cheap=self._cheap_members() if on else [],
+            threshold=self.cascade_threshold if on else None,
+            temperature=self.temperature,
+            stats=self.cascade_stats,
+        )
 
     def _manifest_extra(self) -> dict[str, Any]:
         return {

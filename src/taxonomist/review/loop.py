@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DataError, ModelError
-from ..persistence import atomic_write_text, read_manifest
+from ..persistence import atomic_write_text, read_manifest, write_csv_rows
 from ..taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
@@ -38,13 +38,7 @@ Rows = list[tuple[str, str, str]]  # (product id, text, category id)
 
 # -- data files -------------------------------------------------------------------------------
 def write_rows(path: Path, rows: Rows) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "text", "category_id"])
-        writer.writerows(rows)
-    tmp.replace(path)
+    write_csv_rows(path, ["id", "text", "category_id"], rows)
 
 
 def read_rows(path: Path) -> Rows:

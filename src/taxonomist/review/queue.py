@@ -40,6 +40,18 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def _free_for(reviewer: str, now: datetime) -> Any:
+    """The SQL condition that an item is not held by another reviewer: unreserved, reserved
+    by `reviewer`, or reserved until before `now`."""
+    from sqlalchemy import or_
+
+    return or_(
+        ReviewItem.reserved_by.is_(None),
+        ReviewItem.reserved_by == reviewer,
+        ReviewItem.reserved_until < now,
+    )
+
+
 @dataclass(frozen=True)
 class QueueEntry:
     """A prediction to review: the product, the model's ranked suggestions and why."""
@@ -319,7 +331,7 @@ class ReviewStore:
         Raises:
             ItemNotFound, DecisionConflict: decided, replaced, or reserved by someone else.
         """
-        from sqlalchemy import or_, update
+        from sqlalchemy import update
 
         reviewer = _check_reviewer(reviewer)
 
@@ -328,13 +340,7 @@ class ReviewStore:
             result = session.execute(
                 update(ReviewItem)
                 .where(ReviewItem.id == item_id, ReviewItem.status == OPEN)
-                .where(
-                    or_(
-                        ReviewItem.reserved_by.is_(None),
-                        ReviewItem.reserved_by == reviewer,
-                        ReviewItem.reserved_until < now,
-                    )
-                )
+                .where(_free_for(reviewer, now))
                 .values(reserved_by=reviewer, reserved_until=now + timedelta(seconds=seconds))
             )
             if result.rowcount != 1:
@@ -348,7 +354,7 @@ class ReviewStore:
     ) -> dict[str, Any] | None:
         """Reserve and return the highest-priority open item free for `reviewer` (not held
         by another, not skipped by them); None when there is none."""
-        from sqlalchemy import and_, exists, or_, select
+        from sqlalchemy import and_, exists, select
 
         reviewer = _check_reviewer(reviewer)
         for _ in range(20):  # another reviewer may take the candidate between read and write
@@ -364,13 +370,7 @@ class ReviewStore:
             )
             query = (
                 self._priority_query(filters)
-                .where(
-                    or_(
-                        ReviewItem.reserved_by.is_(None),
-                        ReviewItem.reserved_by == reviewer,
-                        ReviewItem.reserved_until < now,
-                    )
-                )
+                .where(_free_for(reviewer, now))
                 .where(~skipped)
                 .limit(1)
             )
@@ -563,7 +563,7 @@ class ReviewStore:
         no one else holds, in one transaction. Items reserved by another reviewer are left
         alone (and counted). With `idempotency_key`, sending the same call again accepts
         nothing twice."""
-        from sqlalchemy import and_, or_, select, update
+        from sqlalchemy import and_, select, update
 
         reviewer = _check_reviewer(reviewer)
         if filters.status != OPEN:
@@ -573,11 +573,7 @@ class ReviewStore:
 
         def work(session: Any) -> BulkResult:
             now = utcnow()
-            free = or_(
-                ReviewItem.reserved_by.is_(None),
-                ReviewItem.reserved_by == reviewer,
-                ReviewItem.reserved_until < now,
-            )
+            free = _free_for(reviewer, now)
             rows = session.execute(self._priority_query(filters).limit(limit)).all()
             out = BulkResult()
             for item, _priority in rows:
