@@ -189,7 +189,7 @@ def _cheap_confidence(model, texts: list[str]) -> np.ndarray:
 def test_cascade_round_trip_on_and_off(tiny_rows, tiny_taxonomy, tmp_path) -> None:
     """An ensemble trained with the cascade predicts with it; so must its export, and
     `set_cascade` (classify --cascade/--no-cascade, batch jobs) must reach both alike."""
-    from taxonomist.service import set_cascade
+    from taxonomist.classifier import set_cascade
 
     cls = model_class("ensemble")
     model = cls(tiny_taxonomy, cls.config_class.from_dict(CASCADE))
@@ -257,7 +257,7 @@ def test_cascade_round_trip_on_and_off(tiny_rows, tiny_taxonomy, tmp_path) -> No
 
 
 def test_cascade_refused_by_an_export_without_one(tiny_rows, tiny_taxonomy, tmp_path) -> None:
-    from taxonomist.service import set_cascade
+    from taxonomist.classifier import set_cascade
 
     linear, _ = _train("linear", {}, tiny_rows, tiny_taxonomy, tmp_path / "l")
     exported = load_model(export_model(linear, tmp_path / "e"))
