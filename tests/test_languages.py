@@ -31,9 +31,9 @@ def test_language_shares_and_plan():
     english = plan_for(["red shirt", "blue jeans"])
     assert english.encoder is None and not english.tfidf
     chinese = plan_for(["纸尿裤 L40片", "六个核桃 240ML"])
-    assert chinese.encoder == "e5" and chinese.tfidf["cjk_char_ngrams"] == CJK_CHAR_NGRAMS
+    assert chinese.encoder == "use" and chinese.tfidf["cjk_char_ngrams"] == CJK_CHAR_NGRAMS
     mixed = plan_for(["纸尿裤 L40片", "red shirt", "blue jeans"])
-    assert mixed.encoder and mixed.encoder.startswith("by-language:zh=e5")
+    assert mixed.encoder and mixed.encoder.startswith("by-language:zh=use")
 
 
 def test_resolve_kind_adapts_members_and_keeps_user_choices():
@@ -42,7 +42,9 @@ def test_resolve_kind_adapts_members_and_keeps_user_choices():
     members = dict(config.members)
     assert members["linear"]["cjk_char_ngrams"] == CJK_CHAR_NGRAMS
     assert members["knn"]["cjk_char_ngrams"] == CJK_CHAR_NGRAMS
-    assert members["head"]["encoder"] == "e5"
+    assert members["head"]["encoder"] == "use"
+    # fewshot starts from name prototypes, as zero-shot does, and keeps E5
+    assert plan.adapt("fewshot", {})["encoder"] == "e5"
     _, chosen = resolve_kind("balanced", None, {"encoder": "fake"}, plan)
     assert dict(chosen.members)["head"]["encoder"] == "fake"  # the user's encoder wins
     _, english = resolve_kind("fast", None, {}, plan_for(["red shirt"]))

@@ -27,8 +27,14 @@ CHINESE_LINEAR_C = 2.0
 # from this share of Chinese products on, the multilingual encoder embeds every product;
 # below it (and above zero) each product gets its own language's encoder
 MOSTLY_CHINESE = 0.9
-# the multilingual encoder for Chinese text (E5-small vs USE: docs/benchmarks.md)
-CHINESE_ENCODER = "e5"
+# the multilingual encoder for the Chinese head: USE-multilingual, chosen out of fold on
+# 2,404 zh-retail development rows (head errors: USE 869, E5-small 1,150; McNemar p < 1e-28)
+# and 12x faster to embed (160 vs 13 titles/s): `benchmarks/chinese_encoders.py`. Zero-shot
+# keeps E5, whose Chinese category names ship pre-embedded.
+CHINESE_ENCODER = "use"
+# `fewshot` starts from category-name prototypes, as zero-shot does: it keeps E5, with which
+# its learning curve was measured
+CHINESE_FEWSHOT_ENCODER = "e5"
 ENGLISH_DEFAULTS = frozenset({"minilm", "minilm-int8", "default", "all-minilm-l6-v2"})
 
 
@@ -37,7 +43,8 @@ class LanguagePlan:
     """The catalogue's language shares and the settings chosen for them.
 
     `tfidf`: extra settings for the `linear` and `knn` members; `linear`/`knn`: settings for
-    one of them only; `encoder`: the head's encoder replacing an English default, or None.
+    one of them only; `encoder`: the head's encoder replacing an English default, or None;
+    `fewshot_encoder`: the same for `fewshot`.
     """
 
     shares: dict[str, float]
@@ -45,6 +52,7 @@ class LanguagePlan:
     linear: dict[str, Any] = field(default_factory=dict)
     knn: dict[str, Any] = field(default_factory=dict)
     encoder: str | None = None
+    fewshot_encoder: str | None = None
 
     def adapt(self, kind: str, config: dict[str, Any]) -> dict[str, Any]:
         """`config` (a member's preset settings) with this plan's choices for `kind`."""
@@ -52,10 +60,11 @@ class LanguagePlan:
         if kind in ("linear", "knn", "fewshot"):
             config.update(self.tfidf)
             config.update(self.linear if kind == "linear" else self.knn if kind == "knn" else {})
-        if kind in ("head", "fewshot") and self.encoder:
+        encoder = {"head": self.encoder, "fewshot": self.fewshot_encoder}.get(kind)
+        if encoder:
             english = str(config.get("encoder", "minilm"))
             if english.lower() in ENGLISH_DEFAULTS:  # an encoder the user chose stays
-                config["encoder"] = self.encoder.format(english=english)
+                config["encoder"] = encoder.format(english=english)
         return config
 
     def as_manifest(self) -> dict[str, Any]:
@@ -65,6 +74,7 @@ class LanguagePlan:
             "linear": dict(self.linear),
             "knn": dict(self.knn),
             "head_encoder": self.encoder,
+            "fewshot_encoder": self.fewshot_encoder,
         }
 
 
@@ -73,19 +83,23 @@ def plan_for(texts: Sequence[ModelInput]) -> LanguagePlan:
 
     Example:
         >>> plan_for(["纸尿裤 L40片", "六个核桃 240ML"]).encoder
-        'e5'
+        'use'
     """
     shares = language_shares(as_texts(texts))
     chinese = shares.get("zh", 0.0)
     if chinese == 0:
         return LanguagePlan(shares)
-    if chinese >= MOSTLY_CHINESE:
-        encoder = CHINESE_ENCODER
-    else:  # per product: the English encoder stays for English products
-        encoder = f"by-language:zh={CHINESE_ENCODER},other={{english}}"
+
+    def routed(chinese_encoder: str) -> str:
+        if chinese >= MOSTLY_CHINESE:
+            return chinese_encoder
+        # per product: the English encoder stays for English products
+        return f"by-language:zh={chinese_encoder},other={{english}}"
+
     return LanguagePlan(
         shares,
         tfidf={"cjk_char_ngrams": CJK_CHAR_NGRAMS},
         linear={"C": CHINESE_LINEAR_C} if chinese >= 0.5 else {},
-        encoder=encoder,
+        encoder=routed(CHINESE_ENCODER),
+        fewshot_encoder=routed(CHINESE_FEWSHOT_ENCODER),
     )
