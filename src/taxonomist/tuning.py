@@ -4,8 +4,9 @@ Each trial trains on the training split and is scored on the validation split; t
 trial is always the preset's own settings. A later trial replaces the incumbent only when it
 is better beyond noise: its per-row validation log-loss is lower over the same rows with a
 paired z above `selection.Z_ACCEPT` (a random search that keeps whatever scores best on one
-split keeps its luck). Ensemble trials choose their own composition out of fold. The winner
-is saved like any model, with every trial's score and the rule in its manifest.
+split keeps its luck), and it makes no more validation errors (the rule `selection`
+follows). Ensemble trials choose their own composition out of fold. The winner is saved like
+any model, with every trial's score and the rule in its manifest.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 TUNE_RULE = (
     "trial 1 is the preset; a later trial replaces the incumbent only if its mean per-row "
-    f"validation log-loss is lower with a paired z > {Z_ACCEPT} over the same rows"
+    f"validation log-loss is lower with a paired z > {Z_ACCEPT} over the same rows and it "
+    "makes no more validation errors"
 )
 
 Sampler = Callable[[np.random.Generator], Any]
@@ -128,6 +130,7 @@ def tune(
     started = time.perf_counter()
     best: Model | None = None
     best_loss: np.ndarray | None = None
+    best_errors = 0
     trials: list[dict[str, Any]] = []
     for trial in range(max_trials):
         if trial and time.perf_counter() - started > time_budget_s:
@@ -158,15 +161,23 @@ def tune(
         trials.append(row)
         if on_trial:
             on_trial(row)
-        loss = _row_log_loss(model, valid_texts, valid_labels)
+        loss, right = _row_scores(model, valid_texts, valid_labels)
+        errors = int((~right).sum())
+        row["valid_errors"] = errors
         if best_loss is None:
             row["verdict"] = "first incumbent"
         else:
             z = paired_z(best_loss, loss)
             row["z_vs_incumbent"] = round(z, 2) if np.isfinite(z) else z
-            row["verdict"] = "kept: better beyond noise" if z > Z_ACCEPT else "rejected"
+            row["verdict"] = (
+                "rejected: log-loss not better beyond noise"
+                if z <= Z_ACCEPT
+                else "rejected: more validation errors"
+                if errors > best_errors
+                else "kept: better beyond noise"
+            )
         if best_loss is None or row["verdict"].startswith("kept"):
-            best, best_loss = model, loss
+            best, best_loss, best_errors = model, loss, errors
     assert best is not None
     path = best.save(
         out_dir,
@@ -179,14 +190,17 @@ def tune(
     return TuneResult(best, Path(path), trials)
 
 
-def _row_log_loss(model: Model, texts: list[ModelInput], labels: list[str]) -> np.ndarray:
-    """Per-row validation log-loss (rows whose class the model never saw are left out: they
-    cost every trial the same)."""
+def _row_scores(
+    model: Model, texts: list[ModelInput], labels: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row validation log-loss and whether the top class is right (rows whose class the
+    model never saw are left out: they cost every trial the same)."""
     column = {cid: j for j, cid in enumerate(model.labels)}
     keep = [i for i, label in enumerate(labels) if label in column]
     proba = model.predict_proba([texts[i] for i in keep])
     y = np.array([column[labels[i]] for i in keep])
-    return -np.log(np.clip(proba[np.arange(len(keep)), y], 1e-12, None))
+    loss = -np.log(np.clip(proba[np.arange(len(keep)), y], 1e-12, None))
+    return loss, proba.argmax(1) == y
 
 
 def _jsonable(value: Any) -> Any:
