@@ -109,6 +109,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--clean-top", default="fashion")
+    parser.add_argument("--out", type=Path, default=None, help="results file (JSON)")
     args = benchmark_args(parser)
     if args is None:
         return 0
@@ -116,7 +117,7 @@ def main() -> int:
     from taxonomist.taxonomy_loaders import from_labels
 
     results: dict = {"runs": [], "clean_top": []}
-    out = RESULTS / ("audit.json" if not args.limit else f"audit-{args.limit}.json")
+    out = args.out or RESULTS / ("audit.json" if not args.limit else f"audit-{args.limit}.json")
     for dataset in args.datasets.split(","):
         train = sample_rows(read_split(dataset, "train", ("title",)), args.limit)
         tax = from_labels(train.category)
