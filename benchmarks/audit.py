@@ -105,7 +105,7 @@ def svc_peer(texts: list[str], labels: list[str]) -> tuple[np.ndarray, np.ndarra
 def main() -> int:
     parser = benchmark_parser(__doc__, datasets="pricerunner,fashion")
     parser.add_argument("--rate", type=float, default=0.05)
-    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--preset", default="balanced")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--clean-top", default="fashion")

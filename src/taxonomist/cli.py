@@ -1023,7 +1023,7 @@ def audit(
     ] = None,
     preset: Annotated[
         str, typer.Option(help="Model that scores each row out of fold: fast | balanced | best.")
-    ] = "fast",
+    ] = "balanced",
     folds: Annotated[int, typer.Option(min=2, max=20, help="Grouped cross-validation folds.")] = 5,
     taxonomy: TaxonomyOpt = None,
     seed: Annotated[int, typer.Option(help="Seed for the folds.")] = 13,
