@@ -197,6 +197,7 @@ def main() -> int:
         help='JSON {"name": {ZeroShotConfig overrides}}; default: before vs after',
     )
     parser.add_argument("--no-flat", action="store_true", help="skip the flat peer")
+    parser.add_argument("--out", type=Path, default=None, help="results file (JSON)")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: development data not found at {DATA}")
@@ -212,7 +213,7 @@ def main() -> int:
             continue  # the demo sample only scores
         rows.extend(run(dataset, args.part, args.n, configs, not args.no_flat))
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"zeroshot_quality-{args.part}.json"
+    out = args.out or RESULTS / f"zeroshot_quality-{args.part}.json"
     out.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
     print(
         "| data | method | n | top-level acc | top-5 leaves' share | gold top-5 share | ratio "
