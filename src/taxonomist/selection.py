@@ -11,10 +11,11 @@ errors than the incumbent. The final weights of the kept candidate are then lear
 row.
 
 Why both: log-loss is the smooth, sensitive signal, but it rewards calibration as much as
-right answers. On a catalogue with noisy labels (fashion) adding the head halved no errors yet
-lowered log-loss far beyond noise, and the pooled model made more test errors than its own
-linear member. Teams compare us with a linear baseline on errors, so a richer composition must
-never pay for better-calibrated probabilities with more wrong answers on the rows that score it.
+right answers. On a catalogue with noisy labels (fashion) adding the head lowered log-loss far
+beyond noise while adding out-of-fold errors, and the pooled model made more test errors than
+its own linear member. Teams compare us with a linear baseline on errors, so a richer
+composition must never pay for better-calibrated probabilities with more wrong answers on the
+rows that score it.
 """
 
 from __future__ import annotations
