@@ -162,6 +162,7 @@ def main() -> int:
     parser.add_argument("--encoders", default="")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--feature-study", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="results file (JSON)")
     args = parser.parse_args()
     if not (DATA / "zh-retail" / "train.csv").exists():
         print(f"skipped: zh-retail not found under {DATA}")
@@ -197,7 +198,7 @@ def main() -> int:
         if peer:
             r["errors_vs_svc"] = round(r["errors"] / max(peer["errors"], 1), 3)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / (f"chinese-{args.limit}.json" if args.limit else "chinese.json")
+    out = args.out or RESULTS / (f"chinese-{args.limit}.json" if args.limit else "chinese.json")
     result = {
         "train_rows": len(train),
         "test_rows": len(test),
