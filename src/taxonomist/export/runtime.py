@@ -11,7 +11,6 @@ export and predicting import neither torch nor transformers. An export of an `im
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,6 @@ from ..errors import ModelError
 from ..items import Item, as_items
 from ..models.base import Model
 from ..models.config import config_from_dict
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
