@@ -10,6 +10,7 @@ import csv
 import ctypes
 import errno
 import hashlib
+import io
 import json
 import os
 import platform
@@ -73,15 +74,14 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_csv_rows(path: Path, header: list[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A CSV file of `header` and `rows` (its folder made if need be), written beside it
-    first and then renamed into place, so a reader never sees half of it."""
+    """A CSV file of `header` and `rows` (its folder made if need be), written with
+    `atomic_write_text`, so a reader never sees half of it."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    tmp.replace(path)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def save_model_dir(
