@@ -579,6 +579,13 @@ def train(
             help="Validation file (default: 10% of INPUT, split by group of identical titles)."
         ),
     ] = None,
+    unlabelled: Annotated[
+        Path | None,
+        typer.Option(
+            help="The catalogue's unlabelled products (same columns; a label column is "
+            "ignored): --kind fewshot self-trains on them where cross-validation says it helps."
+        ),
+    ] = None,
     preset: Annotated[str, typer.Option(help="fast | balanced | best.")] = "balanced",
     kind: Annotated[
         str | None,
@@ -671,6 +678,7 @@ def train(
             input,
             out,
             valid_path=valid,
+            unlabelled_path=unlabelled,
             preset=preset,
             kind=kind,
             taxonomy=taxonomy,

@@ -436,6 +436,39 @@ def _read_labelled(
     return texts, labels, report
 
 
+def read_unlabelled(
+    path: str | Path,
+    columns: ColumnSpec,
+    strict: bool = False,
+    on_bad_row: Callable[[BadRow], None] | None = None,
+) -> tuple[list[str], ReadReport]:
+    """The product texts of a file of unlabelled products, validated as a training file's
+    rows are (a bad row is reported by file, line and field, or raised when `strict`); a
+    label column, if present, is ignored, and so are photos."""
+    path = Path(path)
+    report = ReadReport(str(path))
+    texts: list[str] = []
+    for batch in read_products(
+        path,
+        replace(columns, image_column=None, keep_columns=()),
+        strict=strict,
+        report=report,
+        on_bad_row=on_bad_row,
+        batch_size=4096,
+    ):
+        texts.extend(p.text for p in batch)
+    if not texts:
+        if report.rows == 0:
+            raise DataError("no data rows (header only): no unlabelled products", file=path)
+        hint = f"; {report.encoding_hint}" if report.encoding_hint else ""
+        raise DataError(
+            f"no usable unlabelled rows ({len(report.bad_rows)} bad rows){hint}"
+            + separator_hint(path, columns),
+            file=path,
+        )
+    return texts, report
+
+
 def _training_data(
     input_path: Path,
     valid_path: str | Path | None,
@@ -500,9 +533,14 @@ def train_file(
     store: str | Path | None = None,
     name: str | None = None,
     promote: bool | None = None,
+    unlabelled_path: str | Path | None = None,
 ) -> TrainOutcome:
     """Train a model on a labelled file and save it to `out_dir`, or as a new version of
     `name` in the model `store`.
+
+    `unlabelled_path`: a file of the same catalogue's products without labels (read with the
+    same columns; a label column is ignored), which `fewshot` self-trains on; other kinds
+    refuse it before anything is read.
 
     Labels must resolve in `taxonomy` when one is given (others are bad rows); without one,
     the taxonomy is the set of label paths in the training (and validation) files. With
@@ -513,10 +551,15 @@ def train_file(
     training data and where that data was; it becomes current only when it is the name's
     first version or `promote` is true (`taxonomist models promote` does it later).
     """
-    from .training import train_model
+    from .models import model_class
+    from .models.base import check_unlabelled
+    from .training import PRESETS, Preset, train_model
 
     if out_dir is not None:
-        check_model_dir(out_dir, inputs=[input_path, valid_path])
+        check_model_dir(out_dir, inputs=[input_path, valid_path, unlabelled_path])
+    if unlabelled_path is not None:
+        chosen = kind or PRESETS[Preset.from_str(preset or "balanced")][0]
+        check_unlabelled(chosen, model_class(chosen).uses_unlabelled, [unlabelled_path])
     device = check_device(device)  # before reading: a wrong device fails at once
     if (store is None) != (name is None):
         raise ConfigError("a model store needs both --store and --name")
@@ -542,6 +585,10 @@ def train_file(
         ids,
         name=name or Path(out_dir or ".").resolve().name,
     )
+    unlabelled = None
+    if unlabelled_path is not None:
+        unlabelled, ureport = read_unlabelled(unlabelled_path, columns, strict, on_bad_row)
+        bad += ureport.bad_rows
     if model_store is not None and name is not None:
         from .holdout import freeze_holdout
 
@@ -568,6 +615,7 @@ def train_file(
             device=device,
             ids=ids,
             precision_target=precision_target,
+            unlabelled=list(unlabelled) if unlabelled is not None else None,
         )
         path = trained.path
         if model_store is not None and name is not None:

@@ -18,6 +18,7 @@ from .folds import group_split
 from .items import ModelInput, has_images
 from .languages import LanguagePlan, plan_for
 from .models import Model, model_class
+from .models.base import check_unlabelled
 from .routing import check_precision_target
 
 logger = logging.getLogger(__name__)
@@ -210,6 +211,7 @@ def train_model(
     device: str = "cpu",
     ids: list[str] | None = None,
     precision_target: float | None = None,
+    unlabelled: list[ModelInput] | None = None,
 ) -> TrainedModel:
     """Fit the chosen kind and save it with its manifest and training curve.
 
@@ -220,6 +222,8 @@ def train_model(
     `kind`, the preset's `fusion` model is trained. `device` (resolved, see
     `taxonomist.devices`) is where a fine-tuned transformer trains. `precision_target` is
     what the routing thresholds are chosen for (`taxonomist.routing`; default 0.99).
+    `unlabelled`: products of the same catalogue without labels, for the kinds that learn
+    from them (`fewshot` self-trains on them); any other kind refuses them (ConfigError).
     """
     if not texts:
         raise DataError("no training rows")
@@ -251,13 +255,14 @@ def train_model(
         )
     languages = plan_for(texts)
     chosen, config = resolve_kind(preset, kind, dict(overrides or {}), languages)
+    check_unlabelled(chosen, model_class(chosen).uses_unlabelled, unlabelled)
     config = with_device_members(preset, kind, chosen, config, device)
     model = model_class(chosen)(taxonomy, config)
     model.device = device
     if precision_target is not None:
         model.precision_target = check_precision_target(precision_target)
     logger.info("training %s on %d rows, validating on %d", chosen, len(texts), len(valid_texts))
-    model.fit(texts, labels, valid_texts, valid_labels, progress=progress)
+    model.fit(texts, labels, valid_texts, valid_labels, progress=progress, unlabelled=unlabelled)
     if refit is None:
         kinds = {chosen, *(k for k, _ in getattr(config, "members", ()))}
         # retraining a transformer or backbone blocks would double a long training run
@@ -272,6 +277,7 @@ def train_model(
             "preset": preset,
             "train_rows": len(texts),
             "valid_rows": len(valid_texts or []),
+            "unlabelled_rows": len(unlabelled or []),
             "languages": languages.as_manifest(),
         },
     )

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..calibration import fit_temperature, log_softmax, softmax
-from ..errors import DataError, NotTrainedError
+from ..errors import ConfigError, DataError, NotTrainedError
 from ..hierarchy import TreeIndex
 from ..items import ModelInput, as_items, as_texts
 from ..persistence import load_consistent, read_taxonomy, save_model_dir
@@ -54,6 +54,8 @@ class Model(ABC):
     config_class: ClassVar[Any]  # a frozen dataclass with from_dict()
     # Kinds that see images get `Item`s in _fit/_logits; text kinds get plain strings.
     uses_images: ClassVar[bool] = False
+    # Kinds that learn from unlabelled products too take them as `_fit(..., unlabelled=)`.
+    uses_unlabelled: ClassVar[bool] = False
 
     def __init__(self, taxonomy: Taxonomy, config: Any = None) -> None:
         self.taxonomy = taxonomy
@@ -120,17 +122,21 @@ class Model(ABC):
         valid_labels: Sequence[str] | None = None,
         *,
         progress: Progress | None = None,
+        unlabelled: Sequence[ModelInput] | None = None,
     ) -> FitReport:
         """Train on products (texts or `Item`s) and their category ids; calibrate on the
-        validation split.
+        validation split. `unlabelled`: products of the same catalogue without a label, for
+        the kinds that can learn from them (`uses_unlabelled`).
 
         Raises:
             DataError: mismatched lengths, empty input, fewer than two classes, or a label
                 that is not a node of the taxonomy.
+            ConfigError: unlabelled products given to a kind that cannot use them.
         """
         import time
 
         started = time.perf_counter()
+        check_unlabelled(self.kind, type(self).uses_unlabelled, unlabelled)
         if len(texts) != len(labels):
             raise DataError(f"{len(texts)} texts but {len(labels)} labels")
         if not texts:
@@ -163,7 +169,13 @@ class Model(ABC):
             vy = np.array([index[valid_labels[i]] for i in keep])
         else:
             valid_texts = None
-        history = self._fit(self.prepare(texts), y, valid_texts, vy, progress)
+        if unlabelled:
+            history = self._fit(  # type: ignore[call-arg]
+                self.prepare(texts), y, valid_texts, vy, progress,
+                unlabelled=self.prepare(unlabelled),
+            )  # fmt: skip
+        else:
+            history = self._fit(self.prepare(texts), y, valid_texts, vy, progress)
         report = FitReport(history=history)
         if valid_texts and vy is not None:
             logits = self._logits(valid_texts)
@@ -350,6 +362,15 @@ class Model(ABC):
 
     @abstractmethod
     def _load(self, directory: Path, manifest: dict[str, Any]) -> None: ...
+
+
+def check_unlabelled(kind: str, usable: bool, unlabelled: Sequence[Any] | None) -> None:
+    """Refuse unlabelled products for a kind that would silently ignore them."""
+    if unlabelled and not usable:
+        raise ConfigError(
+            f"the {kind} kind cannot learn from unlabelled products; train with --kind "
+            "fewshot to use them, or leave out --unlabelled"
+        )
 
 
 def load_model(

@@ -13,7 +13,9 @@ lets the examples move it:
 The prior strength and the two members' temperatures and weights are chosen by
 cross-validation on the labelled products themselves (out-of-fold scores, every example
 scored by a model that never saw it), so no row is held back: all labels train the final
-model. Persisted without pickle: prototypes, TF-IDF vocabularies, weights in safetensors.
+model. Given the catalogue's unlabelled products too, it self-trains the linear member on
+their confident pseudo-labels when cross-validation says that helps (`selftrain`).
+Persisted without pickle: prototypes, TF-IDF vocabularies, weights in safetensors.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ class FewShotConfig:
     folds: cross-validation folds (fewer when a category has fewer examples).
     word_ngrams / char_ngrams / cjk_char_ngrams / C: the linear member's, as in `linear`.
     weight_step: grid step of the members' weights.
-    seed: fold assignment.
+    seed: fold assignment (and the sample of a pool larger than `max_unlabelled`).
+    self_training_shares: with unlabelled products, the candidate shares of each predicted
+        class's most confident pseudo-labels to train on; cross-validation picks one or none.
+    max_unlabelled: at most this many unlabelled products are used (a random sample).
     """
 
     encoder: str = "minilm"
@@ -55,6 +60,8 @@ class FewShotConfig:
     C: float = 0.5
     weight_step: float = 0.1
     seed: int = 13
+    self_training_shares: tuple[float, ...] = (0.3, 0.6)
+    max_unlabelled: int = 50_000
 
     def __post_init__(self) -> None:
         if not self.priors or any(p < 0 for p in self.priors):
@@ -62,6 +69,11 @@ class FewShotConfig:
         if self.folds < 2:
             raise ConfigError(f"fewshot.folds must be >= 2, got {self.folds}")
         check_positive("fewshot", C=self.C, weight_step=self.weight_step)
+        if any(not 0 < s <= 1 for s in self.self_training_shares):
+            raise ConfigError(
+                f"fewshot.self_training_shares must be in (0, 1], got {self.self_training_shares}"
+            )
+        check_positive("fewshot", max_unlabelled=self.max_unlabelled)
         check_ngram_ranges("fewshot", word_ngrams=self.word_ngrams, char_ngrams=self.char_ngrams)
         if self.cjk_char_ngrams is not None:
             check_ngram_ranges("fewshot", cjk_char_ngrams=self.cjk_char_ngrams)
@@ -85,6 +97,7 @@ def assign_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
 class FewShotModel(Model):
     kind = "fewshot"
     config_class = FewShotConfig
+    uses_unlabelled = True
 
     def __init__(
         self, taxonomy, config: FewShotConfig | None = None, encoder: Encoder | None = None
@@ -99,6 +112,14 @@ class FewShotModel(Model):
         self.prior: float = 1.0
         self.member_temperatures = np.ones(2)
         self.weights = np.array([0.5, 0.5])
+        # self-training: the share of pseudo-labels used (0: none), what cross-validation
+        # measured, the labels-only members' mix that pseudo-labels, and the pool (in memory
+        # only, for a refit)
+        self.self_training_share = 0.0
+        self.self_training: dict[str, Any] | None = None
+        self._labels_only_mix: tuple[np.ndarray, np.ndarray] | None = None
+        self._unlabelled: list[str] | None = None
+        self._pool_features: Any = None  # (TF-IDF over labels + pool, their rows, pool emb)
 
     @property
     def encoder(self) -> Encoder:
@@ -133,21 +154,29 @@ class FewShotModel(Model):
         np.add.at(sums, y, emb)
         return normalize(sums)
 
+    def _tfidf_features(self, min_df: int = 1) -> TfidfFeatures:
+        cfg = self.config
+        return TfidfFeatures(
+            cfg.word_ngrams, cfg.char_ngrams, min_df, cjk_char_ngrams=cfg.cjk_char_ngrams
+        )
+
     def _fit_linear(self, texts: list[str], y: np.ndarray):
         """(features, coef, intercept) with a row for every label (zero for absent ones)."""
+        tfidf = self._tfidf_features()
+        return (tfidf, *self._fit_svc(tfidf.fit_transform(texts), y))
+
+    def _fit_svc(self, x, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(coef, intercept) of a linear SVM on features `x`, a row for every label."""
         from sklearn.svm import LinearSVC
 
-        cfg = self.config
-        tfidf = TfidfFeatures(cfg.word_ngrams, cfg.char_ngrams, cjk_char_ngrams=cfg.cjk_char_ngrams)
-        x = tfidf.fit_transform(texts)
         n_labels = len(self.labels)
         coef = np.zeros((n_labels, x.shape[1]), dtype=np.float32)
         intercept = np.full(n_labels, -1.0, dtype=np.float32)  # a class never seen: below
         present = np.unique(y)
         if len(present) == 1:
             coef[present[0]], intercept[present[0]] = 0.0, 1.0
-            return tfidf, coef, intercept
-        svc = LinearSVC(C=cfg.C, max_iter=5000).fit(x, y)
+            return coef, intercept
+        svc = LinearSVC(C=self.config.C, max_iter=5000).fit(x, y)
         if len(present) == 2:  # sklearn keeps one row for two classes
             coef[present[1]], coef[present[0]] = svc.coef_[0] / 2, -svc.coef_[0] / 2
             intercept[present[1]] = svc.intercept_[0] / 2
@@ -155,7 +184,7 @@ class FewShotModel(Model):
         else:
             coef[svc.classes_] = svc.coef_
             intercept[svc.classes_] = svc.intercept_
-        return tfidf, coef, intercept
+        return coef, intercept
 
     def _member_scores(self, texts: list[str], emb: np.ndarray) -> list[np.ndarray]:
         assert self._prototypes is not None and self._tfidf is not None
@@ -163,7 +192,7 @@ class FewShotModel(Model):
         return [emb @ self._prototypes.T, linear]
 
     # -- fitting --------------------------------------------------------------------------
-    def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None):
+    def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None, unlabelled=None):
         cfg = self.config
         emb = self.embed(texts)
         names = self.name_prototypes()
@@ -173,6 +202,7 @@ class FewShotModel(Model):
         # out-of-fold scores: each example scored by members fitted without its fold
         oof_proto = {p: np.zeros((len(y), len(self.labels))) for p in cfg.priors}
         oof_linear = np.zeros((len(y), len(self.labels)))
+        fold_linear = {}  # fold -> its linear member, which pseudo-labels for self-training
         for f in range(folds):
             test, train = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
             if not len(test) or not len(train):
@@ -183,6 +213,7 @@ class FewShotModel(Model):
             tfidf, coef, intercept = self._fit_linear([texts[i] for i in train], y[train])
             oof_linear[test] = np.asarray(tfidf.transform([texts[i] for i in test]) @ coef.T)
             oof_linear[test] += intercept
+            fold_linear[f] = (tfidf, coef, intercept)
             if progress:
                 progress("cross-validation", f + 1, folds)
         rows = np.arange(len(y))
@@ -200,6 +231,7 @@ class FewShotModel(Model):
         self.weights = fit_weights(members, y, cfg.weight_step)
         pooled = sum(w * m for w, m in zip(self.weights, members))
         cv_accuracy = float((np.asarray(pooled).argmax(1) == y).mean())
+        self._labels_only_mix = (self.member_temperatures.copy(), self.weights.copy())
         self._fit_members(texts, y, emb, names)
         row: dict[str, float] = {
             "epoch": 1,
@@ -209,9 +241,123 @@ class FewShotModel(Model):
             "prior": float(self.prior),
             "weight_prototypes": float(self.weights[0]),
         }
+        if unlabelled:
+            row.update(
+                self._self_train_cv(
+                    texts,
+                    y,
+                    emb,
+                    names,
+                    fold,
+                    fold_linear,
+                    members[0],
+                    oof_linear,
+                    unlabelled,
+                    progress,
+                )  # fmt: skip
+            )
+            row["cv_log_loss_labels_only"] = float(-log_softmax(np.asarray(pooled))[rows, y].mean())
+            if self.self_training_share:
+                self._apply_self_training(texts, y)
         if valid_texts:
             row["valid_accuracy"] = float((self._logits(valid_texts).argmax(1) == valid_y).mean())
         return [row]
+
+    def _self_train_cv(
+        self, texts, y, emb, names, fold, fold_linear, prototype_logp, oof_linear, unlabelled,
+        progress,
+    ):  # fmt: skip
+        """Choose the share of pseudo-labels (or none) out of fold; sets
+        `self_training_share`, `self_training` and, when a share wins, the members' mix.
+        Returns the history figures."""
+        from .selftrain import pseudo_labels, score_candidate, select_confident
+
+        cfg = self.config
+        pool = list(dict.fromkeys(t for t in unlabelled if t))  # repeats carry nothing new
+        if len(pool) > cfg.max_unlabelled:
+            rng = np.random.default_rng(cfg.seed)
+            pool = [pool[i] for i in sorted(rng.choice(len(pool), cfg.max_unlabelled, False))]
+        self._unlabelled = pool
+        pool_emb = self.embed(pool)
+        # one vocabulary over labelled and unlabelled titles (no labels involved), so each
+        # candidate's SVM only slices rows; n-grams in a single title cannot spread a label
+        features = self._tfidf_features(min_df=2)
+        x = features.fit_transform(list(texts) + pool)
+        x_labelled, x_pool = x[: len(texts)], x[len(texts) :]
+        temperatures, weights = self._labels_only_mix  # type: ignore[misc]
+        shares = sorted(set(cfg.self_training_shares))
+        oof = {s: np.zeros((len(y), len(self.labels))) for s in shares}
+        used = {s: 0 for s in shares}
+        from scipy.sparse import vstack
+
+        for step, (f, (tfidf, coef, intercept)) in enumerate(sorted(fold_linear.items())):
+            test, train = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
+            protos = self._class_prototypes(emb[train], y[train], names, self.prior)
+            linear = np.asarray(tfidf.transform(pool) @ coef.T) + intercept
+            pred, confidence = pseudo_labels([pool_emb @ protos.T, linear], temperatures, weights)
+            for s in shares:
+                chosen = select_confident(pred, confidence, s)
+                used[s] += len(chosen)
+                c, b = self._fit_svc(
+                    vstack([x_labelled[train], x_pool[chosen]]).tocsr(),
+                    np.concatenate([y[train], pred[chosen]]),
+                )
+                oof[s][test] = np.asarray(x_labelled[test] @ c.T) + b
+            if progress:
+                progress("self-training cross-validation", step + 1, len(fold_linear))
+        candidates = {0.0: score_candidate(prototype_logp, oof_linear, y, cfg.weight_step)}
+        for s in shares:
+            candidates[s] = score_candidate(prototype_logp, oof[s], y, cfg.weight_step)
+        best = min(candidates, key=lambda s: (candidates[s]["cv_log_loss"], s))
+        self.self_training_share = float(best)
+        self.self_training = {
+            "unlabelled_rows": len(pool),
+            "share": float(best),
+            "pseudo_labels": 0,
+            "candidates": {
+                str(s): {
+                    "cv_log_loss": c["cv_log_loss"],
+                    "cv_accuracy": c["cv_accuracy"],
+                    **({"mean_pseudo_labels_per_fold": used[s] / len(fold_linear)} if s else {}),
+                }
+                for s, c in candidates.items()
+            },
+        }
+        self._pool_features = (features, x_labelled, x_pool, pool_emb)
+        if best:
+            chosen = candidates[best]
+            self.member_temperatures = np.array(
+                [self.member_temperatures[0], chosen["linear_temperature"]]
+            )
+            self.weights = np.array(chosen["weights"])
+        return {
+            "self_training_share": float(best),
+            "cv_accuracy_self_trained": float(candidates[best]["cv_accuracy"]),
+            "cv_log_loss_self_trained": float(candidates[best]["cv_log_loss"]),
+        }
+
+    def _apply_self_training(self, texts, y) -> None:
+        """Pseudo-label the pool with the labels-only members fitted on every label, and
+        refit the linear member on the labels plus the chosen share of them."""
+        from scipy.sparse import vstack
+
+        from .selftrain import pseudo_labels, select_confident
+
+        features, x_labelled, x_pool, pool_emb = self._pool_features
+        temperatures, weights = self._labels_only_mix  # type: ignore[misc]
+        assert self._prototypes is not None and self._unlabelled is not None
+        linear = np.asarray(self._tfidf.transform(self._unlabelled) @ self._coef.T)
+        linear += self._intercept
+        pred, confidence = pseudo_labels(
+            [pool_emb @ self._prototypes.T, linear], temperatures, weights
+        )
+        chosen = select_confident(pred, confidence, self.self_training_share)
+        self._coef, self._intercept = self._fit_svc(
+            vstack([x_labelled, x_pool[chosen]]).tocsr(), np.concatenate([y, pred[chosen]])
+        )
+        self._tfidf = features
+        assert self.self_training is not None
+        self.self_training["pseudo_labels"] = int(len(chosen))
 
     def _fit_members(self, texts, y, emb, names) -> None:
         self._prototypes = self._class_prototypes(emb, y, names, self.prior).astype(np.float32)
@@ -220,6 +366,12 @@ class FewShotModel(Model):
     def _refit(self, texts, y, progress):
         # keep the prior, temperatures and weights cross-validation chose; refit the members
         self._fit_members(texts, y, self.embed(texts), self.name_prototypes())
+        if self.self_training_share and self._unlabelled:
+            features = self._tfidf_features(min_df=2)
+            x = features.fit_transform(list(texts) + self._unlabelled)
+            pool_emb = self._pool_features[3]
+            self._pool_features = (features, x[: len(texts)], x[len(texts) :], pool_emb)
+            self._apply_self_training(texts, y)
 
     def _logits(self, texts):
         scores = self._member_scores(texts, self.embed(texts))
@@ -236,6 +388,7 @@ class FewShotModel(Model):
             "prior": self.prior,
             "member_temperatures": [float(t) for t in self.member_temperatures],
             "weights": [float(w) for w in self.weights],
+            "self_training": self.self_training,
         }
 
     def _save(self, directory: Path) -> None:
@@ -273,3 +426,5 @@ class FewShotModel(Model):
         self.prior = float(manifest["prior"])
         self.member_temperatures = np.array(manifest["member_temperatures"])
         self.weights = np.array(manifest["weights"])
+        self.self_training = manifest.get("self_training")
+        self.self_training_share = float((self.self_training or {}).get("share", 0.0))
