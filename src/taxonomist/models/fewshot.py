@@ -48,6 +48,8 @@ class FewShotConfig:
     seed: fold assignment (and the sample of a pool larger than `max_unlabelled`).
     self_training_shares: with unlabelled products, the candidate shares of each predicted
         class's most confident pseudo-labels to train on; cross-validation picks one or none.
+    prior_shifts: with unlabelled products, candidate strengths of the shift from the
+        labelled sample's class mix to the pool's (0: none); cross-validation picks one.
     max_unlabelled: at most this many unlabelled products are used (a random sample).
     """
 
@@ -61,6 +63,7 @@ class FewShotConfig:
     weight_step: float = 0.1
     seed: int = 13
     self_training_shares: tuple[float, ...] = (0.3, 0.6)
+    prior_shifts: tuple[float, ...] = (0.0, 0.5, 1.0)
     max_unlabelled: int = 50_000
 
     def __post_init__(self) -> None:
@@ -74,6 +77,8 @@ class FewShotConfig:
                 f"fewshot.self_training_shares must be in (0, 1], got {self.self_training_shares}"
             )
         check_positive("fewshot", max_unlabelled=self.max_unlabelled)
+        if not self.prior_shifts or any(not 0 <= s <= 1 for s in self.prior_shifts):
+            raise ConfigError(f"fewshot.prior_shifts must be in [0, 1], got {self.prior_shifts}")
         check_ngram_ranges("fewshot", word_ngrams=self.word_ngrams, char_ngrams=self.char_ngrams)
         if self.cjk_char_ngrams is not None:
             check_ngram_ranges("fewshot", cjk_char_ngrams=self.cjk_char_ngrams)
@@ -116,6 +121,8 @@ class FewShotModel(Model):
         # measured, the labels-only members' mix that pseudo-labels, and the pool (in memory
         # only, for a refit)
         self.self_training_share = 0.0
+        self.prior_shift = 0.0
+        self._bias: np.ndarray | None = None  # added to the pooled scores (log prior ratio)
         self.self_training: dict[str, Any] | None = None
         self._labels_only_mix: tuple[np.ndarray, np.ndarray] | None = None
         self._unlabelled: list[str] | None = None
@@ -267,10 +274,16 @@ class FewShotModel(Model):
         self, texts, y, emb, names, fold, fold_linear, prototype_logp, oof_linear, unlabelled,
         progress,
     ):  # fmt: skip
-        """Choose the share of pseudo-labels (or none) out of fold; sets
-        `self_training_share`, `self_training` and, when a share wins, the members' mix.
-        Returns the history figures."""
-        from .selftrain import pseudo_labels, score_candidate, select_confident
+        """Choose the share of pseudo-labels (or none) and the prior shift (or none) out of
+        fold; sets `self_training_share`, `prior_shift`, the class bias, `self_training` and
+        the members' mix. Returns the history figures."""
+        from .selftrain import (
+            catalogue_prior,
+            pooled_logp,
+            pseudo_labels,
+            score_candidate,
+            select_confident,
+        )
 
         cfg = self.config
         pool = list(dict.fromkeys(t for t in unlabelled if t))  # repeats carry nothing new
@@ -305,35 +318,54 @@ class FewShotModel(Model):
                 oof[s][test] = np.asarray(x_labelled[test] @ c.T) + b
             if progress:
                 progress("self-training cross-validation", step + 1, len(fold_linear))
-        candidates = {0.0: score_candidate(prototype_logp, oof_linear, y, cfg.weight_step)}
-        for s in shares:
-            candidates[s] = score_candidate(prototype_logp, oof[s], y, cfg.weight_step)
-        best = min(candidates, key=lambda s: (candidates[s]["cv_log_loss"], s))
-        self.self_training_share = float(best)
+        # the catalogue's class mix, as the labels-only model (fitted on every label) sees
+        # the pool; out-of-fold rows are weighted to it (see `selftrain`)
+        train_prior = np.bincount(y, minlength=len(self.labels)) / len(y)
+        pool_logp = pooled_logp(self._member_scores(pool, pool_emb), temperatures, weights)
+        prior = catalogue_prior(pool_logp, train_prior)
+        row_weights = prior[y] / train_prior[y]
+        shift = np.log(prior) - np.log(train_prior)
+        candidates = {}
+        for s in (0.0, *shares):
+            linear_oof = oof_linear if s == 0 else oof[s]
+            for strength in sorted(set(cfg.prior_shifts)):
+                candidates[(s, strength)] = score_candidate(
+                    prototype_logp, linear_oof, y, cfg.weight_step, row_weights, strength * shift
+                )
+        # ties go to fewer pseudo-labels and less shift
+        best = min(candidates, key=lambda k: (candidates[k]["cv_log_loss"], k))
+        self.self_training_share, self.prior_shift = float(best[0]), float(best[1])
+        self._bias = (self.prior_shift * shift).astype(np.float32)
         self.self_training = {
             "unlabelled_rows": len(pool),
-            "share": float(best),
+            "share": self.self_training_share,
+            "prior_shift": self.prior_shift,
             "pseudo_labels": 0,
-            "candidates": {
-                str(s): {
+            "cv_criterion": "out-of-fold log-loss, rows weighted to the pool's class mix",
+            "candidates": [
+                {
+                    "share": s,
+                    "prior_shift": strength,
                     "cv_log_loss": c["cv_log_loss"],
                     "cv_accuracy": c["cv_accuracy"],
+                    "cv_accuracy_unweighted": c["cv_accuracy_unweighted"],
                     **({"mean_pseudo_labels_per_fold": used[s] / len(fold_linear)} if s else {}),
                 }
-                for s, c in candidates.items()
-            },
+                for (s, strength), c in candidates.items()
+            ],
         }
         self._pool_features = (features, x_labelled, x_pool, pool_emb)
-        if best:
-            chosen = candidates[best]
-            self.member_temperatures = np.array(
-                [self.member_temperatures[0], chosen["linear_temperature"]]
-            )
-            self.weights = np.array(chosen["weights"])
+        chosen = candidates[best]
+        self.member_temperatures = np.array(
+            [self.member_temperatures[0], chosen["linear_temperature"]]
+        )
+        self.weights = np.array(chosen["weights"])
         return {
-            "self_training_share": float(best),
-            "cv_accuracy_self_trained": float(candidates[best]["cv_accuracy"]),
-            "cv_log_loss_self_trained": float(candidates[best]["cv_log_loss"]),
+            "self_training_share": self.self_training_share,
+            "prior_shift": self.prior_shift,
+            "cv_accuracy_self_trained": float(chosen["cv_accuracy"]),
+            "cv_accuracy_self_trained_unweighted": float(chosen["cv_accuracy_unweighted"]),
+            "cv_log_loss_self_trained": float(chosen["cv_log_loss"]),
         }
 
     def _apply_self_training(self, texts, y) -> None:
@@ -366,7 +398,7 @@ class FewShotModel(Model):
     def _refit(self, texts, y, progress):
         # keep the prior, temperatures and weights cross-validation chose; refit the members
         self._fit_members(texts, y, self.embed(texts), self.name_prototypes())
-        if self.self_training_share and self._unlabelled:
+        if self.self_training_share and self._unlabelled and self._pool_features:
             features = self._tfidf_features(min_df=2)
             x = features.fit_transform(list(texts) + self._unlabelled)
             pool_emb = self._pool_features[3]
@@ -375,9 +407,10 @@ class FewShotModel(Model):
 
     def _logits(self, texts):
         scores = self._member_scores(texts, self.embed(texts))
-        return sum(
+        pooled = sum(
             w * log_softmax(s, t) for w, s, t in zip(self.weights, scores, self.member_temperatures)
         )
+        return pooled if self._bias is None else pooled + self._bias
 
     # -- persistence ----------------------------------------------------------------------
     def _manifest_extra(self) -> dict[str, Any]:
@@ -407,6 +440,10 @@ class FewShotModel(Model):
                 "prototypes": np.ascontiguousarray(self._prototypes, dtype=np.float32),
                 "coef": np.ascontiguousarray(self._coef, dtype=np.float32),
                 "intercept": np.ascontiguousarray(self._intercept, dtype=np.float32),
+                "bias": np.ascontiguousarray(
+                    self._bias if self._bias is not None else np.zeros(len(self.labels)),
+                    dtype=np.float32,
+                ),
             },
             str(directory / "fewshot.safetensors"),
         )
@@ -423,8 +460,10 @@ class FewShotModel(Model):
         )
         self._prototypes = tensors["prototypes"]
         self._coef, self._intercept = tensors["coef"], tensors["intercept"]
+        self._bias = tensors.get("bias")  # models saved before self-training have none
         self.prior = float(manifest["prior"])
         self.member_temperatures = np.array(manifest["member_temperatures"])
         self.weights = np.array(manifest["weights"])
         self.self_training = manifest.get("self_training")
         self.self_training_share = float((self.self_training or {}).get("share", 0.0))
+        self.prior_shift = float((self.self_training or {}).get("prior_shift", 0.0))

@@ -12,6 +12,15 @@ Selection is per predicted class (the most confident `share` of each), not one g
 threshold: in a long-tailed catalogue the big classes pass a threshold first and crowd the
 small ones out.
 
+The labels are a per-category sample (k of each), the catalogue is not: judged on the
+labelled rows as they are, cross-validation measures accuracy on a balanced catalogue and
+refused pseudo-labels that help on the real one (fashion at 10 a category: out-of-fold
+accuracy 0.924 -> 0.918 while the pool's own accuracy rose 0.904 -> 0.915). So the pool
+also gives the catalogue's class mix (`catalogue_prior`, estimated from the labels-only
+model's predictions on it), the out-of-fold rows are weighted to that mix, and one more
+candidate shifts the scores by the log ratio of the two mixes (the Bayes correction for a
+prior that differs from the training sample's).
+
 Measured on fashion at 10 labels a category (labelled sample of the training split, the rest
 of it as the pool, scored on the pool's hidden labels): one round with 60% per class took
 the pool's accuracy from 0.904 to 0.915; a second and third round lost it again (0.915,
@@ -25,7 +34,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..calibration import fit_temperature, log_softmax
-from .ensemble import fit_weights
 
 
 def select_confident(pred: np.ndarray, confidence: np.ndarray, share: float) -> np.ndarray:
@@ -39,26 +47,63 @@ def select_confident(pred: np.ndarray, confidence: np.ndarray, share: float) -> 
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
 
-def pseudo_labels(member_scores, temperatures, weights) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted class, its probability) per row of the pooled members."""
-    pooled = log_softmax(
+def pooled_logp(member_scores, temperatures, weights) -> np.ndarray:
+    """Log-probabilities of the members pooled as `fewshot` pools them."""
+    return log_softmax(
         sum(w * log_softmax(s, t) for w, s, t in zip(weights, member_scores, temperatures))
     )
+
+
+def pseudo_labels(member_scores, temperatures, weights) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class, its probability) per row of the pooled members."""
+    pooled = pooled_logp(member_scores, temperatures, weights)
     return pooled.argmax(1), np.exp(pooled.max(1))
 
 
+def catalogue_prior(logp: np.ndarray, train_prior: np.ndarray, iterations: int = 10) -> np.ndarray:
+    """The class mix of the products behind `logp` (a model's log-probabilities, learnt
+    under `train_prior`), re-estimated by expectation-maximisation (Saerens et al. 2002): the
+    few labels are a per-category sample, the catalogue is long-tailed, and the pool says
+    by how much."""
+    prior = np.exp(logp).mean(0)
+    ratio_base = logp - np.log(train_prior)
+    for _ in range(iterations):
+        adjusted = log_softmax(ratio_base + np.log(prior + 1e-12))
+        prior = np.exp(adjusted).mean(0)
+    # no class at zero: one that the pool never picks may still exist
+    prior = prior + 1e-3 / len(prior)
+    return prior / prior.sum()
+
+
 def score_candidate(
-    prototype_logp: np.ndarray, linear_oof: np.ndarray, y: np.ndarray, step: float
+    prototype_logp: np.ndarray,
+    linear_oof: np.ndarray,
+    y: np.ndarray,
+    step: float,
+    row_weights: np.ndarray,
+    bias: np.ndarray,
 ) -> dict[str, float | list[float]]:
-    """Out-of-fold log-loss and accuracy of the prototypes pooled with a linear member, the
-    linear member's temperature and the pooling weights chosen on those same scores."""
+    """Out-of-fold figures of the prototypes pooled with a linear member plus a class `bias`
+    (log prior shift): the linear member's temperature, and the pooling weights that give
+    the lowest log-loss with each row weighted by `row_weights` (the catalogue's class mix
+    over the labelled sample's)."""
     t_linear = fit_temperature(linear_oof, y)
     members = [prototype_logp, log_softmax(linear_oof, t_linear)]
-    weights = fit_weights(members, y, step)
-    pooled = log_softmax(sum(w * m for w, m in zip(weights, members)))
+    rows = np.arange(len(y))
+    norm = row_weights / row_weights.sum()
+    best: tuple[float, float, np.ndarray] | None = None
+    for w in np.linspace(0, 1, int(round(1 / step)) + 1):
+        pooled = log_softmax(w * members[0] + (1 - w) * members[1] + bias)
+        loss = float(-(norm * pooled[rows, y]).sum())
+        if best is None or loss < best[0]:
+            best = (loss, float(w), pooled)
+    assert best is not None
+    loss, w, pooled = best
+    right = pooled.argmax(1) == y
     return {
-        "cv_log_loss": float(-pooled[np.arange(len(y)), y].mean()),
-        "cv_accuracy": float((pooled.argmax(1) == y).mean()),
+        "cv_log_loss": loss,
+        "cv_accuracy": float((norm * right).sum()),
+        "cv_accuracy_unweighted": float(right.mean()),
         "linear_temperature": float(t_linear),
-        "weights": [float(w) for w in weights],
+        "weights": [w, 1 - w],
     }
