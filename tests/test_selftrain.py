@@ -1,0 +1,173 @@
+"""`fewshot` self-training on unlabelled products: chosen when it helps, refused when the
+pseudo-labels are garbage, saved and loaded, and reachable from the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from taxonomist.cli import app
+from taxonomist.errors import ConfigError, DataError
+from taxonomist.models import load_model, model_class
+from taxonomist.models.selftrain import catalogue_prior, select_confident
+from taxonomist.service import read_unlabelled
+from taxonomist.taxonomy_loaders import from_labels
+from taxonomist.training import train_model
+
+CLASSES = ["Shoes", "Shirts", "Watches", "Lamps"]
+
+
+def bridged_corpus(seed: int = 3):
+    """Made-up words, eight a category. Labelled: one word a title, the first four of each
+    category; test: the other four, which only the unlabelled titles (pairs of a category's
+    words) tie to a labelled word. Garbage: pairs of words of two different categories."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("bcdfghjklmnpqrstvwxz"))
+    words = {c: ["".join(rng.choice(letters, 7)) for _ in range(8)] for c in CLASSES}
+    labelled = [(w, c) for c in CLASSES for w in words[c][:4]]
+    pool = [f"{a} {b}" for c in CLASSES for a in words[c] for b in words[c] if a < b]
+    test = [(w, c) for c in CLASSES for w in words[c][4:]]
+    every = [w for c in CLASSES for w in words[c]]
+    garbage = [
+        f"{a} {b}" for i, a in enumerate(every) for j, b in enumerate(every) if i // 8 < j // 8
+    ]
+    return labelled, pool, test, garbage
+
+
+def fit(labelled, unlabelled=None):
+    cls = model_class("fewshot")
+    model = cls(from_labels(CLASSES), cls.config_class.from_dict({"encoder": "fake"}))
+    model.fit([t for t, _ in labelled], [c for _, c in labelled], unlabelled=unlabelled)
+    return model
+
+
+def accuracy(model, rows) -> float:
+    pred = model.predict([t for t, _ in rows])
+    return float(np.mean([p.best.path[0] == c for p, (_, c) in zip(pred, rows)]))
+
+
+def test_self_training_is_chosen_where_the_pool_ties_words_to_labels(tmp_path):
+    labelled, pool, test, _ = bridged_corpus()
+    alone = fit(labelled)
+    model = fit(labelled, pool)
+    chosen = model.self_training
+    assert chosen is not None and chosen["share"] > 0 and chosen["pseudo_labels"] > 0
+    assert chosen["unlabelled_rows"] == len(set(pool))
+    figures = {(c["share"], c["prior_shift"]): c["cv_log_loss"] for c in chosen["candidates"]}
+    assert (0.0, 0.0) in figures  # "no pseudo-labels" was a candidate and lost
+    assert min(figures.values()) < figures[(0.0, 0.0)]
+    assert accuracy(model, test) > accuracy(alone, test)
+    # round trip: same probabilities, what was chosen in the manifest
+    path = model.save(tmp_path / "m")
+    loaded = load_model(path)
+    probe = [t for t, _ in test]
+    np.testing.assert_allclose(loaded.predict_proba(probe), model.predict_proba(probe), atol=1e-5)
+    manifest = json.loads((path / "manifest.json").read_text("utf-8"))
+    assert manifest["self_training"]["share"] == chosen["share"]
+    assert loaded.self_training_share == chosen["share"]
+    assert not list(path.glob("*.pkl")) and not list(path.glob("*.pickle"))
+
+
+def test_garbage_pseudo_labels_are_refused():
+    labelled, _, _, garbage = bridged_corpus()
+    model = fit(labelled, garbage)
+    assert model.self_training is not None
+    assert model.self_training["share"] == 0 and model.self_training["pseudo_labels"] == 0
+
+
+def test_helpers():
+    pred = np.array([0, 0, 0, 0, 1, 1])
+    confidence = np.array([0.9, 0.2, 0.8, 0.1, 0.5, 0.6])
+    # half of each predicted class, the most confident; a small class keeps one
+    assert select_confident(pred, confidence, 0.5).tolist() == [0, 2, 5]
+    # a model that puts three quarters of the pool in class 0 moves the prior there
+    logp = np.log(np.array([[0.9, 0.1]] * 3 + [[0.2, 0.8]]))
+    prior = catalogue_prior(logp, np.array([0.5, 0.5]))
+    assert prior[0] > 0.7 and abs(prior.sum() - 1) < 1e-9
+
+
+def test_kinds_that_cannot_use_unlabelled_products_refuse_them(tmp_path):
+    labelled, pool, _, _ = bridged_corpus()
+    with pytest.raises(ConfigError, match="cannot learn from unlabelled"):
+        train_model(
+            [t for t, _ in labelled] * 3,
+            [c for _, c in labelled] * 3,
+            from_labels(CLASSES),
+            tmp_path / "m",
+            kind="linear",
+            unlabelled=pool,
+        )
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], fields: list[str]) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_cli_trains_fewshot_with_an_unlabelled_file(tiny_rows, tmp_path):
+    by_label: dict[str, list[dict[str, str]]] = {}
+    for row in tiny_rows:
+        by_label.setdefault(row["category"], []).append(row)
+    fields = ["id", "title", "category"]
+    labelled = write_csv(
+        tmp_path / "labelled.csv", [r for rows in by_label.values() for r in rows[:3]], fields
+    )
+    # the rest of the catalogue, its category column left in (it is ignored)
+    pool = write_csv(
+        tmp_path / "pool.csv", [r for rows in by_label.values() for r in rows[3:]], fields
+    )
+    out = tmp_path / "model"
+    runner = CliRunner()
+    args = ["train", str(labelled), "--kind", "fewshot", "--encoder", "fake"]
+    result = runner.invoke(app, [*args, "--unlabelled", str(pool), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    assert manifest["unlabelled_rows"] == len(tiny_rows) - len(by_label) * 3
+    assert manifest["self_training"]["unlabelled_rows"] > 0
+    assert {"share", "prior_shift", "candidates"} <= set(manifest["self_training"])
+    # a preset's kind cannot use them: a clear error before anything is read
+    result = runner.invoke(
+        app, ["train", str(labelled), "--unlabelled", str(pool), "-o", str(tmp_path / "m2")]
+    )
+    assert result.exit_code == 1 and "cannot learn from unlabelled" in result.output
+    # a bad row is named by file, line and field; --strict makes it an error
+    bad = write_csv(
+        tmp_path / "bad.csv",
+        [{"id": "1", "title": "red shirt"}, {"id": "2", "title": "  "}],
+        ["id", "title"],
+    )
+    result = runner.invoke(
+        app, [*args, "--unlabelled", str(bad), "--strict", "-o", str(tmp_path / "m3")]
+    )
+    assert result.exit_code == 1
+    assert "bad.csv" in result.output and "line 3" in result.output
+    assert "title" in result.output
+
+
+def test_unlabelled_file_errors_name_the_file_and_field(tmp_path):
+    from taxonomist.data import ColumnSpec
+
+    no_text = write_csv(tmp_path / "no_text.csv", [{"id": "1", "name": "x"}], ["id", "name"])
+    with pytest.raises(DataError, match="text columns") as error:
+        read_unlabelled(no_text, ColumnSpec())
+    assert "no_text.csv" in str(error.value)
+    empty = write_csv(tmp_path / "empty.csv", [{"id": "1", "title": ""}], ["id", "title"])
+    with pytest.raises(DataError, match="no usable unlabelled rows"):
+        read_unlabelled(empty, ColumnSpec())
+    texts, report = read_unlabelled(
+        write_csv(
+            tmp_path / "ok.csv",
+            [{"id": "1", "title": "red shirt", "category": "not a category"}],
+            ["id", "title", "category"],
+        ),
+        ColumnSpec(),
+    )
+    assert texts == ["red shirt"] and not report.bad_rows
