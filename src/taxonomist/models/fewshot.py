@@ -318,11 +318,14 @@ class FewShotModel(Model):
                 oof[s][test] = np.asarray(x_labelled[test] @ c.T) + b
             if progress:
                 progress("self-training cross-validation", step + 1, len(fold_linear))
-        # the catalogue's class mix, as the labels-only model (fitted on every label) sees
-        # the pool; out-of-fold rows are weighted to it (see `selftrain`)
+        # the catalogue's class mix, from how the labels-only model (fitted on every label)
+        # sees the pool; out-of-fold rows are weighted to it (see `selftrain`)
         train_prior = np.bincount(y, minlength=len(self.labels)) / len(y)
         pool_logp = pooled_logp(self._member_scores(pool, pool_emb), temperatures, weights)
-        prior = catalogue_prior(pool_logp, train_prior)
+        # the catalogue is the labelled rows and the pool together: a category whose every
+        # product was labelled is absent from the pool, not from the catalogue
+        pool_prior = catalogue_prior(pool_logp, train_prior)
+        prior = (len(y) * train_prior + len(pool) * pool_prior) / (len(y) + len(pool))
         row_weights = prior[y] / train_prior[y]
         shift = np.log(prior) - np.log(train_prior)
         candidates = {}
