@@ -283,6 +283,7 @@ class FewShotModel(Model):
             pseudo_labels,
             score_candidate,
             select_confident,
+            total_variation,
         )
 
         cfg = self.config
@@ -326,12 +327,24 @@ class FewShotModel(Model):
         # product was labelled is absent from the pool, not from the catalogue
         pool_prior = catalogue_prior(pool_logp, train_prior)
         prior = (len(y) * train_prior + len(pool) * pool_prior) / (len(y) + len(pool))
+        # trust the estimate only if the same estimator, run on the labelled rows' own
+        # out-of-fold predictions (whose mix is known), lands well within the shift it
+        # claims: a weak model's EM runs away to a few categories (zh-retail at 5-20 a
+        # category put 80-94% on one department and predicted nothing else)
+        oof_logp = log_softmax(
+            weights[0] * prototype_logp + weights[1] * log_softmax(oof_linear, temperatures[1])
+        )
+        error = total_variation(catalogue_prior(oof_logp, train_prior), train_prior)
+        claimed = total_variation(prior, train_prior)
+        trusted = 2 * error < claimed
+        if not trusted:
+            prior = train_prior
         row_weights = prior[y] / train_prior[y]
         shift = np.log(prior) - np.log(train_prior)
         candidates = {}
         for s in (0.0, *shares):
             linear_oof = oof_linear if s == 0 else oof[s]
-            for strength in sorted(set(cfg.prior_shifts)):
+            for strength in sorted(set(cfg.prior_shifts)) if trusted else [0.0]:
                 candidates[(s, strength)] = score_candidate(
                     prototype_logp, linear_oof, y, cfg.weight_step, row_weights, strength * shift
                 )
@@ -344,7 +357,13 @@ class FewShotModel(Model):
             "share": self.self_training_share,
             "prior_shift": self.prior_shift,
             "pseudo_labels": 0,
-            "cv_criterion": "out-of-fold log-loss, rows weighted to the pool's class mix",
+            "class_mix": {
+                "trusted": bool(trusted),
+                "shift_claimed": float(claimed),
+                "estimator_error_on_labelled": float(error),
+            },
+            "cv_criterion": "out-of-fold log-loss"
+            + (", rows weighted to the catalogue's class mix" if trusted else ""),
             "candidates": [
                 {
                     "share": s,
