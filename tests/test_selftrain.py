@@ -132,7 +132,7 @@ def test_cli_trains_fewshot_with_an_unlabelled_file(tiny_rows, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text("utf-8"))
     assert manifest["unlabelled_rows"] == len(tiny_rows) - len(by_label) * 3
     assert manifest["self_training"]["unlabelled_rows"] > 0
-    assert {"share", "prior_shift", "candidates"} <= set(manifest["self_training"])
+    assert {"share", "prior_shift", "candidates", "class_mix"} <= set(manifest["self_training"])
     # a preset's kind cannot use them: a clear error before anything is read
     result = runner.invoke(
         app, ["train", str(labelled), "--unlabelled", str(pool), "-o", str(tmp_path / "m2")]
