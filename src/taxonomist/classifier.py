@@ -538,7 +538,7 @@ def _image_scorer(
 
     if alignment is not None:
         return ImageTextAlignment.load(alignment, cache=cache, device=device)
-    spec = "minilm" if encoder in ("auto", "e5") else encoder
+    spec = "minilm" if encoder in ("auto", "e5", "use") else encoder
     text = build_encoder(spec, device=encoder_device(spec, device))
     image = build_image_encoder(
         "fake" if encoder == "fake" else "efficientnet-lite0",

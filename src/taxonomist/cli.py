@@ -332,8 +332,8 @@ def classify(
     encoder: Annotated[
         str,
         typer.Option(
-            help="Zero-shot encoder: auto (MiniLM for English, multilingual E5 for Chinese), "
-            "minilm, e5, fake, or a sentence-transformers directory."
+            help="Zero-shot encoder: auto (MiniLM for English, multilingual USE for Chinese), "
+            "minilm, e5, use, fake, or a sentence-transformers directory."
         ),
     ] = "auto",
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50)] = 1,

@@ -30,7 +30,7 @@ MOSTLY_CHINESE = 0.9
 # the multilingual encoder for the Chinese head: USE-multilingual, chosen out of fold on
 # 2,404 zh-retail development rows (head errors: USE 869, E5-small 1,150; McNemar p < 1e-28)
 # and 12x faster to embed (160 vs 13 titles/s): `benchmarks/chinese_encoders.py`. Zero-shot
-# keeps E5, whose Chinese category names ship pre-embedded.
+# uses it too (`encoders.AUTO_CHINESE`).
 CHINESE_ENCODER = "use"
 # `fewshot` starts from category-name prototypes, as zero-shot does: it keeps E5, with which
 # its learning curve was measured

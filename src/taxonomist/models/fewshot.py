@@ -144,9 +144,10 @@ class FewShotModel(Model):
         """Zero-shot prototypes of `self.labels` (names and paths, as zero-shot builds them)."""
         from ..zeroshot import ZeroShotClassifier, ZeroShotConfig
 
-        zeroshot = ZeroShotClassifier(
-            self.taxonomy, EncoderSet({}, self.encoder), ZeroShotConfig(leaves_only=False)
-        )
+        # the other language's names alone: the learning curve was measured so, and with E5
+        # (Chinese) they ship pre-embedded while English paths would take E5 ~25 minutes
+        config = ZeroShotConfig(leaves_only=False, cross_language_templates=())
+        zeroshot = ZeroShotClassifier(self.taxonomy, EncoderSet({}, self.encoder), config)
         language = "zh" if "zh" in self.taxonomy.languages and self.encoder.handles("zh") else "en"
         nodes = zeroshot.prototypes(self.encoder, language)
         position = {cid: i for i, cid in enumerate(zeroshot.tree.ids)}
