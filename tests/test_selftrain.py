@@ -16,6 +16,7 @@ from taxonomist.errors import ConfigError, DataError
 from taxonomist.models import load_model, model_class
 from taxonomist.models.selftrain import catalogue_prior, select_confident
 from taxonomist.service import read_unlabelled
+from taxonomist.store import file_digest
 from taxonomist.taxonomy_loaders import from_labels
 from taxonomist.training import train_model
 
@@ -133,6 +134,16 @@ def test_cli_trains_fewshot_with_an_unlabelled_file(tiny_rows, tmp_path):
     assert manifest["unlabelled_rows"] == len(tiny_rows) - len(by_label) * 3
     assert manifest["self_training"]["unlabelled_rows"] > 0
     assert {"share", "prior_shift", "candidates", "class_mix"} <= set(manifest["self_training"])
+    # in a model store the pool is part of the version's recorded data
+    store = tmp_path / "store"
+    result = runner.invoke(
+        app, [*args, "--unlabelled", str(pool), "--store", str(store), "--name", "shop"]
+    )
+    assert result.exit_code == 0, result.output
+    stored = json.loads(next(store.glob("shop/versions/*/manifest.json")).read_text("utf-8"))
+    record = stored["store"]
+    assert record["training_data"]["unlabelled"] == str(pool.resolve())
+    assert record["data_digest"] == file_digest([labelled, pool])
     # a preset's kind cannot use them: a clear error before anything is read
     result = runner.invoke(
         app, ["train", str(labelled), "--unlabelled", str(pool), "-o", str(tmp_path / "m2")]

@@ -620,7 +620,14 @@ def train_file(
         path = trained.path
         if model_store is not None and name is not None:
             path = _store_version(
-                model_store, name, trained.path, input_path, valid_path, columns, promote
+                model_store,
+                name,
+                trained.path,
+                input_path,
+                valid_path,
+                columns,
+                promote,
+                unlabelled_path,
             )
     metrics = trained.model.report.valid_metrics if trained.model.report else {}
     return TrainOutcome(
@@ -651,19 +658,23 @@ def _store_version(
     valid_path: str | Path | None,
     columns: ColumnSpec,
     promote: bool | None,
+    unlabelled_path: str | Path | None = None,
 ) -> Path:
     from .store import file_digest
 
     files = [Path(input_path)] + ([Path(valid_path)] if valid_path else [])
+    # the unlabelled products shaped a self-trained model too: they are part of its data
+    digested = files + ([Path(unlabelled_path)] if unlabelled_path else [])
     version = store.add(
         name,
         model_dir,
         parent=store.current_version(name) if (store.root / name).is_dir() else None,
-        data_digest=file_digest(files),
+        data_digest=file_digest(digested),
         extra={
             "training_data": {
                 "train": str(files[0].resolve()),
                 "valid": str(files[1].resolve()) if valid_path else None,
+                "unlabelled": str(Path(unlabelled_path).resolve()) if unlabelled_path else None,
                 "columns": asdict(columns),
             }
         },
