@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import sys
 import time
@@ -68,9 +69,15 @@ BEFORE = {
 }
 
 
+@functools.cache
+def _mapping() -> dict:
+    """The hand mapping, read once (every variant's figures look it up)."""
+    return json.loads(MAPPING.read_text(encoding="utf-8"))
+
+
 def _sample(dataset: str, part: str, n: int) -> tuple[list[str], list[set[str]], list[str]]:
     """(texts, acceptable verticals per text, gold label per text)."""
-    mapping = json.loads(MAPPING.read_text(encoding="utf-8"))
+    mapping = _mapping()
     if dataset == "demo":
         frame = pd.read_csv(demo_input(), dtype=str, keep_default_na=False)
         # its 276 English rows: Chinese is measured on zh-retail, with the Chinese encoder
@@ -107,7 +114,7 @@ def _sample(dataset: str, part: str, n: int) -> tuple[list[str], list[set[str]],
 
 def _first_mapping(dataset: str, gold: list[str]) -> list[set[str]] | None:
     """Acceptable verticals under a data set's first mapping, where it was revised since."""
-    table = json.loads(MAPPING.read_text(encoding="utf-8")).get(f"{dataset}-first")
+    table = _mapping().get(f"{dataset}-first")
     return None if table is None else [set(table[g]) for g in gold]
 
 

@@ -425,15 +425,23 @@ def _read_labelled(
             if ids is not None:
                 ids.append(product.id)
     if not texts:
-        if report.rows == 0:
-            raise DataError("no data rows (header only): nothing to train on", file=path)
-        hint = f"; {report.encoding_hint}" if report.encoding_hint else ""
-        raise DataError(
-            f"no usable labelled rows ({len(report.bad_rows)} bad rows){hint}"
-            + separator_hint(path, columns),
-            file=path,
-        )
+        raise _no_rows(path, columns, report, "nothing to train on", "labelled")
     return texts, labels, report
+
+
+def _no_rows(
+    path: Path, columns: ColumnSpec, report: ReadReport, empty: str, kind: str
+) -> DataError:
+    """The error for a file that gave no usable rows: header only, or every row bad (with
+    the encoding and separator hints that usually explain it)."""
+    if report.rows == 0:
+        return DataError(f"no data rows (header only): {empty}", file=path)
+    hint = f"; {report.encoding_hint}" if report.encoding_hint else ""
+    return DataError(
+        f"no usable {kind} rows ({len(report.bad_rows)} bad rows){hint}"
+        + separator_hint(path, columns),
+        file=path,
+    )
 
 
 def read_unlabelled(
@@ -458,14 +466,7 @@ def read_unlabelled(
     ):
         texts.extend(p.text for p in batch)
     if not texts:
-        if report.rows == 0:
-            raise DataError("no data rows (header only): no unlabelled products", file=path)
-        hint = f"; {report.encoding_hint}" if report.encoding_hint else ""
-        raise DataError(
-            f"no usable unlabelled rows ({len(report.bad_rows)} bad rows){hint}"
-            + separator_hint(path, columns),
-            file=path,
-        )
+        raise _no_rows(path, columns, report, "no unlabelled products", "unlabelled")
     return texts, report
 
 
