@@ -122,7 +122,12 @@ def test_reviewer_clears_twenty_items_with_the_keyboard(server, tmp_path):
         page.keyboard.press("Control+A")
         page.keyboard.press("Backspace")
         page.keyboard.press("Enter")
-        page.wait_for_selector("#item:not([hidden])")
+        # the unfiltered item has arrived when nothing is loading any more
+        page.wait_for_function(
+            "document.body.dataset.busy !== '1'"
+            " && !document.getElementById('item').hidden",
+            timeout=20000,
+        )
         # 2. one correction through the type-ahead search: /, type, Enter
         page.keyboard.press("/")
         page.keyboard.type(target.name)

@@ -49,14 +49,20 @@ async function refreshCount() {
   } catch (e) { $("open-count").textContent = "?"; }
 }
 
+// Loads can overlap (a bulk accept's reload, then Enter in the filter box): only the newest
+// one may show its item, or a late answer for an old filter replaces the item being worked on
+// and clears the search the reviewer is typing into.
+let loadSeq = 0, loading = 0;
 async function loadNext() {
+  const seq = ++loadSeq;
   state.item = null;
+  loading += 1; markBusy();
   try {
     const data = await api("POST", "/review/next", filters());
-    show(data.item);
+    if (seq === loadSeq) show(data.item);
   } catch (e) {
-    say(e.status === 401 || e.status === 403 ? "The API key is missing or lacks the review scope (press k)." : e.message, "bad");
-  }
+    if (seq === loadSeq) say(e.status === 401 || e.status === 403 ? "The API key is missing or lacks the review scope (press k)." : e.message, "bad");
+  } finally { loading -= 1; markBusy(); }
   refreshCount();
 }
 
@@ -169,7 +175,8 @@ async function decide(action, categoryId) {
 }
 
 // while a decision and the next item load, keys wait (the page says so; tests read it)
-function setBusy(on) { state.busy = on; document.body.dataset.busy = on ? "1" : ""; }
+function setBusy(on) { state.busy = on; markBusy(); }
+function markBusy() { document.body.dataset.busy = state.busy || loading > 0 ? "1" : ""; }
 
 let searchTimer = null;
 async function search() {
@@ -210,12 +217,15 @@ async function bulkAsk() {
 
 async function bulkAccept() {
   $("confirm").hidden = true; state.confirming = false;
+  if (state.busy) { say("a decision is still being saved: press b again", "warn"); return; }
+  setBusy(true);
   try {
     const result = await api("POST", "/review/bulk-accept", { ...filters(), limit: 10000 }, { "Idempotency-Key": newKey() });
     state.decided += result.accepted; $("done-count").textContent = state.decided;
     say(`bulk-accepted ${result.accepted} items` + (result.skipped_reserved ? ` (${result.skipped_reserved} held by others left alone)` : ""), "ok");
     await loadNext();
   } catch (e) { say(e.message, "bad"); }
+  finally { setBusy(false); }
 }
 
 $("search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(search, 60); });
