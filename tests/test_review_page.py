@@ -124,8 +124,7 @@ def test_reviewer_clears_twenty_items_with_the_keyboard(server, tmp_path):
         page.keyboard.press("Enter")
         # the unfiltered item has arrived when nothing is loading any more
         page.wait_for_function(
-            "document.body.dataset.busy !== '1'"
-            " && !document.getElementById('item').hidden",
+            "document.body.dataset.busy !== '1' && !document.getElementById('item').hidden",
             timeout=20000,
         )
         # 2. one correction through the type-ahead search: /, type, Enter

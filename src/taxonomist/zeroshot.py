@@ -19,12 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from .encoders import Encoder, EncoderSet, Role, detect_language, normalize
 from .encoders.bundled import find_bundled
 from .encoders.progress import encode_with_progress
 from .errors import ConfigError
 from .hierarchy import TreeIndex
+from .name_match import NameIndex
 from .predictions import Predictions
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 
@@ -77,6 +79,9 @@ class ZeroShotConfig:
             says they are parts or accessories of something ("Dishwasher Parts", "Luggage
             Covers") when the product's text has no accessory word ("case", "cable", "配件"):
             a dishwasher is not a dishwasher part, but its title is close to both.
+        name_match: added (in standardised units) to every category whose name the product's
+            text holds verbatim, in the language its prototypes use (`name_match`): the
+            encoder blurs 红酒架 (wine rack) towards wine, the words do not. 0 turns it off.
         vertical_prior: strength of a catalogue prior over the top-level categories, learnt
             when adapting by EM on the unlabelled products (their top-level probability
             masses as likelihoods, mixing weights re-estimated): a grocery catalogue pulls its
@@ -105,6 +110,7 @@ class ZeroShotConfig:
     # 0.833) and its leaf gain was only seen on a scoring set; it also pushed a Chinese
     # iPhone title out of Electronics into "Apples" (tests/test_cli.py)
     accessory_penalty: float = 0.0
+    name_match: float = 0.0
     vertical_prior: float = 1.0
 
     def __post_init__(self) -> None:
@@ -128,11 +134,29 @@ class ZeroShotConfig:
                 raise ConfigError(f"{field_name} must be > 0, got {getattr(self, field_name)}")
         if self.adapt_iterations < 1:
             raise ConfigError(f"adapt_iterations must be >= 1, got {self.adapt_iterations}")
-        for field_name in ("hubness_k", "hubness_weight", "accessory_penalty", "vertical_prior"):
+        for field_name in (
+            "hubness_k",
+            "hubness_weight",
+            "accessory_penalty",
+            "name_match",
+            "vertical_prior",
+        ):
             if getattr(self, field_name) < 0:
                 raise ConfigError(f"{field_name} must be >= 0, got {getattr(self, field_name)}")
         if not 0 <= self.adapt_weight <= 1:
             raise ConfigError(f"adapt_weight must be in [0, 1], got {self.adapt_weight}")
+
+
+@dataclass(frozen=True)
+class TextCues:
+    """Per product, what its words say beside its embedding: `plain` (no accessory word)
+    and `named` (sparse products x nodes: the category names its text holds, or None)."""
+
+    plain: np.ndarray
+    named: sparse.csr_matrix | None = None
+
+    def __getitem__(self, rows: slice) -> TextCues:
+        return TextCues(self.plain[rows], None if self.named is None else self.named[rows])
 
 
 class ZeroShotClassifier:
@@ -160,6 +184,7 @@ class ZeroShotClassifier:
         self._adapted: dict[tuple[str, str], np.ndarray] = {}
         self._bias: dict[tuple[str, str], np.ndarray] = {}
         self._accessory = accessory_nodes(taxonomy, self.tree.ids)
+        self._name_index: dict[str, NameIndex] = {}
         self._log_prior: dict[tuple[str, str], np.ndarray] = {}
         self._ref_hub: dict[tuple[str, str], np.ndarray] = {}
         # each candidate's top-level category, as an index into the top-level nodes
@@ -238,6 +263,18 @@ class ZeroShotClassifier:
             groups.setdefault(detect_language(text), []).append(i)
         return groups
 
+    def _cues(self, texts: Sequence[str], names_in: str) -> TextCues:
+        """What the texts' words say: accessory words, and (with `name_match`) the names of
+        categories, in language `names_in`, that they hold."""
+        named = None
+        if self.config.name_match:
+            with self._lock:
+                if names_in not in self._name_index:
+                    names = [self.taxonomy.localized_path(c, names_in)[-1] for c in self.tree.ids]
+                    self._name_index[names_in] = NameIndex(names)
+            named = self._name_index[names_in].matrix(texts)
+        return TextCues(~has_accessory_word(texts), named)
+
     @staticmethod
     def _standardized(embeddings: np.ndarray, protos: np.ndarray) -> np.ndarray:
         sims = embeddings @ protos.T
@@ -289,7 +326,7 @@ class ZeroShotClassifier:
         embeddings: np.ndarray,
         protos: np.ndarray,
         bias: np.ndarray | None,
-        plain: np.ndarray | None = None,
+        cues: TextCues | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Best candidate node per product and its score margin over the runner-up, in chunks
         so a 20,000-product sample against 10k categories never builds one huge matrix."""
@@ -297,7 +334,7 @@ class ZeroShotClassifier:
         for start in range(0, len(embeddings), _CHUNK):
             chunk = slice(start, start + _CHUNK)
             paths = self._scores(
-                embeddings[chunk], protos, bias, None if plain is None else plain[chunk]
+                embeddings[chunk], protos, bias, None if cues is None else cues[chunk]
             )
             paths = paths[:, self.tree.candidates]
             best.append(self.tree.candidates[np.argmax(paths, axis=1)])
@@ -313,14 +350,18 @@ class ZeroShotClassifier:
         embeddings: np.ndarray,
         protos: np.ndarray,
         bias: np.ndarray | None = None,
-        plain: np.ndarray | None = None,
+        cues: TextCues | None = None,
     ) -> np.ndarray:
-        """Path scores; `plain` marks the products whose text names no accessory."""
+        """Path scores; `cues` are what the products' words say beside their embeddings."""
         z = self._standardized(embeddings, protos)
         if bias is not None:
             z = z - bias
-        if self.config.accessory_penalty and plain is not None and self._accessory.any():
-            z = z - self.config.accessory_penalty * np.outer(plain, self._accessory)
+        if cues is not None:
+            cfg = self.config
+            if cfg.accessory_penalty and self._accessory.any():
+                z = z - cfg.accessory_penalty * np.outer(cues.plain, self._accessory)
+            if cfg.name_match and cues.named is not None and cues.named.nnz:
+                z = z + cfg.name_match * cues.named.toarray()
         logits = z / self.config.level_temperature
         paths = self.tree.path_scores(self.tree.log_conditionals(logits), self.config.beam_width)
         if self.config.flat_weight:
@@ -356,12 +397,12 @@ class ZeroShotClassifier:
             self._bias.pop(key, None)
             self._log_prior.pop(key, None)
             emb = encoder.encode([sample[i] for i in idx], role=Role.PRODUCT)
-            plain = ~has_accessory_word([sample[i] for i in idx])
+            cues = self._cues([sample[i] for i in idx], key[1])
             base = self.prototypes(encoder, language)
             protos = base
             for _ in range(cfg.adapt_iterations):
                 bias = self._hub_bias(emb, protos, key)
-                best, margin = self._best_and_margin(emb, protos, bias, plain)
+                best, margin = self._best_and_margin(emb, protos, bias, cues)
                 # only the more confident half of the products pulls prototypes
                 keep = margin >= np.median(margin)
                 sums = np.zeros_like(base)
@@ -382,7 +423,7 @@ class ZeroShotClassifier:
             if bias is not None:
                 self._bias[key] = bias
             if cfg.vertical_prior:
-                self._log_prior[key] = self._vertical_log_prior(emb, protos, bias, plain)
+                self._log_prior[key] = self._vertical_log_prior(emb, protos, bias, cues)
             logger.info("adapted %d prototypes on %d products (%s)", int(has.sum()), len(idx), key)
 
     def _candidate_logp(
@@ -390,24 +431,24 @@ class ZeroShotClassifier:
         emb: np.ndarray,
         protos: np.ndarray,
         bias: np.ndarray | None,
-        plain: np.ndarray | None,
+        cues: TextCues | None,
         log_prior: np.ndarray | None = None,
     ) -> np.ndarray:
-        scores = self._scores(emb, protos, bias, plain)
+        scores = self._scores(emb, protos, bias, cues)
         cand = scores[:, self.tree.candidates].astype(np.float64) / self.config.path_temperature
         if log_prior is not None:
             cand = cand + log_prior
         return cand - logsumexp(cand)
 
     def _vertical_log_prior(
-        self, emb: np.ndarray, protos: np.ndarray, bias: np.ndarray | None, plain: np.ndarray
+        self, emb: np.ndarray, protos: np.ndarray, bias: np.ndarray | None, cues: TextCues
     ) -> np.ndarray:
         """Per-candidate log prior from the catalogue's top-level mix (EM, no labels)."""
         n_top = len(self._top_nodes)
         masses = []
         for start in range(0, len(emb), _CHUNK):
             chunk = slice(start, start + _CHUNK)
-            probs = np.exp(self._candidate_logp(emb[chunk], protos, bias, plain[chunk]))
+            probs = np.exp(self._candidate_logp(emb[chunk], protos, bias, cues[chunk]))
             top = np.zeros((len(probs), n_top))
             np.add.at(top.T, self._cand_top, probs.T)
             masses.append(top)
@@ -458,10 +499,10 @@ class ZeroShotClassifier:
             encoder = self.encoders.for_language(language)
             emb = encoder.encode([texts[i] for i in idx], role=Role.PRODUCT)
             key = (encoder.name, self._category_language(encoder, language))
-            plain = ~has_accessory_word([texts[i] for i in idx])
+            cues = self._cues([texts[i] for i in idx], key[1])
             protos = self.prototypes(encoder, language)
             bias = self._bias.get(key) if key in self._bias else self._reference_hubness(key)
-            out[idx] = self._candidate_logp(emb, protos, bias, plain, self._log_prior.get(key))
+            out[idx] = self._candidate_logp(emb, protos, bias, cues, self._log_prior.get(key))
         return out
 
     def predict(

@@ -9,8 +9,10 @@ lets the examples move it:
   category with no or few examples leans on its name and one with many on its examples;
   a product scores the cosine to each prototype.
 - linear: TF-IDF n-grams + a linear SVM on the examples (the words titles share).
+- names: the categories whose name the title spells out ("... freestanding fridge white"
+  names Fridges; `taxonomist.name_match`), a cue the examples need not teach.
 
-The prior strength and the two members' temperatures and weights are chosen by
+The prior strength and the members' temperatures and weights are chosen by
 cross-validation on the labelled products themselves (out-of-fold scores, every example
 scored by a model that never saw it), so no row is held back: all labels train the final
 model. Given the catalogue's unlabelled products too, it self-trains the linear member on
@@ -51,6 +53,8 @@ class FewShotConfig:
     prior_shifts: with unlabelled products, candidate strengths of the shift from the
         labelled sample's class mix to the pool's (0: none); cross-validation picks one.
     max_unlabelled: at most this many unlabelled products are used (a random sample).
+    name_match: a third member, the category names a title holds; cross-validation gives
+        it its weight (0 when the names never help), so False only saves the look-up.
     """
 
     encoder: str = "minilm"
@@ -65,6 +69,7 @@ class FewShotConfig:
     self_training_shares: tuple[float, ...] = (0.3, 0.6)
     prior_shifts: tuple[float, ...] = (0.0, 0.5, 1.0)
     max_unlabelled: int = 50_000
+    name_match: bool = True
 
     def __post_init__(self) -> None:
         if not self.priors or any(p < 0 for p in self.priors):
@@ -127,6 +132,7 @@ class FewShotModel(Model):
         self._labels_only_mix: tuple[np.ndarray, np.ndarray] | None = None
         self._unlabelled: list[str] | None = None
         self._pool_features: Any = None  # (TF-IDF over labels + pool, their rows, pool emb)
+        self._name_index: Any = None
 
     @property
     def encoder(self) -> Encoder:
@@ -153,7 +159,17 @@ class FewShotModel(Model):
         position = {cid: i for i, cid in enumerate(zeroshot.tree.ids)}
         return nodes[[position[c] for c in self.labels]]
 
-    # -- the two members ------------------------------------------------------------------
+    # -- the members ----------------------------------------------------------------------
+    def named(self, texts: list[str]) -> np.ndarray:
+        """(texts, labels) 1 where the text holds the label's name (in any of the
+        taxonomy's languages), else 0."""
+        from ..name_match import NameIndex
+
+        if self._name_index is None:
+            cats = [self.taxonomy.get(c) for c in self.labels]
+            self._name_index = NameIndex([(c.name, *c.names.values()) for c in cats])
+        return self._name_index.matrix(texts).toarray()
+
     @staticmethod
     def _class_prototypes(
         emb: np.ndarray, y: np.ndarray, names: np.ndarray, prior: float
@@ -197,7 +213,10 @@ class FewShotModel(Model):
     def _member_scores(self, texts: list[str], emb: np.ndarray) -> list[np.ndarray]:
         assert self._prototypes is not None and self._tfidf is not None
         linear = np.asarray(self._tfidf.transform(texts) @ self._coef.T) + self._intercept
-        return [emb @ self._prototypes.T, linear]
+        scores = [emb @ self._prototypes.T, linear]
+        if len(self.weights) == 3:  # the names member (models saved before it have two)
+            scores.append(self.named(texts))
+        return scores
 
     # -- fitting --------------------------------------------------------------------------
     def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None, unlabelled=None):
@@ -225,7 +244,7 @@ class FewShotModel(Model):
             if progress:
                 progress("cross-validation", f + 1, folds)
         rows = np.arange(len(y))
-        scored = {}
+        scored: dict[float, tuple[float, float]] = {}
         for p in cfg.priors:
             t = fit_temperature(oof_proto[p], y)
             scored[p] = (float(-log_softmax(oof_proto[p], t)[rows, y].mean()), t)
@@ -236,6 +255,13 @@ class FewShotModel(Model):
             log_softmax(oof_proto[self.prior], self.member_temperatures[0]),
             log_softmax(oof_linear, t_linear),
         ]
+        # the names need no fitting, so their scores are out of fold as they are; with no
+        # labelled title naming its category there is nothing to weigh them by
+        named = self.named(texts) if cfg.name_match else None
+        if named is not None and named[rows, y].any():
+            t_named = fit_temperature(named, y)
+            self.member_temperatures = np.append(self.member_temperatures, t_named)
+            members.append(log_softmax(named, t_named))
         self.weights = fit_weights(members, y, cfg.weight_step)
         pooled = sum(w * m for w, m in zip(self.weights, members))
         cv_accuracy = float((np.asarray(pooled).argmax(1) == y).mean())
@@ -249,6 +275,9 @@ class FewShotModel(Model):
             "prior": float(self.prior),
             "weight_prototypes": float(self.weights[0]),
         }
+        if len(members) == 3:
+            row["cv_accuracy_names"] = float((members[2].argmax(1) == y).mean())
+            row["weight_names"] = float(self.weights[2])
         if unlabelled:
             row.update(
                 self._self_train_cv(
@@ -260,6 +289,7 @@ class FewShotModel(Model):
                     fold_linear,
                     members[0],
                     oof_linear,
+                    members[2] if len(members) == 3 else None,
                     unlabelled,
                     progress,
                 )  # fmt: skip
@@ -272,8 +302,8 @@ class FewShotModel(Model):
         return [row]
 
     def _self_train_cv(
-        self, texts, y, emb, names, fold, fold_linear, prototype_logp, oof_linear, unlabelled,
-        progress,
+        self, texts, y, emb, names, fold, fold_linear, prototype_logp, oof_linear, names_logp,
+        unlabelled, progress,
     ):  # fmt: skip
         """Choose the share of pseudo-labels (or none) and the prior shift (or none) out of
         fold; sets `self_training_share`, `prior_shift`, the class bias, `self_training` and
@@ -294,6 +324,7 @@ class FewShotModel(Model):
             pool = [pool[i] for i in sorted(rng.choice(len(pool), cfg.max_unlabelled, False))]
         self._unlabelled = pool
         pool_emb = self.embed(pool)
+        pool_named = [self.named(pool)] if names_logp is not None else []
         # one vocabulary over labelled and unlabelled titles (no labels involved), so each
         # candidate's SVM only slices rows; n-grams in a single title cannot spread a label
         features = self._tfidf_features(min_df=2)
@@ -309,7 +340,9 @@ class FewShotModel(Model):
             test, train = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
             protos = self._class_prototypes(emb[train], y[train], names, self.prior)
             linear = np.asarray(tfidf.transform(pool) @ coef.T) + intercept
-            pred, confidence = pseudo_labels([pool_emb @ protos.T, linear], temperatures, weights)
+            pred, confidence = pseudo_labels(
+                [pool_emb @ protos.T, linear, *pool_named], temperatures, weights
+            )
             for s in shares:
                 chosen = select_confident(pred, confidence, s)
                 used[s] += len(chosen)
@@ -332,8 +365,11 @@ class FewShotModel(Model):
         # out-of-fold predictions (whose mix is known), lands well within the shift it
         # claims: a weak model's EM runs away to a few categories (zh-retail at 5-20 a
         # category put 80-94% on one department and predicted nothing else)
+        fixed = None if names_logp is None else (weights[2] * names_logp, float(weights[2]))
         oof_logp = log_softmax(
-            weights[0] * prototype_logp + weights[1] * log_softmax(oof_linear, temperatures[1])
+            weights[0] * prototype_logp
+            + weights[1] * log_softmax(oof_linear, temperatures[1])
+            + (0 if fixed is None else fixed[0])
         )
         error = total_variation(catalogue_prior(oof_logp, train_prior), train_prior)
         claimed = total_variation(prior, train_prior)
@@ -347,7 +383,13 @@ class FewShotModel(Model):
             linear_oof = oof_linear if s == 0 else oof[s]
             for strength in sorted(set(cfg.prior_shifts)) if trusted else [0.0]:
                 candidates[(s, strength)] = score_candidate(
-                    prototype_logp, linear_oof, y, cfg.weight_step, row_weights, strength * shift
+                    prototype_logp,
+                    linear_oof,
+                    y,
+                    cfg.weight_step,
+                    row_weights,
+                    strength * shift,
+                    fixed=fixed,
                 )
         # ties go to fewer pseudo-labels and less shift
         best = min(candidates, key=lambda k: (candidates[k]["cv_log_loss"], k))
@@ -379,9 +421,8 @@ class FewShotModel(Model):
         }
         self._pool_features = (features, x_labelled, x_pool, pool_emb)
         chosen = candidates[best]
-        self.member_temperatures = np.array(
-            [self.member_temperatures[0], chosen["linear_temperature"]]
-        )
+        self.member_temperatures = self.member_temperatures.copy()
+        self.member_temperatures[1] = chosen["linear_temperature"]
         self.weights = np.array(chosen["weights"])
         return {
             "self_training_share": self.self_training_share,
@@ -403,8 +444,9 @@ class FewShotModel(Model):
         assert self._prototypes is not None and self._unlabelled is not None
         linear = np.asarray(self._tfidf.transform(self._unlabelled) @ self._coef.T)
         linear += self._intercept
+        named = [self.named(self._unlabelled)] if len(weights) == 3 else []
         pred, confidence = pseudo_labels(
-            [pool_emb @ self._prototypes.T, linear], temperatures, weights
+            [pool_emb @ self._prototypes.T, linear, *named], temperatures, weights
         )
         chosen = select_confident(pred, confidence, self.self_training_share)
         self._coef, self._intercept = self._fit_svc(

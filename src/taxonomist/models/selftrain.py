@@ -88,18 +88,22 @@ def score_candidate(
     step: float,
     row_weights: np.ndarray,
     bias: np.ndarray,
+    fixed: tuple[np.ndarray, float] | None = None,
 ) -> dict[str, float | list[float]]:
     """Out-of-fold figures of the prototypes pooled with a linear member plus a class `bias`
     (log prior shift): the linear member's temperature, and the pooling weights that give
     the lowest log-loss with each row weighted by `row_weights` (the catalogue's class mix
-    over the labelled sample's)."""
+    over the labelled sample's). `fixed`: a member kept at the weight the labels chose (its
+    weighted log-probabilities, that weight); the other two share the rest."""
     t_linear = fit_temperature(linear_oof, y)
     members = [prototype_logp, log_softmax(linear_oof, t_linear)]
     rows = np.arange(len(y))
     norm = row_weights / row_weights.sum()
+    extra, kept = (0.0, 0.0) if fixed is None else fixed
+    free = 1.0 - kept
     best: tuple[float, float, np.ndarray] | None = None
     for w in np.linspace(0, 1, int(round(1 / step)) + 1):
-        pooled = log_softmax(w * members[0] + (1 - w) * members[1] + bias)
+        pooled = log_softmax(free * (w * members[0] + (1 - w) * members[1]) + extra + bias)
         loss = float(-(norm * pooled[rows, y]).sum())
         if best is None or loss < best[0]:
             best = (loss, float(w), pooled)
@@ -111,5 +115,5 @@ def score_candidate(
         "cv_accuracy": float((norm * right).sum()),
         "cv_accuracy_unweighted": float(right.mean()),
         "linear_temperature": float(t_linear),
-        "weights": [w, 1 - w],
+        "weights": [free * w, free * (1 - w)] + ([kept] if fixed is not None else []),
     }
