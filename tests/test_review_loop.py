@@ -95,3 +95,50 @@ def test_a_candidate_trained_on_shuffled_labels_is_refused(loop):
     assert "worse on the frozen holdout" in " ".join(report.reasons)
     assert store.current_version("products") == v1  # the current version keeps serving
     assert report.candidate in [v.version for v in store.versions("products")]
+
+
+def test_a_self_trained_version_is_retrained_with_its_pool(tmp_path, tiny_rows):
+    """`fewshot` trained with --unlabelled: its candidate self-trains on the same file (the
+    holdout left out of it), and records it for the next retrain; once the file is gone
+    the candidate learns from labels alone and the report says why."""
+    from taxonomist.service import train_file
+    from taxonomist.store import ModelStore
+
+    train, pool = tiny_rows[0::2], tiny_rows[1::2]
+    store_dir = tmp_path / "store"
+    unlabelled = _write(tmp_path / "unlabelled.csv", pool, False)
+    train_file(
+        _write(tmp_path / "train.csv", train),
+        kind="fewshot",
+        overrides={"encoder": "fake"},
+        store=store_dir,
+        name="products",
+        unlabelled_path=unlabelled,
+    )
+    store = ModelStore(store_dir)
+    db = f"sqlite:///{tmp_path / 'review.sqlite'}"
+    from taxonomist.service import classify_file
+
+    classify_file(  # trained without a validation cut, it has no thresholds: queue all
+        _write(tmp_path / "queue.csv", pool, False),
+        tmp_path / "p.csv",
+        store=store_dir,
+        name="products",
+        review_db=db,
+        min_confidence=1.0,
+        device="cpu",
+    )
+    with ReviewStore(db) as reviews:
+        for item in reviews.list_items(Filters(), limit=10):
+            reviews.decide(item["id"], "simulated", "accept")
+    report = retrain(store_dir, "products", db)
+    assert report.training["unlabelled_rows"] > 0
+    candidate = store.path("products", report.candidate)
+    manifest = json.loads((candidate / "manifest.json").read_text("utf-8"))
+    # (fewshot counts distinct titles)
+    assert 0 < manifest["self_training"]["unlabelled_rows"] <= report.training["unlabelled_rows"]
+    assert manifest["store"]["training_data"]["unlabelled"] == str(unlabelled.resolve())
+    unlabelled.unlink()
+    again = retrain(store_dir, "products", db)
+    assert again.training["unlabelled_rows"] == 0
+    assert "gone" in again.training["unlabelled_note"]

@@ -598,6 +598,12 @@ def train_file(
         texts, labels, valid_texts, valid_labels = freeze_holdout(
             model_store.root, name, texts, labels, valid_texts, valid_labels, first_version=first
         )
+        if unlabelled is not None:  # the holdout is never trained on, not even as pseudo-labels
+            from .holdout import read_holdout
+            from .items import group_key
+
+            held = {group_key(t) for t, _ in read_holdout(model_store.root, name)}
+            unlabelled = [t for t in unlabelled if group_key(t) not in held]
     with tempfile.TemporaryDirectory(prefix=".train-", dir=_staging_root(store)) as staging:
         target = Path(out_dir) if out_dir is not None else Path(staging) / "model"
         trained = train_model(

@@ -54,6 +54,34 @@ def _fraction_of(product_id: str, salt: str) -> float:
 
 
 # -- training data of a version -------------------------------------------------------------
+def _recorded_columns(data: dict[str, Any]):
+    """The columns a version's training files were read with (`training_data.columns`)."""
+    from ..data import ColumnSpec
+
+    spec = dict(data.get("columns") or {})
+    spec["text_columns"] = tuple(spec.get("text_columns") or ("title", "description"))
+    spec["image_column"] = None  # the loop learns from text; photos stay where they are
+    return ColumnSpec(**spec)
+
+
+def version_unlabelled(manifest: dict[str, Any]) -> tuple[list[str] | None, str | None]:
+    """(texts, note): the unlabelled products a version self-trained on (`train
+    --unlabelled`, recorded by the store), so that its retrained candidate learns from the same
+    pool rather than quietly losing it. A pool file that is gone is a note, not an error: the
+    candidate then learns from labels alone, and the gate still compares it fairly."""
+    from ..service import read_unlabelled
+
+    data = (manifest.get("store") or {}).get("training_data") or {}
+    if not data.get("unlabelled"):
+        return None, None
+    path = Path(data["unlabelled"])
+    if not path.exists():
+        return None, f"the unlabelled file this version self-trained on is gone ({path})"
+    texts, report = read_unlabelled(path, _recorded_columns(data))
+    note = f"{len(report.bad_rows)} bad rows of {path} skipped" if report.bad_rows else None
+    return texts, note
+
+
 def version_rows(version_dir: Path, manifest: dict[str, Any], taxonomy: Taxonomy) -> Rows:
     """What a stored version trained on: its own `training_data.csv` (a retrained
     candidate), or the files `train --store` recorded (read as `train` read them).
@@ -61,7 +89,7 @@ def version_rows(version_dir: Path, manifest: dict[str, Any], taxonomy: Taxonomy
     Raises:
         DataError: the version names no training data, or its files are gone.
     """
-    from ..data import ColumnSpec, read_products
+    from ..data import read_products
 
     data = (manifest.get("store") or {}).get("training_data") or {}
     if data.get("file"):
@@ -72,10 +100,7 @@ def version_rows(version_dir: Path, manifest: dict[str, Any], taxonomy: Taxonomy
             "by `taxonomist train --store ... --name ...` or by retrain",
             file=version_dir / "manifest.json",
         )
-    spec = dict(data.get("columns") or {})
-    spec["text_columns"] = tuple(spec.get("text_columns") or ("title", "description"))
-    spec["image_column"] = None  # the loop learns from text; photos stay where they are
-    columns = ColumnSpec(**spec)
+    columns = _recorded_columns(data)
     rows: Rows = []
     for key in ("train", "valid"):
         if not data.get(key):
@@ -101,12 +126,14 @@ def _train(
     preset: str | None,
     precision_target: float,
     seed: int = 13,
+    unlabelled: list[str] | None = None,
 ) -> Path:
     """Fit a model of `kind`/`config` as `train_model` does (validation cut, calibration,
     routing thresholds, refit on everything) and save it with its training data."""
     from ..models import model_class
     from ..training import cut_validation
 
+    pool = {"unlabelled": unlabelled} if unlabelled else {}
     texts = [r[1] for r in rows]
     labels = [r[2] for r in rows]
     # small catalogues need a larger share to give validation its minimum of rows
@@ -116,7 +143,7 @@ def _train(
     )
     model = model_class(kind)(taxonomy, config)
     model.precision_target = precision_target
-    model.fit(train_texts, train_labels, valid_texts, valid_labels)
+    model.fit(train_texts, train_labels, valid_texts, valid_labels, **pool)
     if not getattr(config, "finetune_blocks", 0) and kind != "finetune":
         model.refit_full(train_texts + valid_texts, train_labels + valid_labels)
     path = model.save(
@@ -272,6 +299,17 @@ def retrain(
         rows = prepare(rows)
     kind = manifest["kind"]
     config = model_class(kind).config_class.from_dict(manifest.get("config", {}))
+    pool, pool_note = (
+        version_unlabelled(manifest) if model_class(kind).uses_unlabelled else (None, None)
+    )
+    if pool:  # the holdout is never trained on, not even as pseudo-labels
+        pool = [t for t in pool if group_key(t) not in frozen]
+    if pool_note:
+        logger.warning("retrain %s: %s", name, pool_note)
+    recorded = (manifest.get("store") or {}).get("training_data") or {}
+    kept_pool = (
+        {"unlabelled": recorded["unlabelled"], "columns": recorded.get("columns")} if pool else {}
+    )
     target = float((manifest.get("routing") or {}).get("precision_target", 0.99))
     with tempfile.TemporaryDirectory(prefix=".retrain-", dir=root) as tmp:
         model_dir = _train(
@@ -282,13 +320,14 @@ def retrain(
             config=config,
             preset=manifest.get("preset"),
             precision_target=target,
+            unlabelled=pool or None,
         )
         candidate = store.add(
             name,
             model_dir,
             parent=current_version,
             data_digest=_data_digest(rows),
-            extra={"training_data": {"file": TRAINING_DATA}},
+            extra={"training_data": {"file": TRAINING_DATA, **kept_pool}},
             promote=False,
             move=True,
         )
@@ -305,6 +344,8 @@ def retrain(
             "new_products": len(added),
             "held_back_for_check": len(check),
             "labels_replaced": replaced,
+            "unlabelled_rows": len(pool or []),
+            **({"unlabelled_note": pool_note} if pool_note else {}),
         },
         at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
