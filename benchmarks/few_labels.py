@@ -4,7 +4,8 @@ Usage: .venv/bin/python benchmarks/few_labels.py [--datasets pricerunner,fashion
        [--shots 0,5,10,20,50] [--test-limit 2000] [--zh-limit 3000] [--seed 13]
        [--no-unlabelled]
 At each point the same sampled labels train `fewshot` (category-name prototypes + examples,
-mixed by cross-validation on those labels) and the peer, TF-IDF (word 1-2 + char_wb 2-5) +
+TF-IDF + SVM, and the category names a title spells out, mixed by cross-validation on those
+labels) and the peer, TF-IDF (word 1-2 + char_wb 2-5) +
 LinearSVC; and `fewshot` again with the rest of the training split, its labels removed, as
 the unlabelled pool it may self-train on (a partly labelled catalogue; whether and how much
 is chosen by cross-validation on the labelled rows, never on the test rows).
@@ -148,6 +149,7 @@ def main() -> int:
                  "accuracy": accuracy(pred, gold), "labels": len(labelled),
                  "train_s": round(fit_s, 1), "prior": history["prior"],
                  "weight_prototypes": history["weight_prototypes"],
+                 "weight_names": history.get("weight_names", 0.0),
                  "cv_accuracy": round(history["cv_accuracy"], 4)}
             )  # fmt: skip
             print(json.dumps(results[-1]), flush=True)
@@ -169,6 +171,7 @@ def main() -> int:
                  "unlabelled": chosen.get("unlabelled_rows"), "train_s": round(fit_s, 1),
                  "share": chosen.get("share"), "pseudo_labels": chosen.get("pseudo_labels"),
                  "weight_prototypes": history["weight_prototypes"],
+                 "weight_names": history.get("weight_names", 0.0),
                  "cv_accuracy": round(history["cv_accuracy_self_trained"], 4),
                  "cv_candidates": chosen.get("candidates")}
             )  # fmt: skip
