@@ -34,7 +34,7 @@ from ..encoders import Encoder, EncoderSet, Role, build_cached_encoder, normaliz
 from ..errors import ConfigError
 from .base import Model, Progress
 from .config import check_ngram_ranges, check_positive, config_from_dict
-from .ensemble import fit_weights
+from .ensemble import simplex_grid
 from .tfidf import TfidfFeatures
 
 
@@ -102,6 +102,26 @@ def assign_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
         rows = rng.permutation(np.flatnonzero(y == label))
         out[rows] = (np.arange(len(rows)) + rng.integers(folds)) % folds
     return out
+
+
+def pool_weights(members: list[np.ndarray], y: np.ndarray, step: float) -> np.ndarray:
+    """The members' weights (a simplex grid point): the lowest out-of-fold log-loss among
+    the mixes that make no more out-of-fold errors than the best member alone. Log-loss
+    alone rewards calibration: with E5 on pricerunner's 10 a category it dropped the
+    prototypes (0.81 out-of-fold accuracy alone) for a mix right on 0.77. The same rule as
+    ensemble selection (`crossval`)."""
+    rows = np.arange(len(y))
+    ceiling = min(int((m.argmax(1) != y).sum()) for m in members)
+    best, best_loss = None, float("inf")
+    for w in simplex_grid(len(members), step):
+        pooled = log_softmax(sum(wi * m for wi, m in zip(w, members) if wi > 0))
+        if int((pooled.argmax(1) != y).sum()) > ceiling:
+            continue
+        loss = float(-pooled[rows, y].mean())
+        if loss < best_loss:
+            best, best_loss = w, loss
+    assert best is not None  # the best member alone is a grid point
+    return best
 
 
 class FewShotModel(Model):
@@ -262,7 +282,7 @@ class FewShotModel(Model):
             t_named = fit_temperature(named, y)
             self.member_temperatures = np.append(self.member_temperatures, t_named)
             members.append(log_softmax(named, t_named))
-        self.weights = fit_weights(members, y, cfg.weight_step)
+        self.weights = pool_weights(members, y, cfg.weight_step)
         pooled = sum(w * m for w, m in zip(self.weights, members))
         cv_accuracy = float((np.asarray(pooled).argmax(1) == y).mean())
         self._labels_only_mix = (self.member_temperatures.copy(), self.weights.copy())
