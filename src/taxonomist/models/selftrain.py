@@ -101,14 +101,15 @@ def score_candidate(
     norm = row_weights / row_weights.sum()
     extra, kept = (0.0, 0.0) if fixed is None else fixed
     free = 1.0 - kept
-    best: tuple[float, float, np.ndarray] | None = None
+    grid = []
     for w in np.linspace(0, 1, int(round(1 / step)) + 1):
         pooled = log_softmax(free * (w * members[0] + (1 - w) * members[1]) + extra + bias)
         loss = float(-(norm * pooled[rows, y]).sum())
-        if best is None or loss < best[0]:
-            best = (loss, float(w), pooled)
-    assert best is not None
-    loss, w, pooled = best
+        wrong = float((norm * (pooled.argmax(1) != y)).sum())
+        grid.append((loss, wrong, float(w), pooled))
+    # as `fewshot.pool_weights`: no mix that makes more errors than either end of the grid
+    ceiling = min(grid[0][1], grid[-1][1]) + 1e-12
+    loss, _, w, pooled = min((g for g in grid if g[1] <= ceiling), key=lambda g: g[0])
     right = pooled.argmax(1) == y
     return {
         "cv_log_loss": loss,
