@@ -20,11 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, DataError, ModelError
 from ..persistence import atomic_write_text, read_manifest, write_csv_rows
 from ..taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from ..data import ColumnSpec
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ def _fraction_of(product_id: str, salt: str) -> float:
 
 
 # -- training data of a version -------------------------------------------------------------
-def _recorded_columns(data: dict[str, Any]):
+def _recorded_columns(data: dict[str, Any]) -> ColumnSpec:
     """The columns a version's training files were read with (`training_data.columns`)."""
     from ..data import ColumnSpec
 
