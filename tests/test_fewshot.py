@@ -56,7 +56,12 @@ def test_fewshot_weighs_the_names_by_cross_validation(tmp_path) -> None:
     # no labelled title names its category: no names member, as before it existed
     spelled = {"dishwasher", "fridge", "freezer", "microwave"}
     coded = [" ".join(w for w in t.split() if w not in spelled) for t in texts]
-    assert len(_fewshot(labels, coded, y).weights) == 2
+    two = _fewshot(labels, coded, y)
+    assert len(two.weights) == 2
+    # saved with two members (as every model before the names member), loaded with two
+    back = load_model(two.save(tmp_path / "two"))
+    assert len(back.weights) == 2
+    np.testing.assert_allclose(back.predict_proba(probe), two.predict_proba(probe), atol=1e-5)
     assert len(_fewshot(labels, texts, y, name_match=False).weights) == 2
 
 
