@@ -299,35 +299,38 @@ class FewShotModel(Model):
             row["cv_accuracy_names"] = float((members[2].argmax(1) == y).mean())
             row["weight_names"] = float(self.weights[2])
         if unlabelled:
-            row.update(
-                self._self_train_cv(
-                    texts,
-                    y,
-                    emb,
-                    names,
-                    fold,
-                    fold_linear,
-                    members[0],
-                    oof_linear,
-                    members[2] if len(members) == 3 else None,
-                    unlabelled,
-                    progress,
-                )  # fmt: skip
-            )
-            row["cv_log_loss_labels_only"] = float(-log_softmax(np.asarray(pooled))[rows, y].mean())
+            labels_only = log_softmax(np.asarray(pooled))
+            figures, pool_scores = self._self_train_cv(
+                texts,
+                y,
+                emb,
+                names,
+                fold,
+                fold_linear,
+                members[0],
+                oof_linear,
+                members[2] if len(members) == 3 else None,
+                labels_only,
+                unlabelled,
+                progress,
+            )  # fmt: skip
+            row.update(figures)
+            row["cv_log_loss_labels_only"] = float(-labels_only[rows, y].mean())
             if self.self_training_share:
-                self._apply_self_training(texts, y)
+                self._apply_self_training(texts, y, pool_scores)
         if valid_texts:
             row["valid_accuracy"] = float((self._logits(valid_texts).argmax(1) == valid_y).mean())
         return [row]
 
     def _self_train_cv(
         self, texts, y, emb, names, fold, fold_linear, prototype_logp, oof_linear, names_logp,
-        unlabelled, progress,
+        labels_only_logp, unlabelled, progress,
     ):  # fmt: skip
         """Choose the share of pseudo-labels (or none) and the prior shift (or none) out of
         fold; sets `self_training_share`, `prior_shift`, the class bias, `self_training` and
-        the members' mix. Returns the history figures."""
+        the members' mix. `labels_only_logp`: the labels-only mix, out of fold. Returns the
+        history figures and the pool's member scores under the labels-only model fitted on
+        every label (what pseudo-labels the pool)."""
         from .selftrain import (
             catalogue_prior,
             pooled_logp,
@@ -344,7 +347,8 @@ class FewShotModel(Model):
             pool = [pool[i] for i in sorted(rng.choice(len(pool), cfg.max_unlabelled, False))]
         self._unlabelled = pool
         pool_emb = self.embed(pool)
-        pool_named = [self.named(pool)] if names_logp is not None else []
+        pool_scores = self._member_scores(pool, pool_emb)
+        pool_named = pool_scores[2:]  # the names need no fitting: the same in every fold
         # one vocabulary over labelled and unlabelled titles (no labels involved), so each
         # candidate's SVM only slices rows; n-grams in a single title cannot spread a label
         features = self._tfidf_features(min_df=2)
@@ -376,7 +380,7 @@ class FewShotModel(Model):
         # the catalogue's class mix, from how the labels-only model (fitted on every label)
         # sees the pool; out-of-fold rows are weighted to it (see `selftrain`)
         train_prior = np.bincount(y, minlength=len(self.labels)) / len(y)
-        pool_logp = pooled_logp(self._member_scores(pool, pool_emb), temperatures, weights)
+        pool_logp = pooled_logp(pool_scores, temperatures, weights)
         # the catalogue is the labelled rows and the pool together: a category whose every
         # product was labelled is absent from the pool, not from the catalogue
         pool_prior = catalogue_prior(pool_logp, train_prior)
@@ -385,19 +389,14 @@ class FewShotModel(Model):
         # out-of-fold predictions (whose mix is known), lands well within the shift it
         # claims: a weak model's EM runs away to a few categories (zh-retail at 5-20 a
         # category put 80-94% on one department and predicted nothing else)
-        fixed = None if names_logp is None else (weights[2] * names_logp, float(weights[2]))
-        oof_logp = log_softmax(
-            weights[0] * prototype_logp
-            + weights[1] * log_softmax(oof_linear, temperatures[1])
-            + (0 if fixed is None else fixed[0])
-        )
-        error = total_variation(catalogue_prior(oof_logp, train_prior), train_prior)
+        error = total_variation(catalogue_prior(labels_only_logp, train_prior), train_prior)
         claimed = total_variation(prior, train_prior)
         trusted = 2 * error < claimed
         if not trusted:
             prior = train_prior
         row_weights = prior[y] / train_prior[y]
         shift = np.log(prior) - np.log(train_prior)
+        fixed = None if names_logp is None else (weights[2] * names_logp, float(weights[2]))
         candidates = {}
         for s in (0.0, *shares):
             linear_oof = oof_linear if s == 0 else oof[s]
@@ -451,30 +450,29 @@ class FewShotModel(Model):
         self.member_temperatures = self.member_temperatures.copy()
         self.member_temperatures[1] = chosen["linear_temperature"]
         self.weights = np.array(chosen["weights"])
-        return {
+        figures = {
             "self_training_share": self.self_training_share,
             "prior_shift": self.prior_shift,
             "cv_accuracy_self_trained": float(chosen["cv_accuracy"]),
             "cv_accuracy_self_trained_unweighted": float(chosen["cv_accuracy_unweighted"]),
             "cv_log_loss_self_trained": float(chosen["cv_log_loss"]),
         }
+        return figures, pool_scores
 
-    def _apply_self_training(self, texts, y) -> None:
-        """Pseudo-label the pool with the labels-only members fitted on every label, and
-        refit the linear member on the labels plus the chosen share of them."""
+    def _apply_self_training(self, texts, y, pool_scores=None) -> None:
+        """Pseudo-label the pool with the labels-only members fitted on every label (their
+        `pool_scores`, computed here when not given), and refit the linear member on the
+        labels plus the chosen share of them."""
         from scipy.sparse import vstack
 
         from .selftrain import pseudo_labels, select_confident
 
         features, x_labelled, x_pool, pool_emb = self._pool_features
         temperatures, weights = self._labels_only_mix  # type: ignore[misc]
-        assert self._prototypes is not None and self._unlabelled is not None
-        linear = np.asarray(self._tfidf.transform(self._unlabelled) @ self._coef.T)
-        linear += self._intercept
-        named = [self.named(self._unlabelled)] if len(weights) == 3 else []
-        pred, confidence = pseudo_labels(
-            [pool_emb @ self._prototypes.T, linear, *named], temperatures, weights
-        )
+        assert self._unlabelled is not None
+        if pool_scores is None:
+            pool_scores = self._member_scores(self._unlabelled, pool_emb)
+        pred, confidence = pseudo_labels(pool_scores, temperatures, weights)
         chosen = select_confident(pred, confidence, self.self_training_share)
         self._coef, self._intercept = self._fit_svc(
             vstack([x_labelled, x_pool[chosen]]).tocsr(), np.concatenate([y, pred[chosen]])
