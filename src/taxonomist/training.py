@@ -18,7 +18,6 @@ from .folds import group_split
 from .items import ModelInput, has_images
 from .languages import LanguagePlan, plan_for
 from .models import Model, model_class
-from .models.base import check_unlabelled
 from .routing import check_precision_target
 
 logger = logging.getLogger(__name__)
@@ -255,7 +254,6 @@ def train_model(
         )
     languages = plan_for(texts)
     chosen, config = resolve_kind(preset, kind, dict(overrides or {}), languages)
-    check_unlabelled(chosen, model_class(chosen).uses_unlabelled, unlabelled)
     config = with_device_members(preset, kind, chosen, config, device)
     model = model_class(chosen)(taxonomy, config)
     model.device = device

@@ -136,7 +136,6 @@ def _train(
     from ..models import model_class
     from ..training import cut_validation
 
-    pool = {"unlabelled": unlabelled} if unlabelled else {}
     texts = [r[1] for r in rows]
     labels = [r[2] for r in rows]
     # small catalogues need a larger share to give validation its minimum of rows
@@ -146,7 +145,7 @@ def _train(
     )
     model = model_class(kind)(taxonomy, config)
     model.precision_target = precision_target
-    model.fit(train_texts, train_labels, valid_texts, valid_labels, **pool)
+    model.fit(train_texts, train_labels, valid_texts, valid_labels, unlabelled=unlabelled)
     if not getattr(config, "finetune_blocks", 0) and kind != "finetune":
         model.refit_full(train_texts + valid_texts, train_labels + valid_labels)
     path = model.save(
