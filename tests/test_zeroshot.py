@@ -74,8 +74,39 @@ def test_flat_baseline_returns_leaf_paths(tiny_taxonomy: Taxonomy) -> None:
         dict(level_temperature=0),
         dict(adapt_weight=2.0),
         dict(adapt_iterations=0),
+        dict(neighbour_smoothing=1.0),
+        dict(neighbour_k=0),
     ],
 )
 def test_config_rejects_bad_values(bad) -> None:
     with pytest.raises(ConfigError):
         ZeroShotConfig(**bad)
+
+
+def test_neighbour_smoothing_travels_with_the_adapted_state(tiny_taxonomy, tiny_rows) -> None:
+    titles = [r["title"] for r in tiny_rows]
+    adapted = _clf(tiny_taxonomy).adapt(titles)
+    state = adapted.state()
+    ((key, emb),) = state["neighbour_embeddings"].items()
+    assert len(emb) == len(titles) and len(state["neighbour_smoothed"][key]) == len(titles)
+    # a worker with the state predicts exactly as the adapted classifier
+    worker = _clf(tiny_taxonomy).with_state(state)
+    np.testing.assert_allclose(
+        worker.candidate_log_probs(titles), adapted.candidate_log_probs(titles), atol=1e-6
+    )
+    unsmoothed = _clf(tiny_taxonomy, neighbour_smoothing=0).adapt(titles)
+    assert not unsmoothed.state()["neighbour_embeddings"]
+    assert not np.allclose(
+        unsmoothed.candidate_log_probs(titles), adapted.candidate_log_probs(titles)
+    )
+    state["neighbour_smoothed"][key] = state["neighbour_smoothed"][key][:-1]
+    with pytest.raises(ValueError, match="neighbour_smoothed"):
+        _clf(tiny_taxonomy).with_state(state)
+
+
+def test_smoothed_prediction_lies_under_the_top_level_with_most_mass(tiny_taxonomy, tiny_rows):
+    titles = [r["title"] for r in tiny_rows]
+    clf = _clf(tiny_taxonomy).adapt(titles)
+    masses = clf._top_of(clf.candidate_log_probs(titles))
+    for pred, mass in zip(clf.predict(titles, top_k=3), masses):
+        assert np.isclose(pred.best.level_confidences[0], mass.max())

@@ -27,6 +27,7 @@ from .encoders.progress import encode_with_progress
 from .errors import ConfigError
 from .hierarchy import TreeIndex
 from .name_match import NameIndex
+from .neighbours import one_step, spread
 from .predictions import Predictions
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 
@@ -87,6 +88,12 @@ class ZeroShotConfig:
             masses as likelihoods, mixing weights re-estimated): a grocery catalogue pulls its
             ambiguous products towards food. The log prior, times this, is added to every
             candidate's log-probability. 0 turns it off.
+        neighbour_smoothing: when adapting, each product's top-level distribution becomes
+            this share its `neighbour_k` nearest products' in the catalogue (by embedding),
+            smoothed over the catalogue's neighbour graph (`neighbours`), and the rest its
+            own; the leaf under the top level is still the product's own choice. A title
+            that says little is read with the titles around it. 0 turns it off.
+        neighbour_k: see `neighbour_smoothing`.
     """
 
     templates: tuple[str, ...] = ("{name}", "{path}")
@@ -116,6 +123,8 @@ class ZeroShotConfig:
     # head rule) 0.8065 on the 2,000: within noise of 0.5, and it draws more magnets
     name_match: float = 0.5
     vertical_prior: float = 1.0
+    neighbour_smoothing: float = 0.8
+    neighbour_k: int = 10
 
     def __post_init__(self) -> None:
         if not self.templates or not self.other_language_templates:
@@ -149,6 +158,12 @@ class ZeroShotConfig:
                 raise ConfigError(f"{field_name} must be >= 0, got {getattr(self, field_name)}")
         if not 0 <= self.adapt_weight <= 1:
             raise ConfigError(f"adapt_weight must be in [0, 1], got {self.adapt_weight}")
+        if not 0 <= self.neighbour_smoothing < 1:
+            raise ConfigError(
+                f"neighbour_smoothing must be in [0, 1), got {self.neighbour_smoothing}"
+            )
+        if self.neighbour_k < 1:
+            raise ConfigError(f"neighbour_k must be >= 1, got {self.neighbour_k}")
 
 
 @dataclass(frozen=True)
@@ -191,6 +206,10 @@ class ZeroShotClassifier:
         self._name_index: dict[str, NameIndex] = {}
         self._log_prior: dict[tuple[str, str], np.ndarray] = {}
         self._ref_hub: dict[tuple[str, str], np.ndarray] = {}
+        # `neighbour_smoothing`: the adapted catalogue's embeddings and its products'
+        # smoothed top-level distributions
+        self._neighbour_embeddings: dict[tuple[str, str], np.ndarray] = {}
+        self._neighbour_smoothed: dict[tuple[str, str], np.ndarray] = {}
         # each candidate's top-level category, as an index into the top-level nodes
         tops = self.tree.ancestors[0, self.tree.candidates]
         self._top_nodes, self._cand_top = np.unique(tops, return_inverse=True)
@@ -389,6 +408,8 @@ class ZeroShotClassifier:
         adapted._adapted = dict(self._adapted)
         adapted._bias = dict(self._bias)
         adapted._log_prior = dict(self._log_prior)
+        adapted._neighbour_embeddings = dict(self._neighbour_embeddings)
+        adapted._neighbour_smoothed = dict(self._neighbour_smoothed)
         adapted._adapt_in_place(texts)
         return adapted
 
@@ -401,6 +422,8 @@ class ZeroShotClassifier:
             self._adapted.pop(key, None)
             self._bias.pop(key, None)
             self._log_prior.pop(key, None)
+            self._neighbour_embeddings.pop(key, None)
+            self._neighbour_smoothed.pop(key, None)
             emb = encoder.encode([sample[i] for i in idx], role=Role.PRODUCT)
             cues = self._cues([sample[i] for i in idx], key[1])
             base = self.prototypes(encoder, language)
@@ -429,6 +452,11 @@ class ZeroShotClassifier:
                 self._bias[key] = bias
             if cfg.vertical_prior:
                 self._log_prior[key] = self._vertical_log_prior(emb, protos, bias, cues)
+            if cfg.neighbour_smoothing and len(emb) > 1:
+                own = self._top_masses(emb, protos, bias, cues, self._log_prior.get(key))
+                smoothed = spread(emb, own, cfg.neighbour_smoothing, cfg.neighbour_k)
+                self._neighbour_embeddings[key] = emb.astype(np.float32)
+                self._neighbour_smoothed[key] = smoothed.astype(np.float32)
             logger.info("adapted %d prototypes on %d products (%s)", int(has.sum()), len(idx), key)
 
     def _candidate_logp(
@@ -445,19 +473,51 @@ class ZeroShotClassifier:
             cand = cand + log_prior
         return cand - logsumexp(cand)
 
+    def _top_of(self, logp: np.ndarray) -> np.ndarray:
+        """(n, top-level categories) probability masses of candidate log-probabilities."""
+        top = np.zeros((len(logp), len(self._top_nodes)))
+        np.add.at(top.T, self._cand_top, np.exp(logp).T)
+        return top
+
+    def _top_masses(
+        self,
+        emb: np.ndarray,
+        protos: np.ndarray,
+        bias: np.ndarray | None,
+        cues: TextCues,
+        log_prior: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Each product's probability mass per top-level category, in chunks."""
+        return np.concatenate(
+            [
+                self._top_of(self._candidate_logp(emb[chunk], protos, bias, cues[chunk], log_prior))
+                for chunk in (slice(s, s + _CHUNK) for s in range(0, len(emb), _CHUNK))
+            ]
+        )
+
+    def _smoothed(self, logp: np.ndarray, emb: np.ndarray, key: tuple[str, str]) -> np.ndarray:
+        """`logp` with each product's top-level masses replaced by their mix with its
+        nearest catalogue products' (`neighbour_smoothing`); within a top-level category
+        the candidates keep their proportions."""
+        cfg = self.config
+        own = self._top_of(logp)
+        target = one_step(
+            emb,
+            own,
+            self._neighbour_embeddings[key],
+            self._neighbour_smoothed[key],
+            cfg.neighbour_smoothing,
+            cfg.neighbour_k,
+        )
+        logp = logp + (np.log(target + 1e-12) - np.log(own + 1e-12))[:, self._cand_top]
+        return logp - logsumexp(logp)
+
     def _vertical_log_prior(
         self, emb: np.ndarray, protos: np.ndarray, bias: np.ndarray | None, cues: TextCues
     ) -> np.ndarray:
         """Per-candidate log prior from the catalogue's top-level mix (EM, no labels)."""
         n_top = len(self._top_nodes)
-        masses = []
-        for start in range(0, len(emb), _CHUNK):
-            chunk = slice(start, start + _CHUNK)
-            probs = np.exp(self._candidate_logp(emb[chunk], protos, bias, cues[chunk]))
-            top = np.zeros((len(probs), n_top))
-            np.add.at(top.T, self._cand_top, probs.T)
-            masses.append(top)
-        likelihood = np.concatenate(masses)
+        likelihood = self._top_masses(emb, protos, bias, cues)
         weights = np.full(n_top, 1.0 / n_top)
         for _ in range(50):
             post = likelihood * weights
@@ -476,17 +536,33 @@ class ZeroShotClassifier:
             "adapted": dict(self._adapted),
             "bias": dict(self._bias),
             "log_prior": dict(self._log_prior),
+            "neighbour_embeddings": dict(self._neighbour_embeddings),
+            "neighbour_smoothed": dict(self._neighbour_smoothed),
         }
 
     def with_state(self, state: dict[str, dict[tuple[str, str], np.ndarray]]) -> ZeroShotClassifier:
         """A copy that takes over another classifier's `state()` (same taxonomy and config);
         `self` is left as it was."""
         out = copy.copy(self)
-        for name in ("prototypes", "adapted", "bias", "log_prior"):
+        neighbours = {tuple(k): v for k, v in state.get("neighbour_embeddings", {}).items()}
+        for name in (
+            "prototypes",
+            "adapted",
+            "bias",
+            "log_prior",
+            "neighbour_embeddings",
+            "neighbour_smoothed",
+        ):
             merged = dict(getattr(self, f"_{name}"))
-            # the catalogue prior is per candidate, the rest per node
-            size = len(self.tree.candidates) if name == "log_prior" else len(self.tree)
             for key, value in state.get(name, {}).items():
+                # the catalogue prior is per candidate, the neighbours per catalogue
+                # product, the rest per node
+                if name == "log_prior":
+                    size = len(self.tree.candidates)
+                elif name.startswith("neighbour"):
+                    size = len(neighbours.get(tuple(key), ()))
+                else:
+                    size = len(self.tree)
                 if len(value) != size:
                     raise ValueError(f"state for {len(value)} entries of {name}; expected {size}")
                 merged[tuple(key)] = value
@@ -507,7 +583,10 @@ class ZeroShotClassifier:
             cues = self._cues([texts[i] for i in idx], key[1])
             protos = self.prototypes(encoder, language)
             bias = self._bias.get(key) if key in self._bias else self._reference_hubness(key)
-            out[idx] = self._candidate_logp(emb, protos, bias, cues, self._log_prior.get(key))
+            logp = self._candidate_logp(emb, protos, bias, cues, self._log_prior.get(key))
+            if key in self._neighbour_embeddings:
+                logp = self._smoothed(logp, emb, key)
+            out[idx] = logp
         return out
 
     def predict(
@@ -540,7 +619,18 @@ class ZeroShotClassifier:
             w = np.where(has_image, np.where(has_text, image_weight, 1.0), 0.0)[:, None]
             logp = (1 - w) * logp + w * np.where(has_image[:, None], image_logp, 0.0)
             logp = logp - logsumexp(logp)
-        return Predictions(self.tree.decode(np.exp(logp), ids, top_k))
+        return Predictions(self.tree.decode(np.exp(logp), ids, top_k, self._top_level_first(logp)))
+
+    def _top_level_first(self, logp: np.ndarray) -> np.ndarray | None:
+        """With `neighbour_smoothing`, the best candidate under the top-level category with
+        the most mass (the smoothed decision), which the highest-probability candidate need
+        not be: a top level's mass spread over many leaves loses the argmax to one leaf of a
+        top level with less."""
+        if not (self.config.neighbour_smoothing and self._neighbour_embeddings):
+            return None
+        top = self._top_of(logp).argmax(1)
+        inside = np.where(self._cand_top[None, :] == top[:, None], logp, -np.inf)
+        return inside.argmax(1)
 
     def candidate_texts(self, language: str = "en") -> list[list[str]]:
         """`category_texts` restricted to the candidates: what an image scorer matches."""
