@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from taxonomist.encoders import normalize
-from taxonomist.neighbours import nearest, one_step, spread
+from taxonomist.neighbours import nearest, neighbour_graph, one_step, spread
 
 
 def _two_runs(rng: np.random.Generator) -> np.ndarray:
@@ -25,16 +25,16 @@ def test_a_product_read_wrongly_alone_follows_its_run() -> None:
     emb = _two_runs(np.random.default_rng(1))
     own = np.where(np.arange(20)[:, None] < 10, [0.8, 0.2], [0.2, 0.8])
     own[3] = [0.3, 0.7]  # one of the first kind, scored alone as the second
-    smoothed = spread(emb, own, alpha=0.8, k=5)
+    smoothed = spread(neighbour_graph(emb, 5), own, alpha=0.8)
     np.testing.assert_allclose(smoothed.sum(1), 1.0)
     assert (smoothed.argmax(1) == (np.arange(20) >= 10)).all()
-    np.testing.assert_allclose(spread(emb, own, alpha=0.0, k=5), own)
+    np.testing.assert_allclose(spread(neighbour_graph(emb, 5), own, alpha=0.0), own)
 
 
 def test_one_step_gives_a_catalogue_product_its_fixed_point_and_a_new_one_its_neighbours() -> None:
     emb = _two_runs(np.random.default_rng(2))
     own = np.where(np.arange(20)[:, None] < 10, [0.9, 0.1], [0.1, 0.9])
-    smoothed = spread(emb, own, alpha=0.8, k=5)
+    smoothed = spread(neighbour_graph(emb, 5), own, alpha=0.8)
     again = one_step(emb[:4], own[:4], emb, smoothed, alpha=0.8, k=5)
     np.testing.assert_allclose(again, smoothed[:4], rtol=1e-6)
     new = normalize(emb[:2].mean(0, keepdims=True))

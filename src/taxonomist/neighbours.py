@@ -22,16 +22,19 @@ def nearest(
     query: np.ndarray, base: np.ndarray, k: int, *, skip_self: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(indices, cosine similarities) of each query row's `k` nearest base rows (unit rows
-    expected). `skip_self`: query row i is base row i and is not its own neighbour."""
-    k = min(k, len(base) - (1 if skip_self else 0))
+    expected; dense, or sparse such as TF-IDF). `skip_self`: query row i is base row i and
+    is not its own neighbour."""
+    k = min(k, base.shape[0] - (1 if skip_self else 0))
     if k < 1:
-        empty = np.zeros((len(query), 0))
+        empty = np.zeros((query.shape[0], 0))
         return empty.astype(np.int64), empty
     idx, sims = [], []
-    for start in range(0, len(query), _CHUNK):
+    for start in range(0, query.shape[0], _CHUNK):
         block = query[start : start + _CHUNK] @ base.T
+        if sparse.issparse(block):
+            block = block.toarray()
         if skip_self:
-            rows = np.arange(len(block))
+            rows = np.arange(block.shape[0])
             block[rows, start + rows] = -np.inf
         top = np.argpartition(-block, k - 1, axis=1)[:, :k]
         idx.append(top)
@@ -46,24 +49,30 @@ def _row_weights(sims: np.ndarray) -> np.ndarray:
     return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
 
 
-def spread(
-    embeddings: np.ndarray, own: np.ndarray, alpha: float, k: int, iterations: int = 30
-) -> np.ndarray:
-    """Each catalogue product's distribution (rows of `own`) smoothed over the catalogue's
-    k-nearest-neighbour graph (symmetrised: a link either way counts), rows summing to 1."""
-    n = len(embeddings)
-    idx, sims = nearest(embeddings, embeddings, k, skip_self=True)
+def neighbour_graph(features, k: int) -> sparse.csr_matrix:
+    """The catalogue's k-nearest-neighbour graph over the rows of `features` (symmetrised:
+    a link either way counts), each row averaging its neighbours (weights summing to 1;
+    a row with no neighbour is all zero)."""
+    n = features.shape[0]
+    idx, sims = nearest(features, features, k, skip_self=True)
     graph = sparse.csr_matrix(
         (np.maximum(sims, 0.0).ravel(), (np.repeat(np.arange(n), idx.shape[1]), idx.ravel())),
         shape=(n, n),
     )
     graph = graph.maximum(graph.T).tocsr()
     degree = np.asarray(graph.sum(1)).ravel()
-    step = sparse.diags(np.divide(1.0, degree, out=np.zeros(n), where=degree > 0)) @ graph
-    alone = degree == 0  # no neighbour: its own distribution stays
+    return (sparse.diags(np.divide(1.0, degree, out=np.zeros(n), where=degree > 0)) @ graph).tocsr()
+
+
+def spread(
+    graph: sparse.csr_matrix, own: np.ndarray, alpha: float, iterations: int = 30
+) -> np.ndarray:
+    """Each catalogue product's distribution (rows of `own`) smoothed over `graph`
+    (`neighbour_graph`), rows summing to 1."""
+    alone = np.asarray(graph.sum(1)).ravel() == 0  # no neighbour: its own distribution stays
     smoothed = own.copy()
     for _ in range(iterations):
-        smoothed = alpha * (step @ smoothed) + (1 - alpha) * own
+        smoothed = alpha * (graph @ smoothed) + (1 - alpha) * own
         smoothed[alone] = own[alone]
     return smoothed / smoothed.sum(1, keepdims=True)
 
@@ -88,7 +97,10 @@ def one_step(
     has = weights.sum(1) > 0
     out = own.copy()
     out[has] = (1 - alpha) * own[has] + alpha * neighbours[has]
-    closest = sims.argmax(1)
-    exact = sims[np.arange(len(sims)), closest] >= 1 - 1e-5
-    out[exact] = base_smoothed[idx[exact, closest[exact]]]
+    # the catalogue products it is: the mean over all of them, since an encoder can give
+    # two texts one vector ("IPHONE 15", "iphone 15") and float noise must not pick one
+    same = (sims >= 1 - 1e-5).astype(np.float64)
+    exact = same.sum(1) > 0
+    same = same[exact] / same[exact].sum(1, keepdims=True)
+    out[exact] = np.einsum("nk,nkc->nc", same, base_smoothed[idx[exact]])
     return out

@@ -28,7 +28,7 @@ from .encoders.progress import encode_with_progress
 from .errors import ConfigError
 from .hierarchy import TreeIndex
 from .name_match import NameIndex
-from .neighbours import one_step, spread
+from .neighbours import neighbour_graph, one_step, spread
 from .predictions import Predictions
 from .taxonomy import PATH_SEPARATOR, Taxonomy
 
@@ -175,7 +175,7 @@ class TextCues:
     plain: np.ndarray
     named: sparse.csr_matrix | None = None
 
-    def __getitem__(self, rows: slice) -> TextCues:
+    def __getitem__(self, rows: slice | np.ndarray) -> TextCues:
         return TextCues(self.plain[rows], None if self.named is None else self.named[rows])
 
 
@@ -458,9 +458,16 @@ class ZeroShotClassifier:
             if cfg.vertical_prior:
                 self._log_prior[key] = self._vertical_log_prior(emb, protos, bias, cues)
             if cfg.neighbour_smoothing and len(emb) > 1:
-                own = self._top_masses(emb, protos, bias, cues, self._log_prior.get(key))
-                smoothed = spread(emb, own, cfg.neighbour_smoothing, cfg.neighbour_k)
-                self._neighbour_embeddings[key] = emb.astype(np.float32)
+                # each title once: a repeated title is one product, not k neighbours, and
+                # two equal rows would make "the catalogue product a query is" ambiguous
+                _, first = np.unique([sample[i] for i in idx], return_index=True)
+                rows = np.sort(first)
+                own = self._top_masses(
+                    emb[rows], protos, bias, cues[rows], self._log_prior.get(key)
+                )
+                graph = neighbour_graph(emb[rows], cfg.neighbour_k)
+                smoothed = spread(graph, own, cfg.neighbour_smoothing)
+                self._neighbour_embeddings[key] = emb[rows].astype(np.float32)
                 self._neighbour_smoothed[key] = smoothed.astype(np.float32)
             logger.info("adapted %d prototypes on %d products (%s)", int(has.sum()), len(idx), key)
 
