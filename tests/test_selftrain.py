@@ -71,6 +71,7 @@ def test_self_training_is_chosen_where_the_pool_ties_words_to_labels(tmp_path):
     manifest = json.loads((path / "manifest.json").read_text("utf-8"))
     assert manifest["self_training"]["share"] == chosen["share"]
     assert loaded.self_training_share == chosen["share"]
+    assert loaded.pool_smoothing == chosen["smoothing"]
     assert not list(path.glob("*.pkl")) and not list(path.glob("*.pickle"))
 
 
@@ -90,6 +91,23 @@ def test_helpers():
     logp = np.log(np.array([[0.9, 0.1]] * 3 + [[0.2, 0.8]]))
     prior = catalogue_prior(logp, np.array([0.5, 0.5]))
     assert prior[0] > 0.7 and abs(prior.sum() - 1) < 1e-9
+
+
+def test_smoothed_pseudo_labels_follow_the_pools_neighbours():
+    from scipy import sparse
+
+    from taxonomist.models.selftrain import pseudo_labels
+    from taxonomist.neighbours import neighbour_graph
+
+    # two kinds of title (the n-grams they share); the members misread one of the first
+    x = sparse.csr_matrix(np.repeat(np.eye(2), 5, axis=0))
+    scores = np.repeat([[2.0, 0.0], [0.0, 2.0]], 5, axis=0)
+    scores[2] = [0.0, 0.5]
+    pred, _ = pseudo_labels([scores], [1.0], [1.0])
+    assert pred[2] == 1
+    pred, confidence = pseudo_labels([scores], [1.0], [1.0], neighbour_graph(x, 3), 0.8)
+    assert pred.tolist() == [0] * 5 + [1] * 5
+    assert np.all((confidence > 0.5) & (confidence <= 1.0))
 
 
 def test_kinds_that_cannot_use_unlabelled_products_refuse_them(tmp_path):

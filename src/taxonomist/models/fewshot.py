@@ -53,6 +53,11 @@ class FewShotConfig:
     prior_shifts: with unlabelled products, candidate strengths of the shift from the
         labelled sample's class mix to the pool's (0: none); cross-validation picks one.
     max_unlabelled: at most this many unlabelled products are used (a random sample).
+    pool_smoothing: with unlabelled products, candidate strengths of label spreading: the
+        pool's distributions smoothed over its nearest-neighbour graph (TF-IDF n-grams,
+        `pool_neighbours` neighbours; `taxonomist.neighbours`), which labels every pool
+        product (no share is picked). Cross-validation weighs these candidates with the
+        shares of raw pseudo-labels and none.
     name_match: a third member, the category names a title holds; cross-validation gives
         it its weight (0 when the names never help), so False only saves the look-up.
     """
@@ -69,6 +74,8 @@ class FewShotConfig:
     self_training_shares: tuple[float, ...] = (0.3, 0.6)
     prior_shifts: tuple[float, ...] = (0.0, 0.5, 1.0)
     max_unlabelled: int = 50_000
+    pool_smoothing: tuple[float, ...] = (0.8,)
+    pool_neighbours: int = 10
     name_match: bool = True
 
     def __post_init__(self) -> None:
@@ -82,6 +89,11 @@ class FewShotConfig:
                 f"fewshot.self_training_shares must be in (0, 1], got {self.self_training_shares}"
             )
         check_positive("fewshot", max_unlabelled=self.max_unlabelled)
+        check_positive("fewshot", pool_neighbours=self.pool_neighbours)
+        if any(not 0 < s < 1 for s in self.pool_smoothing):
+            raise ConfigError(
+                f"fewshot.pool_smoothing must be in (0, 1), got {self.pool_smoothing}"
+            )
         if not self.prior_shifts or any(not 0 <= s <= 1 for s in self.prior_shifts):
             raise ConfigError(f"fewshot.prior_shifts must be in [0, 1], got {self.prior_shifts}")
         check_ngram_ranges("fewshot", word_ngrams=self.word_ngrams, char_ngrams=self.char_ngrams)
@@ -146,12 +158,14 @@ class FewShotModel(Model):
         # measured, the labels-only members' mix that pseudo-labels, and the pool (in memory
         # only, for a refit)
         self.self_training_share = 0.0
+        self.pool_smoothing = 0.0
         self.prior_shift = 0.0
         self._bias: np.ndarray | None = None  # added to the pooled scores (log prior ratio)
         self.self_training: dict[str, Any] | None = None
         self._labels_only_mix: tuple[np.ndarray, np.ndarray] | None = None
         self._unlabelled: list[str] | None = None
         self._pool_features: Any = None  # (TF-IDF over labels + pool, their rows, pool emb)
+        self._pool_graph: Any = None  # the pool's neighbour graph (`pool_smoothing`)
         self._name_index: Any = None
 
     @property
@@ -356,25 +370,44 @@ class FewShotModel(Model):
         x_labelled, x_pool = x[: len(texts)], x[len(texts) :]
         temperatures, weights = self._labels_only_mix  # type: ignore[misc]
         shares = sorted(set(cfg.self_training_shares))
-        oof = {s: np.zeros((len(y), len(self.labels))) for s in shares}
-        used = {s: 0 for s in shares}
+        smoothings = [0.0, *sorted(set(cfg.pool_smoothing))]
+        if len(smoothings) > 1:
+            from ..neighbours import neighbour_graph
+
+            # titles that share n-grams (a model number, a German word) are products of a
+            # kind: on pricerunner at 10 a category, smoothing over this graph took the
+            # pool's pseudo-labels from 0.844 to 0.888 right, the embedding graph to 0.851
+            self._pool_graph = neighbour_graph(x_pool, cfg.pool_neighbours)
+        # raw pseudo-labels: the most confident share of each class; spread labels: all of
+        # the pool, spreading is what vets them. Measured on the pools' own hidden labels
+        # at 10 a category: with spread labels of the whole pool as a candidate,
+        # pricerunner's pool went 0.861 -> 0.893; offering all the raw ones as well made
+        # cross-validation pick them on fashion, whose pool fell 0.931 -> 0.921
+        keys = [(s, 0.0) for s in shares] + [(1.0, a) for a in smoothings[1:]]
+        oof = {k: np.zeros((len(y), len(self.labels))) for k in keys}
+        used = {k: 0 for k in keys}
         from scipy.sparse import vstack
 
         for step, (f, (tfidf, coef, intercept)) in enumerate(sorted(fold_linear.items())):
             test, train = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
             protos = self._class_prototypes(emb[train], y[train], names, self.prior)
             linear = np.asarray(tfidf.transform(pool) @ coef.T) + intercept
-            pred, confidence = pseudo_labels(
-                [pool_emb @ protos.T, linear, *pool_named], temperatures, weights
-            )
-            for s in shares:
-                chosen = select_confident(pred, confidence, s)
-                used[s] += len(chosen)
-                c, b = self._fit_svc(
-                    vstack([x_labelled[train], x_pool[chosen]]).tocsr(),
-                    np.concatenate([y[train], pred[chosen]]),
+            for a in smoothings:
+                pred, confidence = pseudo_labels(
+                    [pool_emb @ protos.T, linear, *pool_named],
+                    temperatures,
+                    weights,
+                    self._pool_graph,
+                    a,
                 )
-                oof[s][test] = np.asarray(x_labelled[test] @ c.T) + b
+                for s in [s for s, b in keys if b == a]:
+                    chosen = select_confident(pred, confidence, s)
+                    used[(s, a)] += len(chosen)
+                    c, b = self._fit_svc(
+                        vstack([x_labelled[train], x_pool[chosen]]).tocsr(),
+                        np.concatenate([y[train], pred[chosen]]),
+                    )
+                    oof[(s, a)][test] = np.asarray(x_labelled[test] @ c.T) + b
             if progress:
                 progress("self-training cross-validation", step + 1, len(fold_linear))
         # the catalogue's class mix, from how the labels-only model (fitted on every label)
@@ -398,10 +431,10 @@ class FewShotModel(Model):
         shift = np.log(prior) - np.log(train_prior)
         fixed = None if names_logp is None else (weights[2] * names_logp, float(weights[2]))
         candidates = {}
-        for s in (0.0, *shares):
-            linear_oof = oof_linear if s == 0 else oof[s]
+        for s, a in [(0.0, 0.0), *keys]:
+            linear_oof = oof_linear if s == 0 else oof[(s, a)]
             for strength in sorted(set(cfg.prior_shifts)) if trusted else [0.0]:
-                candidates[(s, strength)] = score_candidate(
+                candidates[(s, a, strength)] = score_candidate(
                     prototype_logp,
                     linear_oof,
                     y,
@@ -415,14 +448,15 @@ class FewShotModel(Model):
         # category: 30% pseudo-labels cut the log-loss 2.82 -> 2.18 while accuracy fell
         # 0.598 -> 0.583); among those, the lowest log-loss; ties go to fewer pseudo-labels
         # and less shift
-        floor = candidates[(0.0, 0.0)]["cv_accuracy"] - 1e-12
+        floor = candidates[(0.0, 0.0, 0.0)]["cv_accuracy"] - 1e-12
         eligible = [k for k in candidates if candidates[k]["cv_accuracy"] >= floor]
         best = min(eligible, key=lambda k: (candidates[k]["cv_log_loss"], k))
-        self.self_training_share, self.prior_shift = float(best[0]), float(best[1])
+        self.self_training_share, self.pool_smoothing, self.prior_shift = map(float, best)
         self._bias = (self.prior_shift * shift).astype(np.float32)
         self.self_training = {
             "unlabelled_rows": len(pool),
             "share": self.self_training_share,
+            "smoothing": self.pool_smoothing,
             "prior_shift": self.prior_shift,
             "pseudo_labels": 0,
             "class_mix": {
@@ -436,13 +470,18 @@ class FewShotModel(Model):
             "candidates": [
                 {
                     "share": s,
+                    "smoothing": a,
                     "prior_shift": strength,
                     "cv_log_loss": c["cv_log_loss"],
                     "cv_accuracy": c["cv_accuracy"],
                     "cv_accuracy_unweighted": c["cv_accuracy_unweighted"],
-                    **({"mean_pseudo_labels_per_fold": used[s] / len(fold_linear)} if s else {}),
+                    **(
+                        {"mean_pseudo_labels_per_fold": used[(s, a)] / len(fold_linear)}
+                        if s
+                        else {}
+                    ),
                 }
-                for (s, strength), c in candidates.items()
+                for (s, a, strength), c in candidates.items()
             ],
         }
         self._pool_features = (features, x_labelled, x_pool, pool_emb)
@@ -452,6 +491,7 @@ class FewShotModel(Model):
         self.weights = np.array(chosen["weights"])
         figures = {
             "self_training_share": self.self_training_share,
+            "pool_smoothing": self.pool_smoothing,
             "prior_shift": self.prior_shift,
             "cv_accuracy_self_trained": float(chosen["cv_accuracy"]),
             "cv_accuracy_self_trained_unweighted": float(chosen["cv_accuracy_unweighted"]),
@@ -472,7 +512,9 @@ class FewShotModel(Model):
         assert self._unlabelled is not None
         if pool_scores is None:
             pool_scores = self._member_scores(self._unlabelled, pool_emb)
-        pred, confidence = pseudo_labels(pool_scores, temperatures, weights)
+        pred, confidence = pseudo_labels(
+            pool_scores, temperatures, weights, self._pool_graph, self.pool_smoothing
+        )
         chosen = select_confident(pred, confidence, self.self_training_share)
         self._coef, self._intercept = self._fit_svc(
             vstack([x_labelled, x_pool[chosen]]).tocsr(), np.concatenate([y, pred[chosen]])
@@ -556,4 +598,5 @@ class FewShotModel(Model):
         self.weights = np.array(manifest["weights"])
         self.self_training = manifest.get("self_training")
         self.self_training_share = float((self.self_training or {}).get("share", 0.0))
+        self.pool_smoothing = float((self.self_training or {}).get("smoothing", 0.0))
         self.prior_shift = float((self.self_training or {}).get("prior_shift", 0.0))

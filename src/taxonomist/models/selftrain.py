@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..calibration import fit_temperature, log_softmax
+from ..neighbours import spread
 
 
 def select_confident(pred: np.ndarray, confidence: np.ndarray, share: float) -> np.ndarray:
@@ -56,10 +57,15 @@ def pooled_logp(member_scores, temperatures, weights) -> np.ndarray:
     )
 
 
-def pseudo_labels(member_scores, temperatures, weights) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted class, its probability) per row of the pooled members."""
-    pooled = pooled_logp(member_scores, temperatures, weights)
-    return pooled.argmax(1), np.exp(pooled.max(1))
+def pseudo_labels(
+    member_scores, temperatures, weights, graph=None, smoothing: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class, its probability) per row of the pooled members; with `smoothing`,
+    of their distributions smoothed over the pool's neighbour `graph` (`neighbours`)."""
+    probs = np.exp(pooled_logp(member_scores, temperatures, weights))
+    if smoothing:
+        probs = spread(graph, probs, smoothing)
+    return probs.argmax(1), probs.max(1)
 
 
 def catalogue_prior(logp: np.ndarray, train_prior: np.ndarray, iterations: int = 10) -> np.ndarray:
