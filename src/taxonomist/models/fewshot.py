@@ -376,7 +376,7 @@ class FewShotModel(Model):
 
             # titles that share n-grams (a model number, a German word) are products of a
             # kind: on pricerunner at 10 a category, smoothing over this graph took the
-            # pool's pseudo-labels from 0.844 to 0.888 right, the embedding graph to 0.851
+            # pool's pseudo-labels from 0.844 to 0.888 right, the embedding graph at best to 0.851
             self._pool_graph = neighbour_graph(x_pool, cfg.pool_neighbours)
         # raw pseudo-labels: the most confident share of each class; spread labels: all of
         # the pool, spreading is what vets them. Measured on the pools' own hidden labels
@@ -400,7 +400,7 @@ class FewShotModel(Model):
                     self._pool_graph,
                     a,
                 )
-                for s in [s for s, b in keys if b == a]:
+                for s in [share for share, spreading in keys if spreading == a]:
                     chosen = select_confident(pred, confidence, s)
                     used[(s, a)] += len(chosen)
                     c, b = self._fit_svc(

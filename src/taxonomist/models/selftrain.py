@@ -29,6 +29,12 @@ the pool's accuracy from 0.904 to 0.915; a second and third round lost it again 
 0.912: the model learns its own mistakes), a share of the pseudo-labels in the prototypes
 (0.913) and an SVM on their embeddings (0.915, 90 s) added nothing. So: one round, linear
 member only.
+
+Confident pseudo-labels teach what the model already knew: its systematic mistakes (on
+pricerunner, German titles and bare model numbers read as fridges) are often confident too.
+One more candidate spreads the pool's distributions over its nearest-neighbour graph first
+(`neighbours`; titles sharing n-grams are products of a kind) and trains on the whole pool's
+spread labels; cross-validation weighs it with the others.
 """
 
 from __future__ import annotations
