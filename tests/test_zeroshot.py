@@ -111,3 +111,10 @@ def test_smoothed_prediction_lies_under_the_top_level_with_most_mass(tiny_taxono
     masses = clf._top_of(clf.candidate_log_probs(titles))
     for pred, mass in zip(clf.predict(titles, top_k=3), masses):
         assert np.isclose(pred.best.level_confidences[0], mass.max())
+
+
+def test_a_flat_label_set_is_not_smoothed(tiny_rows) -> None:
+    # its top level is its leaves: smoothing would blur the distinctions themselves
+    flat = Taxonomy.from_paths([(c.split(" > ")[-1],) for c in {r["category"] for r in tiny_rows}])
+    adapted = _clf(flat).adapt([r["title"] for r in tiny_rows])
+    assert not adapted.state()["neighbour_embeddings"]
