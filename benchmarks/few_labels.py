@@ -120,7 +120,7 @@ def main() -> int:
             start = time.perf_counter()
             if shots == 0:
                 zeroshot = ZeroShotClassifier(taxonomy, EncoderSet({}, encoder))
-                zeroshot.adapt(texts)
+                zeroshot = zeroshot.adapt(texts)  # a copy: adapt leaves its classifier as it was
                 pred = [" > ".join(p.best.path) for p in zeroshot.predict(texts)]
                 seconds = round(time.perf_counter() - start)
                 results.append(

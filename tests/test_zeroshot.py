@@ -105,14 +105,6 @@ def test_neighbour_smoothing_travels_with_the_adapted_state(tiny_taxonomy, tiny_
         _clf(tiny_taxonomy).with_state(state)
 
 
-def test_smoothed_prediction_lies_under_the_top_level_with_most_mass(tiny_taxonomy, tiny_rows):
-    titles = [r["title"] for r in tiny_rows]
-    clf = _clf(tiny_taxonomy).adapt(titles)
-    masses = clf._top_of(clf.candidate_log_probs(titles))
-    for pred, mass in zip(clf.predict(titles, top_k=3), masses):
-        assert np.isclose(pred.best.level_confidences[0], mass.max())
-
-
 def test_a_flat_label_set_is_not_smoothed(tiny_rows) -> None:
     # its top level is its leaves: smoothing would blur the distinctions themselves
     flat = Taxonomy.from_paths([(c.split(" > ")[-1],) for c in {r["category"] for r in tiny_rows}])

@@ -118,25 +118,15 @@ class TreeIndex:
         return cs[rows, self._cand_hi[nodes]] - cs[rows, self._cand_lo[nodes]]
 
     def decode(
-        self,
-        cand_probs: np.ndarray,
-        ids: Sequence[str],
-        top_k: int,
-        first: np.ndarray | None = None,
+        self, cand_probs: np.ndarray, ids: Sequence[str], top_k: int
     ) -> list[ProductPrediction]:
         """Turn (batch, n_candidates) probabilities into ranked, path-consistent predictions.
 
         Each candidate carries the probability mass at every level of its path (the sum over
         the candidates under that ancestor), so level confidences never rise going down.
-        `first`: per row, a candidate ranked first whatever its probability (the others
-        follow by probability).
         """
         k = min(top_k, cand_probs.shape[1])
-        order = cand_probs
-        if first is not None:
-            order = cand_probs.copy()
-            order[np.arange(len(order)), first] = np.inf
-        top = np.argsort(-order, axis=1, kind="stable")[:, :k]
+        top = np.argsort(-cand_probs, axis=1, kind="stable")[:, :k]
         nodes = self.candidates[top]  # (batch, k)
         levels = np.stack(
             [

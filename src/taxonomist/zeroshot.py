@@ -92,9 +92,9 @@ class ZeroShotConfig:
         neighbour_smoothing: when adapting (taxonomies deeper than one level), each
             product's top-level distribution becomes this share its `neighbour_k` nearest
             products' in the catalogue (by embedding), smoothed over the catalogue's
-            neighbour graph (`neighbours`), and the rest its own; the leaf under the top
-            level is still the product's own choice. A title that says little is read with
-            the titles around it. 0 turns it off.
+            neighbour graph (`neighbours`), and the rest its own; within a top level the
+            candidates keep their proportions. A title that says little is read with the
+            titles around it. 0 turns it off.
         neighbour_k: see `neighbour_smoothing`.
     """
 
@@ -633,18 +633,7 @@ class ZeroShotClassifier:
             w = np.where(has_image, np.where(has_text, image_weight, 1.0), 0.0)[:, None]
             logp = (1 - w) * logp + w * np.where(has_image[:, None], image_logp, 0.0)
             logp = logp - logsumexp(logp)
-        return Predictions(self.tree.decode(np.exp(logp), ids, top_k, self._top_level_first(logp)))
-
-    def _top_level_first(self, logp: np.ndarray) -> np.ndarray | None:
-        """With `neighbour_smoothing`, the best candidate under the top-level category with
-        the most mass (the smoothed decision), which the highest-probability candidate need
-        not be: a top level's mass spread over many leaves loses the argmax to one leaf of a
-        top level with less."""
-        if not (self.config.neighbour_smoothing and self._neighbour_embeddings):
-            return None
-        top = self._top_of(logp).argmax(1)
-        inside = np.where(self._cand_top[None, :] == top[:, None], logp, -np.inf)
-        return inside.argmax(1)
+        return Predictions(self.tree.decode(np.exp(logp), ids, top_k))
 
     def candidate_texts(self, language: str = "en") -> list[list[str]]:
         """`category_texts` restricted to the candidates: what an image scorer matches."""
