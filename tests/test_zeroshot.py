@@ -105,8 +105,10 @@ def test_neighbour_smoothing_travels_with_the_adapted_state(tiny_taxonomy, tiny_
         _clf(tiny_taxonomy).with_state(state)
 
 
-def test_a_flat_label_set_is_not_smoothed(tiny_rows) -> None:
-    # its top level is its leaves: smoothing would blur the distinctions themselves
+def test_a_flat_label_set_is_neither_smoothed_nor_given_a_prior(tiny_rows) -> None:
+    # its top level is its leaves: smoothing would blur the distinctions themselves, and
+    # a prior over them learnt from zero-shot likelihoods runs away
     flat = Taxonomy.from_paths([(c.split(" > ")[-1],) for c in {r["category"] for r in tiny_rows}])
     adapted = _clf(flat).adapt([r["title"] for r in tiny_rows])
     assert not adapted.state()["neighbour_embeddings"]
+    assert not adapted.state()["log_prior"]

@@ -88,7 +88,7 @@ class ZeroShotConfig:
             when adapting by EM on the unlabelled products (their top-level probability
             masses as likelihoods, mixing weights re-estimated): a grocery catalogue pulls its
             ambiguous products towards food. The log prior, times this, is added to every
-            candidate's log-probability. 0 turns it off.
+            candidate's log-probability. Not learnt for a flat label set. 0 turns it off.
         neighbour_smoothing: when adapting (taxonomies deeper than one level), each
             product's top-level distribution becomes this share its `neighbour_k` nearest
             products' in the catalogue (by embedding), smoothed over the catalogue's
@@ -456,12 +456,15 @@ class ZeroShotClassifier:
             bias = self._hub_bias(emb, protos, key)
             if bias is not None:
                 self._bias[key] = bias
-            if cfg.vertical_prior:
+            # a flat label set's top level is its leaves. A prior over them learnt by EM from
+            # zero-shot likelihoods runs away (training rows, 2,000: pricerunner 0.8375 ->
+            # 0.7445 with it, zh-retail 0.2935 -> 0.2225), and smoothing there blurs the fine
+            # distinctions themselves (fridge / fridge freezer; 0.6 points on pricerunner).
+            # Both were chosen on deep taxonomies, where a top level groups many leaves
+            deep = self.tree.max_depth > 1
+            if cfg.vertical_prior and deep:
                 self._log_prior[key] = self._vertical_log_prior(emb, protos, bias, cues)
-            # a flat label set's top level is its leaves: smoothing there blurs the fine
-            # distinctions themselves (fridge / fridge freezer). Chosen on deep taxonomies;
-            # on pricerunner's ten flat labels it cost 0.6 points on training rows
-            if cfg.neighbour_smoothing and len(emb) > 1 and self.tree.max_depth > 1:
+            if cfg.neighbour_smoothing and len(emb) > 1 and deep:
                 # each title once: a repeated title is one product, not k neighbours, and
                 # two equal rows would make "the catalogue product a query is" ambiguous
                 _, first = np.unique([sample[i] for i in idx], return_index=True)
