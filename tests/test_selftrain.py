@@ -200,3 +200,47 @@ def test_unlabelled_file_errors_name_the_file_and_field(tmp_path):
         ColumnSpec(),
     )
     assert texts == ["red shirt"] and not report.bad_rows
+
+
+def test_choose_encoder_keeps_the_default_unless_another_is_as_accurate_and_surer():
+    from taxonomist.models.fewshot import choose_encoder
+
+    def row(accuracy, loss):
+        return {"cv_accuracy_self_trained": accuracy, "cv_log_loss_self_trained": loss}
+
+    # pricerunner at 10 a category (docs/benchmarks.md): USE 0.91 / 0.44 against 0.88 / 0.54
+    assert choose_encoder({"minilm": row(0.88, 0.54), "use": row(0.91, 0.44)}) == "use"
+    # a lower log-loss bought with more errors is refused; a tie stays with the default
+    assert choose_encoder({"minilm": row(0.88, 0.54), "use": row(0.87, 0.30)}) == "minilm"
+    assert choose_encoder({"minilm": row(0.88, 0.54), "use": row(0.88, 0.54)}) == "minilm"
+    three = {"minilm": row(0.8, 0.6), "a": row(0.8, 0.5), "b": row(0.9, 0.4)}
+    assert choose_encoder(three) == "b"
+
+
+def test_a_pool_fits_once_per_encoder_and_the_manifest_says_which_won(tmp_path, monkeypatch):
+    import taxonomist.languages as languages
+
+    # "fake" stands in for the English default here, "fake-64" for USE
+    monkeypatch.setattr(languages, "ENGLISH_DEFAULTS", frozenset({"fake"}))
+    labelled, pool, test, _ = bridged_corpus()
+    cls = model_class("fewshot")
+    config = cls.config_class.from_dict({"encoder": "fake", "other_encoders": ["fake-64"]})
+    model = cls(from_labels(CLASSES), config)
+    model.fit([t for t, _ in labelled], [c for _, c in labelled], unlabelled=pool)
+    choice = model.self_training["encoder_choice"]
+    assert set(choice["candidates"]) == {"fake", "fake-64"}
+    from taxonomist.models.fewshot import choose_encoder
+
+    assert choice["chosen"] == choose_encoder(choice["candidates"]) == model.config.encoder
+    assert model.encoder.dim == (64 if choice["chosen"] == "fake-64" else 256)
+    assert model._shared_pool_rows is None  # the shared n-grams are not kept
+    path = model.save(tmp_path / "m")
+    loaded = load_model(path)
+    probe = [t for t, _ in test]
+    np.testing.assert_allclose(loaded.predict_proba(probe), model.predict_proba(probe), atol=1e-5)
+    manifest = json.loads((path / "manifest.json").read_text("utf-8"))
+    assert manifest["self_training"]["encoder_choice"]["chosen"] == choice["chosen"]
+    # an encoder the user named is kept: no second fit
+    named = cls(from_labels(CLASSES), cls.config_class.from_dict({"encoder": "fake-64"}))
+    named.fit([t for t, _ in labelled], [c for _, c in labelled], unlabelled=pool)
+    assert "encoder_choice" not in named.self_training

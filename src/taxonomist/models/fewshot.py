@@ -23,7 +23,7 @@ Persisted without pickle: prototypes, TF-IDF vocabularies, weights in safetensor
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,12 @@ class FewShotConfig:
         shares of raw pseudo-labels and none.
     name_match: a third member, the category names a title holds; cross-validation gives
         it its weight (0 when the names never help), so False only saves the look-up.
+    other_encoders: with unlabelled products and the English default `encoder` (MiniLM),
+        encoders tried beside it: the whole fit runs once with each, and one replaces
+        MiniLM only when its self-trained model makes no more out-of-fold errors and has
+        the lower out-of-fold log-loss (`choose_encoder`).
+        USE-multilingual reads the German titles of an English catalogue that MiniLM
+        cannot; on an English-only catalogue MiniLM reads better (docs/benchmarks.md).
     """
 
     encoder: str = "minilm"
@@ -77,6 +83,7 @@ class FewShotConfig:
     pool_smoothing: tuple[float, ...] = (0.8,)
     pool_neighbours: int = 10
     name_match: bool = True
+    other_encoders: tuple[str, ...] = ("use",)
 
     def __post_init__(self) -> None:
         if not self.priors or any(p < 0 for p in self.priors):
@@ -136,6 +143,21 @@ def pool_weights(members: list[np.ndarray], y: np.ndarray, step: float) -> np.nd
     return best
 
 
+def choose_encoder(figures: dict[str, dict[str, float]]) -> str:
+    """The first encoder (the default) unless another's self-trained model makes no more
+    out-of-fold errors and has a lower out-of-fold log-loss; among several such, the
+    lowest log-loss. `figures`: each encoder's fit history row, in order of preference."""
+    first, *others = figures
+    floor = figures[first]["cv_accuracy_self_trained"] - 1e-12
+    better = [
+        name
+        for name in others
+        if figures[name]["cv_accuracy_self_trained"] >= floor
+        and figures[name]["cv_log_loss_self_trained"] < figures[first]["cv_log_loss_self_trained"]
+    ]
+    return min(better, key=lambda n: figures[n]["cv_log_loss_self_trained"], default=first)
+
+
 class FewShotModel(Model):
     kind = "fewshot"
     config_class = FewShotConfig
@@ -146,6 +168,7 @@ class FewShotModel(Model):
     ) -> None:
         super().__init__(taxonomy, config)
         self._encoder = encoder
+        self._encoder_given = encoder is not None
         self._saved: Path | None = None
         self._prototypes: np.ndarray | None = None  # (labels, dim), unit rows
         self._tfidf: TfidfFeatures | None = None
@@ -166,6 +189,8 @@ class FewShotModel(Model):
         self._unlabelled: list[str] | None = None
         self._pool_features: Any = None  # (TF-IDF over labels + pool, their rows, pool emb)
         self._pool_graph: Any = None  # the pool's neighbour graph (`pool_smoothing`)
+        # (labelled and pool titles, their TF-IDF features and rows, the graph), while fitting
+        self._shared_pool_rows: Any = None
         self._name_index: Any = None
 
     @property
@@ -254,6 +279,45 @@ class FewShotModel(Model):
 
     # -- fitting --------------------------------------------------------------------------
     def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None, unlabelled=None):
+        from ..languages import ENGLISH_DEFAULTS
+
+        others = [e for e in self.config.other_encoders if e != self.config.encoder]
+        # an encoder the user chose (or handed in, as tests do), or the language plan's
+        # Chinese one, is the one to use
+        default = self.config.encoder.lower() in ENGLISH_DEFAULTS
+        if not unlabelled or not others or not default or self._encoder_given:
+            return self._fit_with_encoder(texts, y, valid_texts, valid_y, progress, unlabelled)
+        history = self._fit_with_encoder(texts, y, valid_texts, valid_y, progress, unlabelled)
+        tried = {self.config.encoder: (self, history)}
+        for name in others:
+            model = type(self)(self.taxonomy, replace(self.config, encoder=name))
+            model.use_settings_of(self)
+            model.labels = self.labels
+            model._shared_pool_rows = self._shared_pool_rows
+            run = model._fit_with_encoder(texts, y, valid_texts, valid_y, progress, unlabelled)
+            tried[name] = (model, run)
+        chosen = choose_encoder({name: run[0] for name, (_, run) in tried.items()})
+        model, history = tried[chosen]
+        if model is not self:
+            vars(self).update(vars(model))
+        self._shared_pool_rows = None
+        assert self.self_training is not None
+        self.self_training["encoder_choice"] = {
+            "chosen": chosen,
+            "criterion": "out-of-fold errors no more than the first's, then log-loss",
+            "candidates": {
+                name: {
+                    "cv_accuracy_self_trained": run[0]["cv_accuracy_self_trained"],
+                    "cv_log_loss_self_trained": run[0]["cv_log_loss_self_trained"],
+                }
+                for name, (_, run) in tried.items()
+            },
+        }
+        return history
+
+    def _fit_with_encoder(
+        self, texts, y, valid_texts, valid_y, progress: Progress | None, unlabelled=None
+    ):
         cfg = self.config
         emb = self.embed(texts)
         names = self.name_prototypes()
@@ -365,19 +429,26 @@ class FewShotModel(Model):
         pool_named = pool_scores[2:]  # the names need no fitting: the same in every fold
         # one vocabulary over labelled and unlabelled titles (no labels involved), so each
         # candidate's SVM only slices rows; n-grams in a single title cannot spread a label
-        features = self._tfidf_features(min_df=2)
-        x = features.fit_transform(list(texts) + pool)
-        x_labelled, x_pool = x[: len(texts)], x[len(texts) :]
-        temperatures, weights = self._labels_only_mix  # type: ignore[misc]
         shares = sorted(set(cfg.self_training_shares))
         smoothings = [0.0, *sorted(set(cfg.pool_smoothing))]
-        if len(smoothings) > 1:
-            from ..neighbours import neighbour_graph
+        # the n-grams and their graph know no encoder: a fit per encoder shares them
+        key = (tuple(texts), tuple(pool))
+        if self._shared_pool_rows is not None and self._shared_pool_rows[0] == key:
+            features, x, self._pool_graph = self._shared_pool_rows[1:]
+        else:
+            features = self._tfidf_features(min_df=2)
+            x = features.fit_transform(list(texts) + pool)
+            if len(smoothings) > 1:
+                from ..neighbours import neighbour_graph
 
-            # titles that share n-grams (a model number, a German word) are products of a
-            # kind: on pricerunner at 10 a category, smoothing over this graph took the
-            # pool's pseudo-labels from 0.844 to 0.888 right, the embedding graph at best to 0.851
-            self._pool_graph = neighbour_graph(x_pool, cfg.pool_neighbours)
+                # titles that share n-grams (a model number, a German word) are products of
+                # a kind: on pricerunner at 10 a category, smoothing over this graph took the
+                # pool's pseudo-labels from 0.844 to 0.888 right, the embedding graph at
+                # best to 0.851
+                self._pool_graph = neighbour_graph(x[len(texts) :], cfg.pool_neighbours)
+            self._shared_pool_rows = (key, features, x, self._pool_graph)
+        x_labelled, x_pool = x[: len(texts)], x[len(texts) :]
+        temperatures, weights = self._labels_only_mix  # type: ignore[misc]
         # raw pseudo-labels: the most confident share of each class; spread labels: all of
         # the pool, spreading is what vets them. Measured on the pools' own hidden labels
         # at 10 a category: with spread labels of the whole pool as a candidate,
