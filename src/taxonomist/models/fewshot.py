@@ -285,9 +285,10 @@ class FewShotModel(Model):
         # an encoder the user chose (or handed in, as tests do), or the language plan's
         # Chinese one, is the one to use
         default = self.config.encoder.lower() in ENGLISH_DEFAULTS
-        if not unlabelled or not others or not default or self._encoder_given:
-            return self._fit_with_encoder(texts, y, valid_texts, valid_y, progress, unlabelled)
         history = self._fit_with_encoder(texts, y, valid_texts, valid_y, progress, unlabelled)
+        if not unlabelled or not others or not default or self._encoder_given:
+            self._shared_pool_rows = None
+            return history
         tried = {self.config.encoder: (self, history)}
         for name in others:
             model = type(self)(self.taxonomy, replace(self.config, encoder=name))
@@ -318,6 +319,7 @@ class FewShotModel(Model):
     def _fit_with_encoder(
         self, texts, y, valid_texts, valid_y, progress: Progress | None, unlabelled=None
     ):
+        """The whole fit with `config.encoder`: cross-validation, members, self-training."""
         cfg = self.config
         emb = self.embed(texts)
         names = self.name_prototypes()
