@@ -173,7 +173,8 @@ def main() -> int:
                  "weight_prototypes": history["weight_prototypes"],
                  "weight_names": history.get("weight_names", 0.0),
                  "cv_accuracy": round(history["cv_accuracy_self_trained"], 4),
-                 "cv_candidates": chosen.get("candidates")}
+                 "cv_candidates": chosen.get("candidates"),
+                 "encoder_choice": chosen.get("encoder_choice")}
             )  # fmt: skip
             print(json.dumps(results[-1]), flush=True)
         if not args.no_full:
