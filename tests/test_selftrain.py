@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from taxonomist.cli import app
 from taxonomist.errors import ConfigError, DataError
 from taxonomist.models import load_model, model_class
-from taxonomist.models.selftrain import catalogue_prior, select_confident
+from taxonomist.models.selftrain import catalogue_prior, confidence_weights, select_confident
 from taxonomist.service import read_unlabelled
 from taxonomist.store import file_digest
 from taxonomist.taxonomy_loaders import from_labels
@@ -91,6 +91,37 @@ def test_helpers():
     logp = np.log(np.array([[0.9, 0.1]] * 3 + [[0.2, 0.8]]))
     prior = catalogue_prior(logp, np.array([0.5, 0.5]))
     assert prior[0] > 0.7 and abs(prior.sum() - 1) < 1e-9
+
+
+def test_doubtful_pseudo_labels_weigh_less():
+    weights = confidence_weights(np.array([0.9, 0.5, 0.3]), 4.0)
+    assert weights.mean() == pytest.approx(1.0)
+    assert weights[0] > weights[1] > weights[2] > 0
+    # over many categories probabilities are small; the weights' scale does not follow
+    small = confidence_weights(np.array([0.045, 0.05, 0.06]), 4.0)
+    assert small.mean() == pytest.approx(1.0) and small[2] > small[0]
+    assert confidence_weights(np.array([0.9, 0.1]), 0.0).tolist() == [1.0, 1.0]
+    assert len(confidence_weights(np.zeros(0), 4.0)) == 0
+
+
+def test_the_svm_hears_the_weights():
+    cls = model_class("fewshot")
+    model = cls(from_labels(CLASSES), cls.config_class.from_dict({"encoder": "fake"}))
+    model.labels = list(CLASSES)
+    x = np.array([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3 + [[1.0, 0.1]] * 2)
+    # the last two rows say the same thing with different labels: the heavier one wins
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 0])
+    ones = np.ones(6)
+    coef, intercept = model._fit_svc(x, y, np.append(ones, [8.0, 0.1]))
+    assert np.argmax(coef @ x[6] + intercept) == 1
+    coef, intercept = model._fit_svc(x, y, np.append(ones, [0.1, 8.0]))
+    assert np.argmax(coef @ x[6] + intercept) == 0
+
+
+def test_pseudo_label_power_is_checked():
+    cls = model_class("fewshot")
+    with pytest.raises(ConfigError, match="pseudo_label_power"):
+        cls.config_class.from_dict({"pseudo_label_power": -1})
 
 
 def test_smoothed_pseudo_labels_follow_the_pools_neighbours():

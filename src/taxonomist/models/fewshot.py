@@ -66,6 +66,8 @@ class FewShotConfig:
         the lower out-of-fold log-loss (`choose_encoder`).
         USE-multilingual reads the German titles of an English catalogue that MiniLM
         cannot; on an English-only catalogue MiniLM reads better (docs/benchmarks.md).
+    pseudo_label_power: each pseudo-label weighs in the SVM as its probability to this
+        power, scaled to mean 1 (0: all weigh the same; `selftrain.confidence_weights`).
     """
 
     encoder: str = "minilm"
@@ -84,6 +86,7 @@ class FewShotConfig:
     pool_neighbours: int = 10
     name_match: bool = True
     other_encoders: tuple[str, ...] = ("use",)
+    pseudo_label_power: float = 4.0
 
     def __post_init__(self) -> None:
         if not self.priors or any(p < 0 for p in self.priors):
@@ -97,6 +100,10 @@ class FewShotConfig:
             )
         check_positive("fewshot", max_unlabelled=self.max_unlabelled)
         check_positive("fewshot", pool_neighbours=self.pool_neighbours)
+        if not 0 <= self.pseudo_label_power <= 16:
+            raise ConfigError(
+                f"fewshot.pseudo_label_power must be in [0, 16], got {self.pseudo_label_power}"
+            )
         if any(not 0 < s < 1 for s in self.pool_smoothing):
             raise ConfigError(
                 f"fewshot.pool_smoothing must be in (0, 1), got {self.pool_smoothing}"
@@ -248,8 +255,9 @@ class FewShotModel(Model):
         tfidf = self._tfidf_features()
         return (tfidf, *self._fit_svc(tfidf.fit_transform(texts), y))
 
-    def _fit_svc(self, x, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(coef, intercept) of a linear SVM on features `x`, a row for every label."""
+    def _fit_svc(self, x, y: np.ndarray, weights=None) -> tuple[np.ndarray, np.ndarray]:
+        """(coef, intercept) of a linear SVM on features `x` (rows weighted by `weights`),
+        a row for every label."""
         from sklearn.svm import LinearSVC
 
         n_labels = len(self.labels)
@@ -259,7 +267,7 @@ class FewShotModel(Model):
         if len(present) == 1:
             coef[present[0]], intercept[present[0]] = 0.0, 1.0
             return coef, intercept
-        svc = LinearSVC(C=self.config.C, max_iter=5000).fit(x, y)
+        svc = LinearSVC(C=self.config.C, max_iter=5000).fit(x, y, sample_weight=weights)
         if len(present) == 2:  # sklearn keeps one row for two classes
             coef[present[1]], coef[present[0]] = svc.coef_[0] / 2, -svc.coef_[0] / 2
             intercept[present[1]] = svc.intercept_[0] / 2
@@ -413,6 +421,7 @@ class FewShotModel(Model):
         every label (what pseudo-labels the pool)."""
         from .selftrain import (
             catalogue_prior,
+            confidence_weights,
             pooled_logp,
             pseudo_labels,
             score_candidate,
@@ -476,9 +485,13 @@ class FewShotModel(Model):
                 for s in [share for share, spreading in keys if spreading == a]:
                     chosen = select_confident(pred, confidence, s)
                     used[(s, a)] += len(chosen)
+                    power = cfg.pseudo_label_power
                     c, b = self._fit_svc(
                         vstack([x_labelled[train], x_pool[chosen]]).tocsr(),
                         np.concatenate([y[train], pred[chosen]]),
+                        np.concatenate(
+                            [np.ones(len(train)), confidence_weights(confidence[chosen], power)]
+                        ),
                     )
                     oof[(s, a)][test] = np.asarray(x_labelled[test] @ c.T) + b
             if progress:
@@ -532,6 +545,7 @@ class FewShotModel(Model):
             "smoothing": self.pool_smoothing,
             "prior_shift": self.prior_shift,
             "pseudo_labels": 0,
+            "pseudo_label_power": float(cfg.pseudo_label_power),
             "class_mix": {
                 "trusted": bool(trusted),
                 "shift_claimed": float(claimed),
@@ -578,7 +592,7 @@ class FewShotModel(Model):
         labels plus the chosen share of them."""
         from scipy.sparse import vstack
 
-        from .selftrain import pseudo_labels, select_confident
+        from .selftrain import confidence_weights, pseudo_labels, select_confident
 
         features, x_labelled, x_pool, pool_emb = self._pool_features
         temperatures, weights = self._labels_only_mix  # type: ignore[misc]
@@ -589,8 +603,11 @@ class FewShotModel(Model):
             pool_scores, temperatures, weights, self._pool_graph, self.pool_smoothing
         )
         chosen = select_confident(pred, confidence, self.self_training_share)
+        power = self.config.pseudo_label_power
         self._coef, self._intercept = self._fit_svc(
-            vstack([x_labelled, x_pool[chosen]]).tocsr(), np.concatenate([y, pred[chosen]])
+            vstack([x_labelled, x_pool[chosen]]).tocsr(),
+            np.concatenate([y, pred[chosen]]),
+            np.concatenate([np.ones(len(y)), confidence_weights(confidence[chosen], power)]),
         )
         self._tfidf = features
         assert self.self_training is not None
