@@ -170,8 +170,9 @@ def main() -> int:
                  "accuracy": accuracy(pred, gold), "labels": len(labelled),
                  "unlabelled": chosen.get("unlabelled_rows"), "train_s": round(fit_s, 1),
                  "share": chosen.get("share"), "pseudo_labels": chosen.get("pseudo_labels"),
-                 "weight_prototypes": history["weight_prototypes"],
-                 "weight_names": history.get("weight_names", 0.0),
+                 # the weights the model predicts with (the history's are the labels-only
+                 # mix's; results written before the eighth session's end hold those here)
+                 "weights": [round(float(w), 2) for w in model.weights],
                  "cv_accuracy": round(history["cv_accuracy_self_trained"], 4),
                  "cv_candidates": chosen.get("candidates"),
                  "encoder_choice": chosen.get("encoder_choice")}
