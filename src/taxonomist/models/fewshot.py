@@ -277,6 +277,20 @@ class FewShotModel(Model):
             intercept[svc.classes_] = svc.intercept_
         return coef, intercept
 
+    def _fit_svc_with_pseudo_labels(self, x, y, x_pseudo, y_pseudo, confidence):
+        """`_fit_svc` on labelled rows (weight 1) and pseudo-labelled ones, each weighted by
+        its confidence (`selftrain.confidence_weights`)."""
+        from scipy.sparse import vstack
+
+        from .selftrain import confidence_weights
+
+        weights = confidence_weights(confidence, self.config.pseudo_label_power)
+        return self._fit_svc(
+            vstack([x, x_pseudo]).tocsr(),
+            np.concatenate([y, y_pseudo]),
+            np.concatenate([np.ones(len(y)), weights]),
+        )
+
     def _member_scores(self, texts: list[str], emb: np.ndarray) -> list[np.ndarray]:
         assert self._prototypes is not None and self._tfidf is not None
         linear = np.asarray(self._tfidf.transform(texts) @ self._coef.T) + self._intercept
@@ -421,7 +435,6 @@ class FewShotModel(Model):
         every label (what pseudo-labels the pool)."""
         from .selftrain import (
             catalogue_prior,
-            confidence_weights,
             pooled_logp,
             pseudo_labels,
             score_candidate,
@@ -468,8 +481,6 @@ class FewShotModel(Model):
         keys = [(s, 0.0) for s in shares] + [(1.0, a) for a in smoothings[1:]]
         oof = {k: np.zeros((len(y), len(self.labels))) for k in keys}
         used = {k: 0 for k in keys}
-        from scipy.sparse import vstack
-
         for step, (f, (tfidf, coef, intercept)) in enumerate(sorted(fold_linear.items())):
             test, train = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
             protos = self._class_prototypes(emb[train], y[train], names, self.prior)
@@ -485,14 +496,10 @@ class FewShotModel(Model):
                 for s in [share for share, spreading in keys if spreading == a]:
                     chosen = select_confident(pred, confidence, s)
                     used[(s, a)] += len(chosen)
-                    power = cfg.pseudo_label_power
-                    c, b = self._fit_svc(
-                        vstack([x_labelled[train], x_pool[chosen]]).tocsr(),
-                        np.concatenate([y[train], pred[chosen]]),
-                        np.concatenate(
-                            [np.ones(len(train)), confidence_weights(confidence[chosen], power)]
-                        ),
-                    )
+                    c, b = self._fit_svc_with_pseudo_labels(
+                        x_labelled[train], y[train], x_pool[chosen], pred[chosen],
+                        confidence[chosen],
+                    )  # fmt: skip
                     oof[(s, a)][test] = np.asarray(x_labelled[test] @ c.T) + b
             if progress:
                 progress("self-training cross-validation", step + 1, len(fold_linear))
@@ -590,9 +597,8 @@ class FewShotModel(Model):
         """Pseudo-label the pool with the labels-only members fitted on every label (their
         `pool_scores`, computed here when not given), and refit the linear member on the
         labels plus the chosen share of them."""
-        from scipy.sparse import vstack
 
-        from .selftrain import confidence_weights, pseudo_labels, select_confident
+        from .selftrain import pseudo_labels, select_confident
 
         features, x_labelled, x_pool, pool_emb = self._pool_features
         temperatures, weights = self._labels_only_mix  # type: ignore[misc]
@@ -603,11 +609,8 @@ class FewShotModel(Model):
             pool_scores, temperatures, weights, self._pool_graph, self.pool_smoothing
         )
         chosen = select_confident(pred, confidence, self.self_training_share)
-        power = self.config.pseudo_label_power
-        self._coef, self._intercept = self._fit_svc(
-            vstack([x_labelled, x_pool[chosen]]).tocsr(),
-            np.concatenate([y, pred[chosen]]),
-            np.concatenate([np.ones(len(y)), confidence_weights(confidence[chosen], power)]),
+        self._coef, self._intercept = self._fit_svc_with_pseudo_labels(
+            x_labelled, y, x_pool[chosen], pred[chosen], confidence[chosen]
         )
         self._tfidf = features
         assert self.self_training is not None

@@ -39,7 +39,7 @@ spread labels; cross-validation weighs it with the others.
 Every pseudo-label weighs in the SVM as its probability to the fourth power, scaled to mean
 1 (`confidence_weights`): a pseudo-label that the members or its neighbours doubt counts
 less than one they agree on. Chosen on training rows held out of the pool, at 10 a category
-(`benchmarks/pseudo_label_weights.py`; powers 1-8 compared, 4 best or near it): an SVM on
+(`benchmarks/pseudo_label_weights/`; powers 1-8 compared, 4 best or near it): an SVM on
 pricerunner's spread labels (USE) went 0.917 -> 0.930 on them, on fashion's 0.899 -> 0.921;
 MiniLM-read pricerunner's moved half a point, zh-retail's (where no pseudo-labels are
 chosen) within a point either way.
