@@ -294,6 +294,18 @@ def test_tune_keeps_the_best_trial(tmp_path: Path, tiny_corpus: Path) -> None:
     assert "paired z" in manifest["tuning"]["rule"]
 
 
+def test_tune_refuses_a_kind_with_nothing_to_search(tmp_path: Path, tiny_corpus: Path) -> None:
+    # fewshot chooses its settings by cross-validation: tune would repeat one trial until
+    # the budget ran out
+    result = _run(
+        "tune", tiny_corpus, "--out", tmp_path / "m", "--kind", "fewshot", "--time-budget", "0.1"
+    )
+    assert result.exit_code != 0
+    assert "nothing for tune to search" in result.output
+    assert "train --kind fewshot" in result.output
+    assert not (tmp_path / "m").exists()
+
+
 # -- photos: image columns, bad images, trained fusion models, image-text alignment ---------
 
 IMAGE_CORPUS = Path(__file__).parent / "corpora" / "fashion_tiny_images.csv"

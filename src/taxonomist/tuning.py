@@ -126,6 +126,13 @@ def tune(
     if kind is None and has_images(texts):
         kind = "fusion"
     chosen, base = resolve_kind(preset, kind, {})
+    if chosen not in SPACES and chosen != "ensemble":
+        # every trial would be trial 1 again, until the budget ran out
+        raise ConfigError(
+            f"kind {chosen!r} has nothing for tune to search: it chooses its own settings by "
+            "cross-validation on the labelled rows; train it with `train --kind "
+            f"{chosen}`"
+        )
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
     best: Model | None = None
