@@ -597,7 +597,6 @@ class FewShotModel(Model):
         """Pseudo-label the pool with the labels-only members fitted on every label (their
         `pool_scores`, computed here when not given), and refit the linear member on the
         labels plus the chosen share of them."""
-
         from .selftrain import pseudo_labels, select_confident
 
         features, x_labelled, x_pool, pool_emb = self._pool_features
