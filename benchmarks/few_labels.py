@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/few_labels.py [--datasets pricerunner,fashion,zh-retail]
        [--shots 0,5,10,20,50] [--test-limit 2000] [--zh-limit 3000] [--seed 13]
-       [--no-unlabelled]
+       [--no-unlabelled] [--out FILE]
 At each point the same sampled labels train `fewshot` (category-name prototypes + examples,
 TF-IDF + SVM, and the category names a title spells out, mixed by cross-validation on those
 labels) and the peer, TF-IDF (word 1-2 + char_wb 2-5) +
@@ -15,7 +15,7 @@ reference is `fast` (TF-IDF + linear SVM) and the peer trained on every training
 run. Test rows: a random sample (seed 0) of `--test-limit` rows of the test split; zh-retail
 uses the test cut of benchmarks/chinese.py over its first `--zh-limit` rows. Encoders: MiniLM
 int8 for English, E5-small for Chinese (what the language-aware presets choose).
-Writes benchmarks/results/few_labels-<datasets>.json and prints a Markdown table.
+Writes benchmarks/results/few_labels-<datasets>.json (or `--out`) and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--no-full", action="store_true")
     parser.add_argument("--priors", default="", help="fewshot's prior grid, e.g. 0.5,1,2,4,8,16")
+    parser.add_argument("--out", default="", help="result file (default: from the datasets)")
     parser.add_argument(
         "--no-unlabelled", action="store_true", help="skip fewshot + the unlabelled pool"
     )
@@ -191,9 +192,12 @@ def main() -> int:
             print(json.dumps(results[-1]), flush=True)
         RESULTS.mkdir(exist_ok=True)
         tag = f"-priors-{args.priors.replace(',', '-')}" if args.priors else ""
-        (RESULTS / f"few_labels-{args.datasets.replace(',', '-')}{tag}.json").write_text(
-            json.dumps({"load_average": os.getloadavg(), "rows": results}, indent=2)
+        out = (
+            Path(args.out)
+            if args.out
+            else RESULTS / f"few_labels-{args.datasets.replace(',', '-')}{tag}.json"
         )
+        out.write_text(json.dumps({"load_average": os.getloadavg(), "rows": results}, indent=2))
     print("| data | labels/category | method | accuracy |")
     print("|---|---|---|---|")
     for r in results:

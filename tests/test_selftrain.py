@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,12 @@ from typer.testing import CliRunner
 from taxonomist.cli import app
 from taxonomist.errors import ConfigError, DataError
 from taxonomist.models import load_model, model_class
-from taxonomist.models.selftrain import catalogue_prior, confidence_weights, select_confident
+from taxonomist.models.selftrain import (
+    catalogue_prior,
+    confidence_weights,
+    pseudo_labels,
+    select_confident,
+)
 from taxonomist.service import read_unlabelled
 from taxonomist.store import file_digest
 from taxonomist.taxonomy_loaders import from_labels
@@ -40,9 +46,10 @@ def bridged_corpus(seed: int = 3):
     return labelled, pool, test, garbage
 
 
-def fit(labelled, unlabelled=None):
+def fit(labelled, unlabelled=None, **config):
     cls = model_class("fewshot")
-    model = cls(from_labels(CLASSES), cls.config_class.from_dict({"encoder": "fake"}))
+    settings = {"encoder": "fake", **config}
+    model = cls(from_labels(CLASSES), cls.config_class.from_dict(settings))
     model.fit([t for t, _ in labelled], [c for _, c in labelled], unlabelled=unlabelled)
     return model
 
@@ -91,6 +98,38 @@ def test_helpers():
     logp = np.log(np.array([[0.9, 0.1]] * 3 + [[0.2, 0.8]]))
     prior = catalogue_prior(logp, np.array([0.5, 0.5]))
     assert prior[0] > 0.7 and abs(prior.sum() - 1) < 1e-9
+
+
+def test_pseudo_labels_follow_the_catalogues_class_mix():
+    # a product the few labels put a little nearer a small category than a big one (in a
+    # labelled sample of k a category, the small one looks as common as the big one)
+    scores = [np.log(np.array([[0.55, 0.45], [0.9, 0.1], [0.2, 0.8]]))]
+    pred, _ = pseudo_labels(scores, np.ones(1), np.ones(1))
+    assert pred.tolist() == [0, 0, 1]
+    # the catalogue holds four of the big one for each of the small one: the doubtful
+    # product goes to the big one, the sure ones stay
+    shift = np.log(np.array([0.2, 0.8])) - np.log(np.array([0.5, 0.5]))
+    pred, confidence = pseudo_labels(scores, np.ones(1), np.ones(1), bias=shift)
+    assert pred.tolist() == [1, 0, 1]
+    assert confidence[0] == pytest.approx(0.45 * 4 / (0.55 + 0.45 * 4))
+
+
+def test_a_skewed_pool_offers_pseudo_labels_under_its_class_mix():
+    # labelled: the same number of each category; the pool: half of it the first category
+    rng = np.random.default_rng(3)
+    letters = np.array(list("bcdfghjklmnpqrstvwxz"))
+    words = {c: ["".join(rng.choice(letters, 7)) for _ in range(8)] for c in CLASSES}
+    labelled = [(f"{a} {b}", c) for c in CLASSES for a, b in combinations(words[c][:4], 2)]
+    pool = [f"{a} {b}" for c in CLASSES for a, b in combinations(words[c], 2)]
+    pool += [" ".join(t) for t in combinations(words[CLASSES[0]], 3)]
+    chosen = fit(labelled, pool).self_training
+    assert chosen["class_mix"]["trusted"] and chosen["pseudo_label_shift_offered"]
+    shifted = {c["pseudo_labels_shifted"] for c in chosen["candidates"] if c["share"]}
+    assert shifted == {True, False}  # every share and smoothing, with and without
+    assert isinstance(chosen["pseudo_labels_shifted"], bool)
+    off = fit(labelled, pool, shift_pseudo_labels=False).self_training
+    assert not off["pseudo_label_shift_offered"] and not off["pseudo_labels_shifted"]
+    assert not any(c["pseudo_labels_shifted"] for c in off["candidates"])
 
 
 def test_doubtful_pseudo_labels_weigh_less():
