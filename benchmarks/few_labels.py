@@ -171,6 +171,7 @@ def main() -> int:
                  "accuracy": accuracy(pred, gold), "labels": len(labelled),
                  "unlabelled": chosen.get("unlabelled_rows"), "train_s": round(fit_s, 1),
                  "share": chosen.get("share"), "pseudo_labels": chosen.get("pseudo_labels"),
+                 "pseudo_labels_shifted": chosen.get("pseudo_labels_shifted"),
                  # the weights the model predicts with (the history's are the labels-only
                  # mix's; results written before the eighth session's end hold those here)
                  "weights": [round(float(w), 2) for w in model.weights],
