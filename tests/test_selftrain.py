@@ -29,13 +29,18 @@ from taxonomist.training import train_model
 CLASSES = ["Shoes", "Shirts", "Watches", "Lamps"]
 
 
+def made_up_words(seed: int = 3) -> dict[str, list[str]]:
+    """Eight made-up words a category."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("bcdfghjklmnpqrstvwxz"))
+    return {c: ["".join(rng.choice(letters, 7)) for _ in range(8)] for c in CLASSES}
+
+
 def bridged_corpus(seed: int = 3):
     """Made-up words, eight a category. Labelled: one word a title, the first four of each
     category; test: the other four, which only the unlabelled titles (pairs of a category's
     words) tie to a labelled word. Garbage: pairs of words of two different categories."""
-    rng = np.random.default_rng(seed)
-    letters = np.array(list("bcdfghjklmnpqrstvwxz"))
-    words = {c: ["".join(rng.choice(letters, 7)) for _ in range(8)] for c in CLASSES}
+    words = made_up_words(seed)
     labelled = [(w, c) for c in CLASSES for w in words[c][:4]]
     pool = [f"{a} {b}" for c in CLASSES for a in words[c] for b in words[c] if a < b]
     test = [(w, c) for c in CLASSES for w in words[c][4:]]
@@ -116,9 +121,7 @@ def test_pseudo_labels_follow_the_catalogues_class_mix():
 
 def test_a_skewed_pool_offers_pseudo_labels_under_its_class_mix():
     # labelled: the same number of each category; the pool: half of it the first category
-    rng = np.random.default_rng(3)
-    letters = np.array(list("bcdfghjklmnpqrstvwxz"))
-    words = {c: ["".join(rng.choice(letters, 7)) for _ in range(8)] for c in CLASSES}
+    words = made_up_words()
     labelled = [(f"{a} {b}", c) for c in CLASSES for a, b in combinations(words[c][:4], 2)]
     pool = [f"{a} {b}" for c in CLASSES for a, b in combinations(words[c], 2)]
     pool += [" ".join(t) for t in combinations(words[CLASSES[0]], 3)]
