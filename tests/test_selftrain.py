@@ -87,6 +87,27 @@ def test_self_training_is_chosen_where_the_pool_ties_words_to_labels(tmp_path):
     assert not list(path.glob("*.pkl")) and not list(path.glob("*.pickle"))
 
 
+def test_a_model_switches_to_any_candidate_and_back():
+    labelled, pool, test, _ = bridged_corpus()
+    model = fit(labelled, pool)
+    texts, labels = [t for t, _ in labelled], [c for _, c in labelled]
+    probe = [t for t, _ in test]
+    chosen = dict(model.self_training)
+    before = model.predict_proba(probe)
+    keys = ("share", "smoothing", "prior_shift", "pseudo_labels_shifted")
+    same = [c for c in chosen["candidates"] if all(c[k] == chosen[k] for k in keys)]
+    assert len(same) == 1 and same[0]["weights"] == list(model.weights)
+    none = next(c for c in chosen["candidates"] if c["share"] == 0 and c["prior_shift"] == 0)
+    model.use_candidate(none, texts, labels)
+    assert model.self_training["share"] == 0 and model.self_training["pseudo_labels"] == 0
+    assert accuracy(model, test) < accuracy(fit(labelled, pool), test)  # the words are lost
+    model.use_candidate(same[0], texts, labels)  # back to cross-validation's choice
+    assert model.self_training["pseudo_labels"] == chosen["pseudo_labels"]
+    np.testing.assert_allclose(model.predict_proba(probe), before, atol=1e-6)
+    with pytest.raises(ConfigError, match="unlabelled"):
+        fit(labelled).use_candidate(none, texts, labels)
+
+
 def test_garbage_pseudo_labels_are_refused():
     labelled, _, _, garbage = bridged_corpus()
     model = fit(labelled, garbage)

@@ -197,6 +197,7 @@ class FewShotModel(Model):
         self.self_training: dict[str, Any] | None = None
         self._labels_only_mix: tuple[np.ndarray, np.ndarray] | None = None
         self._teacher_bias: np.ndarray | None = None  # the pseudo-labels' log prior shift
+        self._class_shift: np.ndarray | None = None  # the estimated mix's log prior ratio
         self._unlabelled: list[str] | None = None
         self._pool_features: Any = None  # (TF-IDF over labels + pool, their rows, pool emb)
         self._pool_graph: Any = None  # the pool's neighbour graph (`pool_smoothing`)
@@ -567,6 +568,7 @@ class FewShotModel(Model):
         self.self_training_share, self.pool_smoothing, _, self.prior_shift = map(float, best)
         self._bias = (self.prior_shift * shift).astype(np.float32)
         self._teacher_bias = teachers[best[2]]
+        self._class_shift = shift
         self.self_training = {
             "unlabelled_rows": len(pool),
             "share": self.self_training_share,
@@ -593,6 +595,8 @@ class FewShotModel(Model):
                     "cv_log_loss": c["cv_log_loss"],
                     "cv_accuracy": c["cv_accuracy"],
                     "cv_accuracy_unweighted": c["cv_accuracy_unweighted"],
+                    "linear_temperature": c["linear_temperature"],
+                    "weights": c["weights"],
                     **(
                         {"mean_pseudo_labels_per_fold": used[(s, a, u)] / len(fold_linear)}
                         if s
@@ -643,6 +647,41 @@ class FewShotModel(Model):
         self._tfidf = features
         assert self.self_training is not None
         self.self_training["pseudo_labels"] = int(len(chosen))
+
+    def use_candidate(self, candidate: dict[str, Any], texts, labels) -> None:
+        """Switch to another of the self-training candidates cross-validation scored (an
+        entry of `self_training["candidates"]`): its pseudo-labels, class shift and members'
+        mix, the student refitted. `texts`, `labels`: the labelled products the model was
+        fitted on. Only in the process that fitted it with unlabelled products (the pool
+        stays in memory, it is not saved): for studying the choice
+        (`benchmarks/fewshot_candidates.py`) or overriding it."""
+        if self._pool_features is None or self._class_shift is None or not self._unlabelled:
+            raise ConfigError(
+                "use_candidate needs a fewshot model fitted with unlabelled products in this "
+                "process"
+            )
+        index = {cid: i for i, cid in enumerate(self.labels)}
+        texts = self.prepare(texts)
+        y = np.array([index[label] for label in labels])
+        self._fit_members(texts, y, self.embed(texts), self.name_prototypes())  # the teacher
+        self.self_training_share = float(candidate["share"])
+        self.pool_smoothing = float(candidate["smoothing"])
+        self.prior_shift = float(candidate["prior_shift"])
+        self._teacher_bias = self._class_shift if candidate["pseudo_labels_shifted"] else None
+        self._bias = (self.prior_shift * self._class_shift).astype(np.float32)
+        self.member_temperatures = self.member_temperatures.copy()
+        self.member_temperatures[1] = float(candidate["linear_temperature"])
+        self.weights = np.array(candidate["weights"], dtype=np.float64)
+        assert self.self_training is not None
+        self.self_training.update(
+            share=self.self_training_share,
+            smoothing=self.pool_smoothing,
+            prior_shift=self.prior_shift,
+            pseudo_labels=0,
+            pseudo_labels_shifted=self._teacher_bias is not None,
+        )
+        if self.self_training_share:
+            self._apply_self_training(texts, y)
 
     def _fit_members(self, texts, y, emb, names) -> None:
         self._prototypes = self._class_prototypes(emb, y, names, self.prior).astype(np.float32)
