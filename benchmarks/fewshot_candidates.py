@@ -14,6 +14,7 @@ across encoders as `fewshot.choose_encoder` does:
 - shipped: cross-validation's choice (no more out-of-fold errors than the labels alone, then
   the lowest out-of-fold log-loss);
 - accuracy: the highest (mix-weighted) out-of-fold accuracy, ties to the lower log-loss;
+- Brier: the shipped rule with the out-of-fold Brier score in place of the log-loss;
 - best on development rows: the ceiling a perfect choice would reach (encoder included).
 The test split is never read. Development rows share product clusters with the pool (the
 split is by group only between the train and test files), which flatters whatever reads the
@@ -79,14 +80,21 @@ def by_accuracy(candidates: list[dict]) -> dict:
     return max(candidates, key=lambda c: (c["cv_accuracy"], -c["cv_log_loss"]))
 
 
-def across_encoders(picks: dict[str, dict]) -> str:
+def by_brier(candidates: list[dict]) -> dict:
+    """As the shipped rule, the Brier score in place of the log-loss."""
+    floor = candidates[0]["cv_accuracy"] - 1e-12  # the first: no pseudo-labels, no shift
+    eligible = [c for c in candidates if c["cv_accuracy"] >= floor]
+    return min(eligible, key=lambda c: c["cv_brier"])
+
+
+def across_encoders(picks: dict[str, dict], loss: str = "cv_log_loss") -> str:
     from taxonomist.models.fewshot import choose_encoder
 
     return choose_encoder(
         {
             name: {
                 "cv_accuracy_self_trained": p["cv_accuracy"],
-                "cv_log_loss_self_trained": p["cv_log_loss"],
+                "cv_log_loss_self_trained": p[loss],
             }
             for name, p in picks.items()
         }
@@ -133,11 +141,12 @@ def main() -> int:
             rules = {
                 "shipped": {e: r["chosen"] for e, r in runs.items()},
                 "accuracy": {e: by_accuracy(r["candidates"]) for e, r in runs.items()},
+                "brier": {e: by_brier(r["candidates"]) for e, r in runs.items()},
             }
             row = {"dataset": dataset, "shots": args.shots, "seed": seed,
                    "development_rows": len(dev_rows), "pool": len(pool)}  # fmt: skip
             for rule, picks in rules.items():
-                encoder = across_encoders(picks)
+                encoder = across_encoders(picks, "cv_brier" if rule == "brier" else "cv_log_loss")
                 row[rule] = {"encoder": encoder, "dev_accuracy": picks[encoder]["dev_accuracy"]}
             encoder, best = max(
                 ((e, c) for e, r in runs.items() for c in r["candidates"]),
@@ -157,12 +166,12 @@ def main() -> int:
         RESULTS / f"fewshot_candidates-{args.datasets.replace(',', '-')}-{args.shots}.json"
     )  # fmt: skip
     out.write_text(json.dumps({"rows": rows}, indent=1), encoding="utf-8")
-    print("| dataset | seed | shipped | accuracy rule | best on development rows |")
-    print("|---|---|---|---|---|")
+    print("| dataset | seed | shipped | accuracy rule | Brier rule | best on development rows |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         cells = [
             f"{r[k]['dev_accuracy']:.4f} ({r[k]['encoder']})"
-            for k in ("shipped", "accuracy", "best_on_development_rows")
+            for k in ("shipped", "accuracy", "brier", "best_on_development_rows")
         ]
         print(f"| {r['dataset']} | {r['seed']} | " + " | ".join(cells) + " |")
     return 0

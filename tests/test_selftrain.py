@@ -74,6 +74,7 @@ def test_self_training_is_chosen_where_the_pool_ties_words_to_labels(tmp_path):
     figures = {(c["share"], c["prior_shift"]): c["cv_log_loss"] for c in chosen["candidates"]}
     assert (0.0, 0.0) in figures  # "no pseudo-labels" was a candidate and lost
     assert min(figures.values()) < figures[(0.0, 0.0)]
+    assert all(0 <= c["cv_brier"] <= 2 for c in chosen["candidates"])  # bounded, unlike log-loss
     assert accuracy(model, test) > accuracy(alone, test)
     # round trip: same probabilities, what was chosen in the manifest
     path = model.save(tmp_path / "m")

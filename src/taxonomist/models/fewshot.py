@@ -593,6 +593,7 @@ class FewShotModel(Model):
                     "prior_shift": strength,
                     "pseudo_labels_shifted": bool(u),
                     "cv_log_loss": c["cv_log_loss"],
+                    "cv_brier": c["cv_brier"],
                     "cv_accuracy": c["cv_accuracy"],
                     "cv_accuracy_unweighted": c["cv_accuracy_unweighted"],
                     "linear_temperature": c["linear_temperature"],

@@ -148,8 +148,13 @@ def score_candidate(
     ceiling = min(grid[0][1], grid[-1][1]) + 1e-12
     loss, _, w, pooled = min((g for g in grid if g[1] <= ceiling), key=lambda g: g[0])
     right = pooled.argmax(1) == y
+    # the Brier score, bounded where log-loss is not: one labelled row the candidate is
+    # sure is wrong (a mislabelled example) cannot outweigh the rest
+    probs = np.exp(pooled)
+    probs[rows, y] -= 1.0
     return {
         "cv_log_loss": loss,
+        "cv_brier": float((norm * (probs**2).sum(1)).sum()),
         "cv_accuracy": float((norm * right).sum()),
         "cv_accuracy_unweighted": float(right.mean()),
         "linear_temperature": float(t_linear),
