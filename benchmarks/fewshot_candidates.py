@@ -12,9 +12,11 @@ development fifth, scored, and the pool, unlabelled. Each encoder is fitted once
 and scored on the development rows. Rules compared, each applied per encoder and then
 across encoders as `fewshot.choose_encoder` does:
 - shipped: cross-validation's choice (no more out-of-fold errors than the labels alone, then
-  the lowest out-of-fold log-loss);
+  the lowest out-of-fold Brier score; the log-loss until the eleventh session);
 - accuracy: the highest (mix-weighted) out-of-fold accuracy, ties to the lower log-loss;
-- Brier: the shipped rule with the out-of-fold Brier score in place of the log-loss;
+- log-loss: the shipped rule with the out-of-fold log-loss in place of the Brier score (the
+  rule before; result files of the eleventh session call it "shipped", and the Brier rule
+  "brier");
 - best on development rows: the ceiling a perfect choice would reach (encoder included).
 The test split is never read. Development rows share product clusters with the pool (the
 split is by group only between the train and test files), which flatters whatever reads the
@@ -65,6 +67,7 @@ def score_candidates(model, texts, labels, dev_texts, dev_labels) -> dict:
     chosen = {
         "cv_accuracy": history["cv_accuracy_self_trained"],
         "cv_log_loss": history["cv_log_loss_self_trained"],
+        "cv_brier": history["cv_brier_self_trained"],
         "dev_accuracy": dev_accuracy(),
         **{k: model.self_training[k] for k in ("share", "smoothing", "prior_shift")},
         "pseudo_labels_shifted": model.self_training["pseudo_labels_shifted"],
@@ -80,21 +83,21 @@ def by_accuracy(candidates: list[dict]) -> dict:
     return max(candidates, key=lambda c: (c["cv_accuracy"], -c["cv_log_loss"]))
 
 
-def by_brier(candidates: list[dict]) -> dict:
-    """As the shipped rule, the Brier score in place of the log-loss."""
+def by_log_loss(candidates: list[dict]) -> dict:
+    """As the shipped rule, the log-loss in place of the Brier score."""
     floor = candidates[0]["cv_accuracy"] - 1e-12  # the first: no pseudo-labels, no shift
     eligible = [c for c in candidates if c["cv_accuracy"] >= floor]
-    return min(eligible, key=lambda c: c["cv_brier"])
+    return min(eligible, key=lambda c: c["cv_log_loss"])
 
 
-def across_encoders(picks: dict[str, dict], loss: str = "cv_log_loss") -> str:
+def across_encoders(picks: dict[str, dict], loss: str) -> str:
     from taxonomist.models.fewshot import choose_encoder
 
     return choose_encoder(
         {
             name: {
                 "cv_accuracy_self_trained": p["cv_accuracy"],
-                "cv_log_loss_self_trained": p[loss],
+                "cv_brier_self_trained": p[loss],  # the key it compares: the rule's score
             }
             for name, p in picks.items()
         }
@@ -138,15 +141,21 @@ def main() -> int:
                 fit_s = time.perf_counter() - start
                 runs[encoder] = score_candidates(model, texts, labels, dev_texts, dev_labels)
                 runs[encoder]["fit_s"] = round(fit_s, 1)
-            rules = {
-                "shipped": {e: r["chosen"] for e, r in runs.items()},
-                "accuracy": {e: by_accuracy(r["candidates"]) for e, r in runs.items()},
-                "brier": {e: by_brier(r["candidates"]) for e, r in runs.items()},
+            rules = {  # the picks, and the score that chooses between encoders
+                "shipped": ({e: r["chosen"] for e, r in runs.items()}, "cv_brier"),
+                "accuracy": (
+                    {e: by_accuracy(r["candidates"]) for e, r in runs.items()},
+                    "cv_log_loss",
+                ),
+                "log_loss": (
+                    {e: by_log_loss(r["candidates"]) for e, r in runs.items()},
+                    "cv_log_loss",
+                ),
             }
             row = {"dataset": dataset, "shots": args.shots, "seed": seed,
                    "development_rows": len(dev_rows), "pool": len(pool)}  # fmt: skip
-            for rule, picks in rules.items():
-                encoder = across_encoders(picks, "cv_brier" if rule == "brier" else "cv_log_loss")
+            for rule, (picks, loss) in rules.items():
+                encoder = across_encoders(picks, loss)
                 row[rule] = {"encoder": encoder, "dev_accuracy": picks[encoder]["dev_accuracy"]}
             encoder, best = max(
                 ((e, c) for e, r in runs.items() for c in r["candidates"]),
@@ -166,12 +175,12 @@ def main() -> int:
         RESULTS / f"fewshot_candidates-{args.datasets.replace(',', '-')}-{args.shots}.json"
     )  # fmt: skip
     out.write_text(json.dumps({"rows": rows}, indent=1), encoding="utf-8")
-    print("| dataset | seed | shipped | accuracy rule | Brier rule | best on development rows |")
+    print("| dataset | seed | shipped | accuracy rule | log-loss rule | best on development rows |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         cells = [
             f"{r[k]['dev_accuracy']:.4f} ({r[k]['encoder']})"
-            for k in ("shipped", "accuracy", "brier", "best_on_development_rows")
+            for k in ("shipped", "accuracy", "log_loss", "best_on_development_rows")
         ]
         print(f"| {r['dataset']} | {r['seed']} | " + " | ".join(cells) + " |")
     return 0

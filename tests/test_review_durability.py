@@ -76,6 +76,10 @@ def test_sigkill_never_loses_or_duplicates_an_acknowledged_decision(
     try:
         assert zygote.stdout.readline().strip() == "ready"
         for _ in range(KILLS):
+            if position == len(item_ids):
+                # on a loaded machine a late kill can let one server decide every item left;
+                # a next server would answer nothing, so its killer would never start
+                break
             port = _free_port()
             zygote.stdin.write(f"{port}\n")
             zygote.stdin.flush()

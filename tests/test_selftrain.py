@@ -300,12 +300,11 @@ def test_unlabelled_file_errors_name_the_file_and_field(tmp_path):
 def test_choose_encoder_keeps_the_default_unless_another_is_as_accurate_and_surer():
     from taxonomist.models.fewshot import choose_encoder
 
-    def row(accuracy, loss):
-        return {"cv_accuracy_self_trained": accuracy, "cv_log_loss_self_trained": loss}
+    def row(accuracy, brier):
+        return {"cv_accuracy_self_trained": accuracy, "cv_brier_self_trained": brier}
 
-    # pricerunner at 10 a category (docs/benchmarks.md): USE 0.91 / 0.44 against 0.88 / 0.54
     assert choose_encoder({"minilm": row(0.88, 0.54), "use": row(0.91, 0.44)}) == "use"
-    # a lower log-loss bought with more errors is refused; a tie stays with the default
+    # a lower Brier score bought with more errors is refused; a tie stays with the default
     assert choose_encoder({"minilm": row(0.88, 0.54), "use": row(0.87, 0.30)}) == "minilm"
     assert choose_encoder({"minilm": row(0.88, 0.54), "use": row(0.88, 0.54)}) == "minilm"
     three = {"minilm": row(0.8, 0.6), "a": row(0.8, 0.5), "b": row(0.9, 0.4)}
