@@ -84,23 +84,26 @@ def by_accuracy(candidates: list[dict]) -> dict:
 
 
 def by_log_loss(candidates: list[dict]) -> dict:
-    """As the shipped rule, the log-loss in place of the Brier score."""
-    floor = candidates[0]["cv_accuracy"] - 1e-12  # the first: no pseudo-labels, no shift
-    eligible = [c for c in candidates if c["cv_accuracy"] >= floor]
-    return min(eligible, key=lambda c: c["cv_log_loss"])
+    """As the shipped rule (`selftrain.best_candidate`), the log-loss in place of the Brier
+    score; keyed as `fewshot` keys them, so that ties break the same way."""
+    from taxonomist.models.selftrain import best_candidate
+
+    keyed = {
+        (c["share"], c["smoothing"], float(c["pseudo_labels_shifted"]), c["prior_shift"]): c
+        for c in candidates
+    }
+    return keyed[best_candidate(keyed, (0.0, 0.0, 0.0, 0.0), "cv_log_loss")]
 
 
-def across_encoders(picks: dict[str, dict], loss: str) -> str:
+def across_encoders(picks: dict[str, dict], score: str) -> str:
     from taxonomist.models.fewshot import choose_encoder
 
     return choose_encoder(
         {
-            name: {
-                "cv_accuracy_self_trained": p["cv_accuracy"],
-                "cv_brier_self_trained": p[loss],  # the key it compares: the rule's score
-            }
+            name: {"cv_accuracy_self_trained": p["cv_accuracy"], score: p[score]}
             for name, p in picks.items()
-        }
+        },
+        score,
     )
 
 
@@ -154,8 +157,8 @@ def main() -> int:
             }
             row = {"dataset": dataset, "shots": args.shots, "seed": seed,
                    "development_rows": len(dev_rows), "pool": len(pool)}  # fmt: skip
-            for rule, (picks, loss) in rules.items():
-                encoder = across_encoders(picks, loss)
+            for rule, (picks, score) in rules.items():
+                encoder = across_encoders(picks, score)
                 row[rule] = {"encoder": encoder, "dev_accuracy": picks[encoder]["dev_accuracy"]}
             encoder, best = max(
                 ((e, c) for e, r in runs.items() for c in r["candidates"]),

@@ -16,6 +16,7 @@ from taxonomist.cli import app
 from taxonomist.errors import ConfigError, DataError
 from taxonomist.models import load_model, model_class
 from taxonomist.models.selftrain import (
+    best_candidate,
     catalogue_prior,
     confidence_weights,
     pseudo_labels,
@@ -125,6 +126,14 @@ def test_helpers():
     logp = np.log(np.array([[0.9, 0.1]] * 3 + [[0.2, 0.8]]))
     prior = catalogue_prior(logp, np.array([0.5, 0.5]))
     assert prior[0] > 0.7 and abs(prior.sum() - 1) < 1e-9
+    # the lowest score among candidates as accurate as the baseline; a tie to the smaller key
+    figures = {
+        0: {"cv_accuracy": 0.8, "s": 0.5},
+        1: {"cv_accuracy": 0.7, "s": 0.1},  # surer, but more errors
+        2: {"cv_accuracy": 0.8, "s": 0.3},
+        3: {"cv_accuracy": 0.9, "s": 0.3},
+    }
+    assert best_candidate(figures, 0, "s") == 2
 
 
 def test_pseudo_labels_follow_the_catalogues_class_mix():

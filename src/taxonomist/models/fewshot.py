@@ -153,13 +153,15 @@ def pool_weights(members: list[np.ndarray], y: np.ndarray, step: float) -> np.nd
     return best
 
 
-def choose_encoder(figures: dict[str, dict[str, float]]) -> str:
+def choose_encoder(
+    figures: dict[str, dict[str, float]], score_key: str = "cv_brier_self_trained"
+) -> str:
     """The first encoder (the default) unless another's self-trained model makes no more
-    out-of-fold errors and has a lower out-of-fold Brier score; among several such, the
-    lowest. `figures`: each encoder's fit history row, in order of preference."""
+    out-of-fold errors and has a lower out-of-fold Brier score (`score_key`); among several
+    such, the lowest. `figures`: each encoder's fit history row, in order of preference."""
     first, *others = figures
     floor = figures[first]["cv_accuracy_self_trained"] - 1e-12
-    score = {name: figures[name]["cv_brier_self_trained"] for name in figures}
+    score = {name: figures[name][score_key] for name in figures}
     better = [
         name
         for name in others
@@ -440,6 +442,7 @@ class FewShotModel(Model):
         history figures and the pool's member scores under the labels-only model fitted on
         every label (what pseudo-labels the pool)."""
         from .selftrain import (
+            best_candidate,
             catalogue_prior,
             pooled_logp,
             pseudo_labels,
@@ -566,9 +569,7 @@ class FewShotModel(Model):
         # labelled rows that a confident student gets wrong (mislabelled examples) do not
         # outweigh the rest. On development rows over five draws each it never chose worse
         # and gained 0.28 (fashion) and 0.14 points (pricerunner) (docs/benchmarks.md)
-        floor = candidates[(0.0, 0.0, 0.0, 0.0)]["cv_accuracy"] - 1e-12
-        eligible = [k for k in candidates if candidates[k]["cv_accuracy"] >= floor]
-        best = min(eligible, key=lambda k: (candidates[k]["cv_brier"], k))
+        best = best_candidate(candidates, (0.0, 0.0, 0.0, 0.0), "cv_brier")
         self.self_training_share, self.pool_smoothing, _, self.prior_shift = map(float, best)
         self._bias = (self.prior_shift * shift).astype(np.float32)
         self._teacher_bias = teachers[best[2]]

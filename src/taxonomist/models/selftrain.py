@@ -118,6 +118,15 @@ def total_variation(a: np.ndarray, b: np.ndarray) -> float:
     return float(0.5 * np.abs(a - b).sum())
 
 
+def best_candidate(figures: dict, baseline, score: str):
+    """The key of the candidate with the lowest `score` among those whose out-of-fold
+    accuracy is no lower than the `baseline` candidate's (`score_candidate` figures); ties
+    go to the smaller key (fewer pseudo-labels, less shift)."""
+    floor = figures[baseline]["cv_accuracy"] - 1e-12
+    eligible = [k for k in figures if figures[k]["cv_accuracy"] >= floor]
+    return min(eligible, key=lambda k: (figures[k][score], k))
+
+
 def score_candidate(
     prototype_logp: np.ndarray,
     linear_oof: np.ndarray,
