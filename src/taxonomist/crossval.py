@@ -138,14 +138,18 @@ def cross_val_proba(
     seen = np.zeros(len(inputs), dtype=bool)
     n_folds = int(folds.max()) + 1 if len(folds) else 0
     for fold in range(n_folds):
-        held = np.flatnonzero(folds == fold)
-        rest = np.flatnonzero(folds != fold)
+        held = np.flatnonzero(folds == fold).tolist()
+        rest = np.flatnonzero(folds != fold).tolist()
         if not len(held):
             continue
         rest_labels = [labels[i] for i in rest]
         if len(set(rest_labels)) < 2:
             raise DataError(f"fold {fold + 1} of {n_folds} leaves a single class to train on")
-        part = cls(taxonomy, config, encoder=encoder) if takes_encoder else cls(taxonomy, config)
+        part = (  # every fold's head embeds through one memo of the encoder
+            cls(taxonomy, config, encoder=encoder)  # type: ignore[call-arg]
+            if takes_encoder
+            else cls(taxonomy, config)
+        )
         part.device = device
         part.fit([inputs[i] for i in rest], rest_labels)
         scores = part._logits(part.prepare([inputs[i] for i in held]))

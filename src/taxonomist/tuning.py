@@ -123,6 +123,7 @@ def tune(
         raise ConfigError(f"time budget must be positive, got {time_budget_s}")
     if valid_texts is None:
         texts, labels, valid_texts, valid_labels = cut_validation(texts, labels, 0.1, seed)
+    assert valid_texts is not None and valid_labels is not None
     if kind is None and has_images(texts):
         kind = "fusion"
     chosen, base = resolve_kind(preset, kind, {})

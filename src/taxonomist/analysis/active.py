@@ -116,7 +116,7 @@ def suggest(
         seen_keys.add(key)
     if labelled is not None and len(labelled):
         keep &= labelled.max_similarity(texts) < NEAR_DUPLICATE
-    rows = np.flatnonzero(keep)
+    rows = np.flatnonzero(keep).tolist()
     if not len(rows):
         return []
     proba = model.predict_proba([pool[i] for i in rows])

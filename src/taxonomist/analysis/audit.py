@@ -234,9 +234,9 @@ def audit_labels(
     reasons: dict[int, list[str]] = defaultdict(list)
     suggested: dict[int, int] = {}
     partner: dict[int, str] = {}
-    for i in np.flatnonzero(flagged):
-        reasons[int(i)].append("confident_learning")
-        suggested[int(i)] = int(best[i])
+    for i in np.flatnonzero(flagged).tolist():
+        reasons[i].append("confident_learning")
+        suggested[i] = int(best[i])
     # identical titles, different labels: the minority label is the suspect (on a tie, both)
     groups: dict[str, list[int]] = defaultdict(list)
     for i, text in enumerate(inputs):

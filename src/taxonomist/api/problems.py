@@ -7,7 +7,7 @@ one says nothing about the request beyond its id (which is in the log line too).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -58,7 +58,7 @@ def problem(
     request: Request | None = None,
     *,
     errors: list[dict[str, str]] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body = problem_body(status, detail)
     if request is not None:

@@ -127,9 +127,14 @@ class ModelRegistry:
         self._expected.pop(served.name, None)
         self._failed.pop(served.name, None)
         if served.name not in self._batchers:
-            self._batchers[served.name] = MicroBatcher(
-                served.name,
-                lambda n=served.name: self._served[n].classifier,
+            name = served.name
+
+            def current() -> Any:  # the classifier served now, after any reload
+                return self._served[name].classifier
+
+            self._batchers[name] = MicroBatcher(
+                name,
+                current,
                 self.metrics,
                 max_wait_s=self.settings.batch_wait_ms / 1000,
                 max_items=self.settings.batch_max_items,
@@ -170,8 +175,8 @@ class ModelRegistry:
         """Load everything expected: the --model directory and every name in the store."""
         if self.store is not None:
             pointers = await asyncio.to_thread(self._store_pointers)
-            for name, path in pointers.items():
-                self._expected.setdefault(name, path)
+            for name, pointer in pointers.items():
+                self._expected.setdefault(name, pointer)
         for name, path in list(self._expected.items()):
             if path is not None:
                 await self._load(name, path)

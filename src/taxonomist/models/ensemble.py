@@ -108,7 +108,8 @@ def fit_weights(
         w = np.zeros(n)
         w[free] = sub
         if pool is None:
-            pooled = log_softmax(sum(wi * lp for wi, lp in zip(w, member_logp) if wi > 0))
+            summed = sum(wi * lp for wi, lp in zip(w, member_logp) if wi > 0)
+            pooled = log_softmax(np.asarray(summed))
         else:
             pooled = pool(w)
         loss = float(-pooled[rows, y].mean())

@@ -387,7 +387,7 @@ class FusionModel(Model):
             return log_softmax(pool_with(logps, avail, w[None, :]))
 
         # members no row can use (the image model, once photos are hidden) get weight 0
-        usable = np.flatnonzero(avail.any(0))
+        usable = np.flatnonzero(avail.any(0)).tolist()
         best = fit_weights(logps, y, self.config.grid_step, pool=pool, usable=usable)
         return best, float(-pool(best)[np.arange(len(y)), y].mean())
 

@@ -259,6 +259,7 @@ def retrain(
     store = ModelStore(root)
     current_dir = Path(store.current(name))
     current_version = store.current_version(name)
+    assert current_version is not None  # store.current raised otherwise
     manifest = read_manifest(current_dir)
     taxonomy = read_taxonomy(current_dir)
     holdout: Rows = [("", t, c) for t, c in read_holdout(root, name) if c in taxonomy]
@@ -287,14 +288,14 @@ def retrain(
     check_ids = {r[0] for r in check}
     rows: Rows = []
     replaced = 0
-    for r in base_rows:
-        if group_key(r[1]) in frozen or r[0] in check_ids:
+    for base in base_rows:
+        if group_key(base[1]) in frozen or base[0] in check_ids:
             continue
-        if r[0] in learn:  # a reviewer's label replaces the original one of that product
-            rows.append(learn.pop(r[0]))
+        if base[0] in learn:  # a reviewer's label replaces the original one of that product
+            rows.append(learn.pop(base[0]))
             replaced += 1
         else:
-            rows.append(r)
+            rows.append(base)
     added = list(learn.values())
     rows += added
     if prepare is not None:
