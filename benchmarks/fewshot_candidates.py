@@ -10,7 +10,8 @@ what that choice leaves on the table. Per seed, the labelled rows are drawn as i
 development fifth, scored, and the pool, unlabelled. Each encoder is fitted once alone
 (`other_encoders` empty); then every candidate is refitted (`FewShotModel.use_candidate`)
 and scored on the development rows. Rules compared, each applied per encoder and then
-across encoders as `fewshot.choose_encoder` does:
+across encoders as `fewshot.choose_encoder` does (the lowest score; until the twelfth
+session, only among encoders that made no more out-of-fold errors than the first):
 - shipped: cross-validation's choice (no more out-of-fold errors than the labels alone, then
   the lowest out-of-fold Brier score; the log-loss until the eleventh session);
 - accuracy: the highest (mix-weighted) out-of-fold accuracy, ties to the lower log-loss;
