@@ -160,11 +160,11 @@ def choose_encoder(
     (`score_key`); a tie stays with the first (the default). `figures`: each encoder's fit
     history row, in order of preference.
 
-    No accuracy floor here, unlike the choice among one encoder's candidates: there the
-    floor keeps pseudo-labels that cost accuracy out, here it compared two models by a
-    count of errors on the labelled rows, where one row decided. On pricerunner's
-    development rows (draw 18) MiniLM kept the place by one out-of-fold error against USE's
-    lower Brier score and scored 0.903 against USE's 0.941 (docs/benchmarks.md)."""
+    No accuracy floor here, unlike the choice among one encoder's candidates. There the
+    floor keeps out pseudo-labels that cost accuracy; here it weighed two models by their
+    errors on the labelled rows, where one row could decide. On pricerunner's development
+    rows (draw 18), MiniLM kept its place by one out-of-fold error, against USE's lower
+    Brier score, and scored 0.903 to USE's 0.941 (docs/benchmarks.md)."""
     first = next(iter(figures))
     return min(figures, key=lambda name: (figures[name][score_key], name != first))
 
