@@ -99,13 +99,7 @@ def by_log_loss(candidates: list[dict]) -> dict:
 def across_encoders(picks: dict[str, dict], score: str) -> str:
     from taxonomist.models.fewshot import choose_encoder
 
-    return choose_encoder(
-        {
-            name: {"cv_accuracy_self_trained": p["cv_accuracy"], score: p[score]}
-            for name, p in picks.items()
-        },
-        score,
-    )
+    return choose_encoder({name: {score: p[score]} for name, p in picks.items()}, score)
 
 
 def main() -> int:

@@ -298,8 +298,7 @@ class FewShotModel(Model):
         )
 
     def _member_scores(self, texts: list[str], emb: np.ndarray) -> list[np.ndarray]:
-        assert self._prototypes is not None and self._tfidf is not None
-        assert self._coef is not None
+        assert self._prototypes is not None and self._tfidf is not None and self._coef is not None
         linear = np.asarray(self._tfidf.transform(texts) @ self._coef.T) + self._intercept
         scores = [emb @ self._prototypes.T, linear]
         if len(self.weights) == 3:  # the names member (models saved before it have two)
