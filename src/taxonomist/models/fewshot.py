@@ -70,6 +70,9 @@ class FewShotConfig:
         power, scaled to mean 1 (0: all weigh the same; `selftrain.confidence_weights`).
     shift_pseudo_labels: pseudo-label under the catalogue's estimated class mix, not the
         labelled sample's (only where the estimate is trusted; `selftrain`).
+    name_anchors: before spreading, a pool product whose title names exactly one category,
+        the one the members also pick, is taken as certain of it
+        (`selftrain.anchor_agreed_names`).
     """
 
     encoder: str = "minilm"
@@ -90,6 +93,7 @@ class FewShotConfig:
     other_encoders: tuple[str, ...] = ("use",)
     pseudo_label_power: float = 4.0
     shift_pseudo_labels: bool = True
+    name_anchors: bool = True
 
     def __post_init__(self) -> None:
         if not self.priors or any(p < 0 for p in self.priors):
@@ -459,6 +463,7 @@ class FewShotModel(Model):
         pool_emb = self.embed(pool)
         pool_scores = self._member_scores(pool, pool_emb)
         pool_named = pool_scores[2:]  # the names need no fitting: the same in every fold
+        anchors = pool_named[0] if pool_named and cfg.name_anchors else None
         # one vocabulary over labelled and unlabelled titles (no labels involved), so each
         # candidate's SVM only slices rows; n-grams in a single title cannot spread a label
         shares = sorted(set(cfg.self_training_shares))
@@ -535,6 +540,7 @@ class FewShotModel(Model):
                     self._pool_graph,
                     a,
                     teachers[u],
+                    anchors,
                 )
                 for key in [k for k in keys if k[1:] == (a, u)]:
                     chosen = select_confident(pred, confidence, key[0])
@@ -582,6 +588,7 @@ class FewShotModel(Model):
             "pseudo_label_power": float(cfg.pseudo_label_power),
             "pseudo_labels_shifted": self._teacher_bias is not None,
             "pseudo_label_shift_offered": len(teachers) > 1,
+            "name_anchors": anchors is not None,
             "class_mix": {
                 "trusted": bool(trusted),
                 "shift_claimed": float(claimed),
@@ -638,6 +645,7 @@ class FewShotModel(Model):
         assert self._unlabelled is not None
         if pool_scores is None:
             pool_scores = self._member_scores(self._unlabelled, pool_emb)
+        anchors = pool_scores[2] if len(pool_scores) == 3 and self.config.name_anchors else None
         pred, confidence = pseudo_labels(
             pool_scores,
             temperatures,
@@ -645,6 +653,7 @@ class FewShotModel(Model):
             self._pool_graph,
             self.pool_smoothing,
             self._teacher_bias,
+            anchors,
         )
         chosen = select_confident(pred, confidence, self.self_training_share)
         self._coef, self._intercept = self._fit_svc_with_pseudo_labels(
