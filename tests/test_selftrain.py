@@ -214,6 +214,39 @@ def test_smoothed_pseudo_labels_follow_the_pools_neighbours():
     assert np.all((confidence > 0.5) & (confidence <= 1.0))
 
 
+def test_spreading_starts_from_titles_whose_named_category_the_members_agree_with():
+    from scipy import sparse
+
+    from taxonomist.models.selftrain import anchor_agreed_names
+    from taxonomist.neighbours import neighbour_graph
+
+    probs = np.array([[0.6, 0.4], [0.6, 0.4], [0.5, 0.5], [0.3, 0.7]])
+    named = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=float)
+    anchored = anchor_agreed_names(probs, named)
+    # agreed: certain; a name the members doubt, two names or none: as they were
+    assert anchored.tolist() == [[1.0, 0.0], [0.6, 0.4], [0.5, 0.5], [0.3, 0.7]]
+    assert anchor_agreed_names(probs, np.zeros_like(probs)) is probs
+
+    # one kind of title: two say its name and the members agree, three are unsure and lean
+    # the other way; spreading from the two carries the whole kind
+    x = sparse.csr_matrix(np.ones((5, 1)))
+    scores = np.log(np.array([[0.52, 0.48]] * 2 + [[0.4, 0.6]] * 3))
+    named = np.array([[1, 0]] * 2 + [[0, 0]] * 3, dtype=float)
+    graph = neighbour_graph(x, 4)
+    plain, _ = pseudo_labels([scores], [1.0], [1.0], graph, 0.8)
+    pred, confidence = pseudo_labels([scores], [1.0], [1.0], graph, 0.8, named=named)
+    assert plain.tolist() == [1] * 5 and pred.tolist() == [0] * 5
+    # without spreading there is nothing to start from: the names change nothing
+    raw, _ = pseudo_labels([scores], [1.0], [1.0], named=named)
+    assert raw.tolist() == [0, 0, 1, 1, 1]
+
+
+def test_name_anchors_are_recorded_and_can_be_turned_off():
+    labelled, pool, _, _ = bridged_corpus()
+    assert "name_anchors" in fit(labelled, pool).self_training
+    assert fit(labelled, pool, name_anchors=False).self_training["name_anchors"] is False
+
+
 def test_kinds_that_cannot_use_unlabelled_products_refuse_them(tmp_path):
     labelled, pool, _, _ = bridged_corpus()
     with pytest.raises(ConfigError, match="cannot learn from unlabelled"):
