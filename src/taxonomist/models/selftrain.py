@@ -38,7 +38,9 @@ Confident pseudo-labels teach what the model already knew: its systematic mistak
 pricerunner, German titles and bare model numbers read as fridges) are often confident too.
 One more candidate spreads the pool's distributions over its nearest-neighbour graph first
 (`neighbours`; titles sharing n-grams are products of a kind) and trains on the whole pool's
-spread labels; cross-validation weighs it with the others.
+spread labels; cross-validation weighs it with the others. The spread starts from the
+products whose title names the category the members pick, taken as certain
+(`anchor_agreed_names`).
 
 Every pseudo-label weighs in the SVM as its probability to the fourth power, scaled to mean
 1 (`confidence_weights`): a pseudo-label that the members or its neighbours doubt counts
