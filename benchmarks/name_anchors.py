@@ -38,6 +38,8 @@ from supervised import RESULTS, benchmark_args, benchmark_parser  # noqa: E402
 
 
 def every_named_row(probs: np.ndarray, named: np.ndarray) -> np.ndarray:
+    """The dropped start: every row whose title names exactly one category moved half-way
+    to it, whatever the members say."""
     out = probs.copy()
     one = named.sum(1) == 1
     out[one] = 0.5 * out[one] + 0.5 * named[one]
@@ -76,7 +78,7 @@ def run(dataset: str, shots: int, seed: int, encoder: str) -> dict:
     x = features.fit_transform(list(texts) + pool)
     x_labelled, x_pool, x_dev = x[: len(texts)], x[len(texts) :], features.transform(dev_texts)
     graph = neighbour_graph(x_pool, model.config.pool_neighbours)
-    named = scores[2] if len(scores) == 3 else None
+    named = model._name_anchors(scores)
     starts = {"spread": probs}
     if named is not None:
         starts["agreed names"] = anchor_agreed_names(probs, named)

@@ -241,10 +241,26 @@ def test_spreading_starts_from_titles_whose_named_category_the_members_agree_wit
     assert raw.tolist() == [0, 0, 1, 1, 1]
 
 
-def test_name_anchors_are_recorded_and_can_be_turned_off():
+def test_the_manifest_says_whether_the_chosen_pseudo_labels_were_spread_from_names():
     labelled, pool, _, _ = bridged_corpus()
-    assert "name_anchors" in fit(labelled, pool).self_training
-    assert fit(labelled, pool, name_anchors=False).self_training["name_anchors"] is False
+    # half the labelled titles and a third of the pool's say their category's name, so
+    # the names are a member and the spread candidates start from them
+    labelled = [(f"{w} {c.lower()}" if i % 2 else w, c) for i, (w, c) in enumerate(labelled)]
+    words = made_up_words()
+    kind = {w: c for c in CLASSES for w in words[c]}
+    pool = [f"{t} {kind[t.split()[0]].lower()}" if i % 3 == 0 else t for i, t in enumerate(pool)]
+    model = fit(labelled, pool)
+    assert len(model.weights) == 3
+    record = model.self_training
+    assert record["name_anchors"] == (record["smoothing"] > 0)
+    texts, labels = [t for t, _ in labelled], [c for _, c in labelled]
+    for candidate in record["candidates"]:
+        model.use_candidate(candidate, texts, labels)
+        assert model.self_training["name_anchors"] == (candidate["smoothing"] > 0)
+    off = fit(labelled, pool, name_anchors=False)
+    spread = [c for c in off.self_training["candidates"] if c["smoothing"]]
+    off.use_candidate(spread[0], texts, labels)
+    assert off.self_training["name_anchors"] is False
 
 
 def test_kinds_that_cannot_use_unlabelled_products_refuse_them(tmp_path):

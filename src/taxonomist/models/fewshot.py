@@ -463,7 +463,7 @@ class FewShotModel(Model):
         pool_emb = self.embed(pool)
         pool_scores = self._member_scores(pool, pool_emb)
         pool_named = pool_scores[2:]  # the names need no fitting: the same in every fold
-        anchors = pool_named[0] if pool_named and cfg.name_anchors else None
+        anchors = self._name_anchors(pool_scores)
         # one vocabulary over labelled and unlabelled titles (no labels involved), so each
         # candidate's SVM only slices rows; n-grams in a single title cannot spread a label
         shares = sorted(set(cfg.self_training_shares))
@@ -588,7 +588,7 @@ class FewShotModel(Model):
             "pseudo_label_power": float(cfg.pseudo_label_power),
             "pseudo_labels_shifted": self._teacher_bias is not None,
             "pseudo_label_shift_offered": len(teachers) > 1,
-            "name_anchors": anchors is not None,
+            "name_anchors": self._anchors_used(),
             "class_mix": {
                 "trusted": bool(trusted),
                 "shift_claimed": float(claimed),
@@ -634,10 +634,21 @@ class FewShotModel(Model):
         }
         return figures, pool_scores
 
+    def _name_anchors(self, pool_scores: list[np.ndarray]) -> np.ndarray | None:
+        """The names member's rows of `pool_scores` (`_member_scores`), which spreading
+        starts from where the members agree (`selftrain.anchor_agreed_names`); None when
+        the names are not a member or `name_anchors` is off."""
+        return pool_scores[2] if len(pool_scores) == 3 and self.config.name_anchors else None
+
+    def _anchors_used(self) -> bool:
+        """Whether the chosen pseudo-labels were spread from agreed names (raw shares are
+        not spread, so anchors do not touch them)."""
+        return bool(self.config.name_anchors and len(self.weights) == 3 and self.pool_smoothing)
+
     def _apply_self_training(self, texts, y, pool_scores=None) -> None:
         """Pseudo-label the pool with the labels-only members fitted on every label (their
-        `pool_scores`, computed here when not given), and refit the linear member on the
-        labels plus the chosen share of them."""
+        `pool_scores`, computed here when not given; spread from the agreed names when
+        spreading), and refit the linear member on the labels plus the chosen share of them."""
         from .selftrain import pseudo_labels, select_confident
 
         features, x_labelled, x_pool, pool_emb = self._pool_features
@@ -645,7 +656,6 @@ class FewShotModel(Model):
         assert self._unlabelled is not None
         if pool_scores is None:
             pool_scores = self._member_scores(self._unlabelled, pool_emb)
-        anchors = pool_scores[2] if len(pool_scores) == 3 and self.config.name_anchors else None
         pred, confidence = pseudo_labels(
             pool_scores,
             temperatures,
@@ -653,7 +663,7 @@ class FewShotModel(Model):
             self._pool_graph,
             self.pool_smoothing,
             self._teacher_bias,
-            anchors,
+            self._name_anchors(pool_scores),
         )
         chosen = select_confident(pred, confidence, self.self_training_share)
         self._coef, self._intercept = self._fit_svc_with_pseudo_labels(
@@ -694,6 +704,7 @@ class FewShotModel(Model):
             prior_shift=self.prior_shift,
             pseudo_labels=0,
             pseudo_labels_shifted=self._teacher_bias is not None,
+            name_anchors=self._anchors_used(),
         )
         if self.self_training_share:
             self._apply_self_training(texts, y)

@@ -92,12 +92,14 @@ def anchor_agreed_names(probs: np.ndarray, named: np.ndarray) -> np.ndarray:
     """`probs` with each row whose title names exactly one category (`named`: 0/1 per
     category) that is also the row's most probable category set to certainty in it.
 
-    Two views that know nothing of each other agree there: the words of the title and the
-    members' reading of it. Spreading starts from these rows as from labelled ones, and
-    they pull their neighbours (a bare model number sharing n-grams with a title that says
-    "fridge freezer"). Only agreement counts: fashion's titles name a wrong category
-    nearly a quarter of the time (most titles that say "Flats" are labelled Heels), and
-    anchoring every named row there cost 9-12 points on development rows. Measured at 10
+    Two readings agree there: the title's own words, and the members' pooled reading of
+    it, mostly prototypes and n-grams (the names hold 0-0.3 of its weight on pricerunner
+    and fashion, so the two are not wholly independent). Spreading starts from these rows
+    as from labelled ones, and they pull their neighbours (a bare model number sharing
+    n-grams with a title that says "fridge freezer"). Only agreement counts: fashion's
+    titles name a wrong category nearly a quarter of the time (most titles that say
+    "Flats" are labelled Heels), and moving every named row half-way to its name cost
+    9-12 points on development rows. Measured at 10
     a category on training rows held out of the pool, the SVM on the spread labels gained
     on 10 of 10 draws: pricerunner 0.02-0.78 points, fashion 0.20-1.23
     (`benchmarks/name_anchors.py`). The agreed rows were 97-99% right on both sets."""
