@@ -213,11 +213,17 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     file = path / MANIFEST
     if not path.is_dir():
         raise ModelError(f"model directory not found: {path}")
-    if not file.exists():
-        raise ModelError(f"{path} is not a Taxonomist model directory (no {MANIFEST})")
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # no exists() check first: a save swapping the directory in between would turn a
+        # clean "not found" (which `load_consistent` retries) into a bare FileNotFoundError
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelError(f"{path} is not a Taxonomist model directory (no {MANIFEST})") from None
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{file}: unreadable manifest ({exc})") from None
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ModelError(f"{file}: unreadable manifest ({exc})") from None
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
