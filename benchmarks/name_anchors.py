@@ -48,7 +48,7 @@ def every_named_row(probs: np.ndarray, named: np.ndarray) -> np.ndarray:
 
 def run(dataset: str, shots: int, seed: int, encoder: str) -> dict:
     from taxonomist.models import model_class
-    from taxonomist.models.selftrain import anchor_agreed_names, pooled_logp
+    from taxonomist.models.selftrain import agreed_names, anchor_agreed_names, pooled_logp
     from taxonomist.neighbours import neighbour_graph, spread
     from taxonomist.taxonomy import Taxonomy
 
@@ -90,7 +90,7 @@ def run(dataset: str, shots: int, seed: int, encoder: str) -> dict:
     }  # fmt: skip
     if named is not None:
         one = named.sum(1) == 1
-        agreed = one & (named.argmax(1) == probs.argmax(1))
+        agreed = agreed_names(probs, named)
 
         def share(mask) -> float:
             return round(float(np.mean(mask)), 4)

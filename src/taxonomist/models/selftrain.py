@@ -88,9 +88,14 @@ def pooled_logp(member_scores, temperatures, weights) -> np.ndarray:
     )
 
 
+def agreed_names(probs: np.ndarray, named: np.ndarray) -> np.ndarray:
+    """Rows whose title names exactly one category (`named`: 0/1 per category) that is
+    also the row's most probable category in `probs`."""
+    return (named.sum(1) == 1) & (named.argmax(1) == probs.argmax(1))
+
+
 def anchor_agreed_names(probs: np.ndarray, named: np.ndarray) -> np.ndarray:
-    """`probs` with each row whose title names exactly one category (`named`: 0/1 per
-    category) that is also the row's most probable category set to certainty in it.
+    """`probs` with each of the `agreed_names` rows set to certainty in its category.
 
     Two readings agree there: the title's own words, and the members' pooled reading of
     it, mostly prototypes and n-grams (the names hold 0-0.3 of its weight on pricerunner
@@ -99,12 +104,11 @@ def anchor_agreed_names(probs: np.ndarray, named: np.ndarray) -> np.ndarray:
     n-grams with a title that says "fridge freezer"). Only agreement counts: fashion's
     titles name a wrong category nearly a quarter of the time (most titles that say
     "Flats" are labelled Heels), and moving every named row half-way to its name cost
-    9-12 points on development rows. Measured at 10
-    a category on training rows held out of the pool, the SVM on the spread labels gained
-    on 10 of 10 draws: pricerunner 0.02-0.78 points, fashion 0.20-1.23
-    (`benchmarks/name_anchors.py`). The agreed rows were 97-99% right on both sets."""
-    one = named.sum(1) == 1
-    agreed = one & (named.argmax(1) == probs.argmax(1))
+    9-12 points on development rows. Measured at 10 a category on training rows held out
+    of the pool, the SVM on the spread labels gained on 10 of 10 draws: pricerunner
+    0.02-0.78 points, fashion 0.20-1.23 (`benchmarks/name_anchors.py`). The agreed rows
+    were 97-99% right on both sets."""
+    agreed = agreed_names(probs, named)
     if not agreed.any():
         return probs
     out = probs.copy()
