@@ -20,6 +20,7 @@ from taxonomist.models.selftrain import (
     catalogue_prior,
     confidence_weights,
     pseudo_labels,
+    score_candidate,
     select_confident,
 )
 from taxonomist.service import read_unlabelled
@@ -195,6 +196,24 @@ def test_pseudo_label_power_is_checked():
     cls = model_class("fewshot")
     with pytest.raises(ConfigError, match="pseudo_label_power"):
         cls.config_class.from_dict({"pseudo_label_power": -1})
+    with pytest.raises(ConfigError, match="mix_criterion"):
+        cls.config_class.from_dict({"mix_criterion": "accuracy"})
+
+
+def test_the_mix_is_chosen_by_the_criterion_asked_for():
+    # out-of-fold scores of two members on 30 rows, where the two criteria part ways
+    rng = np.random.default_rng(5)
+    y = rng.integers(3, size=30)
+    student = rng.normal(size=(30, 3)) + 2.5 * np.eye(3)[y]
+    prototypes = rng.normal(size=(30, 3)) * 0.5 + np.eye(3)[y]
+    prototypes -= np.log(np.exp(prototypes).sum(1, keepdims=True))
+    args = (prototypes, student, y, 0.1, np.ones(len(y)), np.zeros(3))
+    by_brier = score_candidate(*args, criterion="brier")
+    by_log_loss = score_candidate(*args, criterion="log_loss")
+    assert by_brier["weights"] != by_log_loss["weights"]
+    assert by_brier["cv_brier"] < by_log_loss["cv_brier"]
+    assert by_log_loss["cv_log_loss"] < by_brier["cv_log_loss"]
+    assert score_candidate(*args) == by_brier  # the default
 
 
 def test_smoothed_pseudo_labels_follow_the_pools_neighbours():

@@ -94,6 +94,7 @@ class FewShotConfig:
     pseudo_label_power: float = 4.0
     shift_pseudo_labels: bool = True
     name_anchors: bool = True
+    mix_criterion: str = "brier"
 
     def __post_init__(self) -> None:
         if not self.priors or any(p < 0 for p in self.priors):
@@ -117,6 +118,10 @@ class FewShotConfig:
             )
         if not self.prior_shifts or any(not 0 <= s <= 1 for s in self.prior_shifts):
             raise ConfigError(f"fewshot.prior_shifts must be in [0, 1], got {self.prior_shifts}")
+        if self.mix_criterion not in ("brier", "log_loss"):
+            raise ConfigError(
+                f"fewshot.mix_criterion must be 'brier' or 'log_loss', got {self.mix_criterion!r}"
+            )
         check_ngram_ranges("fewshot", word_ngrams=self.word_ngrams, char_ngrams=self.char_ngrams)
         if self.cjk_char_ngrams is not None:
             check_ngram_ranges("fewshot", cjk_char_ngrams=self.cjk_char_ngrams)
@@ -565,6 +570,7 @@ class FewShotModel(Model):
                     row_weights,
                     strength * shift,
                     fixed=fixed,
+                    criterion=cfg.mix_criterion,
                 )
         # as ensemble selection does (`crossval`): pseudo-labels or a shift are taken only if
         # they make no more out-of-fold errors than the labels alone (zh-retail at 20 a

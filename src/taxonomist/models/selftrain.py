@@ -174,12 +174,14 @@ def score_candidate(
     row_weights: np.ndarray,
     bias: np.ndarray,
     fixed: tuple[np.ndarray, float] | None = None,
+    criterion: str = "brier",
 ) -> dict[str, float | list[float]]:
     """Out-of-fold figures of the prototypes pooled with a linear member plus a class `bias`
     (log prior shift): the linear member's temperature, and the pooling weights that give
-    the lowest log-loss with each row weighted by `row_weights` (the catalogue's class mix
-    over the labelled sample's). `fixed`: a member kept at the weight the labels chose (its
-    weighted log-probabilities, that weight); the other two share the rest."""
+    the lowest `criterion` ("brier" or "log_loss") with each row weighted by `row_weights`
+    (the catalogue's class mix over the labelled sample's). `fixed`: a member kept at the
+    weight the labels chose (its weighted log-probabilities, that weight); the other two
+    share the rest."""
     t_linear = fit_temperature(linear_oof, y)
     members = [prototype_logp, log_softmax(linear_oof, t_linear)]
     rows = np.arange(len(y))
@@ -189,20 +191,27 @@ def score_candidate(
     grid = []
     for w in np.linspace(0, 1, int(round(1 / step)) + 1):
         pooled = log_softmax(free * (w * members[0] + (1 - w) * members[1]) + extra + bias)
-        loss = float(-(norm * pooled[rows, y]).sum())
-        wrong = float((norm * (pooled.argmax(1) != y)).sum())
-        grid.append((loss, wrong, float(w), pooled))
+        # the Brier score, bounded where log-loss is not: one labelled row the candidate is
+        # sure is wrong (a mislabelled example) cannot outweigh the rest
+        probs = np.exp(pooled)
+        probs[rows, y] -= 1.0
+        grid.append(
+            {
+                "log_loss": float(-(norm * pooled[rows, y]).sum()),
+                "brier": float((norm * (probs**2).sum(1)).sum()),
+                "wrong": float((norm * (pooled.argmax(1) != y)).sum()),
+                "w": float(w),
+                "pooled": pooled,
+            }
+        )
     # as `fewshot.pool_weights`: no mix that makes more errors than either end of the grid
-    ceiling = min(grid[0][1], grid[-1][1]) + 1e-12
-    loss, _, w, pooled = min((g for g in grid if g[1] <= ceiling), key=lambda g: g[0])
+    ceiling = min(grid[0]["wrong"], grid[-1]["wrong"]) + 1e-12
+    best = min((g for g in grid if g["wrong"] <= ceiling), key=lambda g: g[criterion])
+    w, pooled = best["w"], best["pooled"]
     right = pooled.argmax(1) == y
-    # the Brier score, bounded where log-loss is not: one labelled row the candidate is
-    # sure is wrong (a mislabelled example) cannot outweigh the rest
-    probs = np.exp(pooled)
-    probs[rows, y] -= 1.0
     return {
-        "cv_log_loss": loss,
-        "cv_brier": float((norm * (probs**2).sum(1)).sum()),
+        "cv_log_loss": best["log_loss"],
+        "cv_brier": best["brier"],
         "cv_accuracy": float((norm * right).sum()),
         "cv_accuracy_unweighted": float(right.mean()),
         "linear_temperature": float(t_linear),
