@@ -93,6 +93,14 @@ def group_development_split(
     return np.flatnonzero(development), np.setdiff1d(np.flatnonzero(~development), labelled)
 
 
+def accuracy(model, titles: list[str], categories: list[str], rows: np.ndarray) -> float:
+    """The fitted model's accuracy on `rows` (its own scores, no routing or abstention)."""
+    index = {cid: i for i, cid in enumerate(model.labels)}
+    chunk = model.prepare([titles[i] for i in rows])
+    gold = np.array([index[categories[i]] for i in rows])
+    return round(float((model._logits(chunk).argmax(1) == gold).mean()), 4)
+
+
 def run(dataset: str, shots: int, seed: int, criteria: list[str]) -> dict:
     from taxonomist.models import model_class
     from taxonomist.taxonomy import Taxonomy
@@ -113,20 +121,14 @@ def run(dataset: str, shots: int, seed: int, criteria: list[str]) -> dict:
         start = time.perf_counter()
         model.fit(texts, labels, unlabelled=[titles[i] for i in pool_rows])
         fit_s = time.perf_counter() - start
-        index = {cid: i for i, cid in enumerate(model.labels)}
-
-        def accuracy(rows: np.ndarray) -> float:
-            chunk = model.prepare([titles[i] for i in rows])
-            gold = np.array([index[train.category.iloc[i]] for i in rows])
-            return round(float((model._logits(chunk).argmax(1) == gold).mean()), 4)
-
+        categories = train.category.tolist()
         st = model.self_training or {}
         row[criterion] = {
             "encoder": model.encoder.name,
             "weights": [round(float(w), 3) for w in model.weights],
             **{k: st.get(k) for k in ("share", "smoothing", "prior_shift")},
-            "group_development_accuracy": accuracy(dev_rows),
-            "pool_accuracy": accuracy(pool_sample),
+            "group_development_accuracy": accuracy(model, titles, categories, dev_rows),
+            "pool_accuracy": accuracy(model, titles, categories, pool_sample),
             "fit_s": round(fit_s, 1),
         }
     return row

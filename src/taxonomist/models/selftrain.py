@@ -188,26 +188,24 @@ def score_candidate(
     norm = row_weights / row_weights.sum()
     extra, kept = (0.0, 0.0) if fixed is None else fixed
     free = 1.0 - kept
-    grid = []
+    grid: list[tuple[dict[str, float], np.ndarray]] = []  # (figures, pooled) per weight
     for w in np.linspace(0, 1, int(round(1 / step)) + 1):
         pooled = log_softmax(free * (w * members[0] + (1 - w) * members[1]) + extra + bias)
         # the Brier score, bounded where log-loss is not: one labelled row the candidate is
         # sure is wrong (a mislabelled example) cannot outweigh the rest
         probs = np.exp(pooled)
         probs[rows, y] -= 1.0
-        grid.append(
-            {
-                "log_loss": float(-(norm * pooled[rows, y]).sum()),
-                "brier": float((norm * (probs**2).sum(1)).sum()),
-                "wrong": float((norm * (pooled.argmax(1) != y)).sum()),
-                "w": float(w),
-                "pooled": pooled,
-            }
-        )
+        figures = {
+            "log_loss": float(-(norm * pooled[rows, y]).sum()),
+            "brier": float((norm * (probs**2).sum(1)).sum()),
+            "wrong": float((norm * (pooled.argmax(1) != y)).sum()),
+            "w": float(w),
+        }
+        grid.append((figures, pooled))
     # as `fewshot.pool_weights`: no mix that makes more errors than either end of the grid
-    ceiling = min(grid[0]["wrong"], grid[-1]["wrong"]) + 1e-12
-    best = min((g for g in grid if g["wrong"] <= ceiling), key=lambda g: g[criterion])
-    w, pooled = best["w"], best["pooled"]
+    ceiling = min(grid[0][0]["wrong"], grid[-1][0]["wrong"]) + 1e-12
+    best, pooled = min((g for g in grid if g[0]["wrong"] <= ceiling), key=lambda g: g[0][criterion])
+    w = best["w"]
     right = pooled.argmax(1) == y
     return {
         "cv_log_loss": best["log_loss"],
