@@ -73,6 +73,11 @@ class FewShotConfig:
     name_anchors: before spreading, a pool product whose title names exactly one category,
         the one the members also pick, is taken as certain of it
         (`selftrain.anchor_agreed_names`).
+    mix_criterion: with unlabelled products, what chooses the members' weights out of fold
+        for each candidate: "brier" (the Brier score, as candidates are chosen) or
+        "log_loss" (the rule until the fourteenth session). On product groups held out of
+        the pool the log-loss kept labels-only prototypes in the mix that cost pricerunner
+        accuracy (`benchmarks/mix_criterion.py`, docs/benchmarks.md).
     """
 
     encoder: str = "minilm"
@@ -603,6 +608,7 @@ class FewShotModel(Model):
             "cv_criterion": "out-of-fold Brier score, among candidates with no more out-of-fold "
             "errors than the labels alone"
             + (", rows weighted to the catalogue's class mix" if trusted else ""),
+            "mix_criterion": cfg.mix_criterion,
             "candidates": [
                 {
                     "share": s,
