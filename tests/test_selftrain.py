@@ -272,6 +272,7 @@ def test_the_manifest_says_whether_the_chosen_pseudo_labels_were_spread_from_nam
     assert len(model.weights) == 3
     record = model.self_training
     assert record["name_anchors"] == (record["smoothing"] > 0)
+    assert record["mix_criterion"] == "brier"  # the default, recorded
     texts, labels = [t for t, _ in labelled], [c for _, c in labelled]
     for candidate in record["candidates"]:
         model.use_candidate(candidate, texts, labels)
