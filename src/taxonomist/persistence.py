@@ -216,14 +216,10 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     try:
         # no exists() check first: a save swapping the directory in between would turn a
         # clean "not found" (which `load_consistent` retries) into a bare FileNotFoundError
-        text = file.read_text(encoding="utf-8")
+        manifest = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelError(f"{path} is not a Taxonomist model directory (no {MANIFEST})") from None
-    except UnicodeDecodeError as exc:
-        raise ModelError(f"{file}: unreadable manifest ({exc})") from None
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{file}: unreadable manifest ({exc})") from None
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
