@@ -265,3 +265,14 @@ def test_finetune_trains_on_a_gpu_and_loads_on_the_cpu(
     assert a == b
     gpu_logits, cpu_logits = model._logits(vtexts), on_cpu._logits(vtexts)
     np.testing.assert_allclose(gpu_logits, cpu_logits, atol=1e-3)
+
+
+def test_a_knn_vote_skips_products_not_remembered():
+    from scipy.sparse import csr_matrix
+
+    from taxonomist.models.knn import vote
+
+    sims = csr_matrix(np.array([[0.9, 0.5, 0.1]]))
+    # the nearest product's label is unknown (-1): the next nearest decides
+    log_votes = vote(sims, np.array([-1, 1, 0]), 2, k=1, power=1.0, smoothing=0.01)
+    np.testing.assert_allclose(np.exp(log_votes), [[0.01, 0.51]])

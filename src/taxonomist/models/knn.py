@@ -63,10 +63,35 @@ class KnnConfig:
         return config_from_dict(cls, data)
 
 
-def _normalize_rows(matrix):
+def unit_rows(matrix):
     from sklearn.preprocessing import normalize
 
     return normalize(matrix, copy=False).astype(np.float32)
+
+
+def rare_columns(features, max_df: float) -> np.ndarray:
+    """The columns of `features` (rows: products) non-zero in at most `max_df` of the rows
+    (and at least in one row's worth: a tiny catalogue keeps its n-grams)."""
+    rows_with = np.bincount(features.indices, minlength=features.shape[1])
+    most = max(1, int(max_df * features.shape[0]))
+    return np.flatnonzero(rows_with <= most).astype(np.int32)
+
+
+def vote(sims, memory_y: np.ndarray, n_labels: int, k: int, power: float, smoothing: float):
+    """Log-votes (rows of `sims`, labels): the `k` most similar remembered products of each
+    row (`sims`: CSR, query rows by remembered products) vote for their label (`memory_y`;
+    a negative label is not remembered), each with its similarity to the `power`."""
+    votes = np.zeros((sims.shape[0], n_labels))
+    for i in range(sims.shape[0]):
+        lo, hi = sims.indptr[i], sims.indptr[i + 1]
+        cols, vals = sims.indices[lo:hi], sims.data[lo:hi]
+        known = memory_y[cols] >= 0
+        cols, vals = cols[known], vals[known]
+        if len(vals) > k:
+            top = np.argpartition(-vals, k)[:k]
+            cols, vals = cols[top], vals[top]
+        np.add.at(votes[i], memory_y[cols], np.maximum(vals, 0.0) ** power)
+    return np.log(votes + smoothing)
 
 
 class KnnModel(Model):
@@ -84,7 +109,7 @@ class KnnModel(Model):
         assert self._keep is not None
         if len(self._keep) < features.shape[1]:  # plain kNN keeps every column: no copy
             features = features[:, self._keep]
-        return _normalize_rows(features)
+        return unit_rows(features)
 
     def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None):
         cfg = self.config
@@ -92,9 +117,7 @@ class KnnModel(Model):
             cfg.word_ngrams, cfg.char_ngrams, cjk_char_ngrams=cfg.cjk_char_ngrams
         )
         features = self._tfidf.fit_transform(texts)
-        rows_with = np.bincount(features.indices, minlength=features.shape[1])
-        most = max(1, int(cfg.max_df * len(texts)))
-        self._keep = np.flatnonzero(rows_with <= most).astype(np.int32)
+        self._keep = rare_columns(features, cfg.max_df)
         self._memory = self._compared(features).T.tocsr()
         self._memory_y = np.asarray(y, dtype=np.int32)
         if progress:
@@ -112,15 +135,7 @@ class KnnModel(Model):
         assert self._tfidf is not None and self._memory_y is not None
         cfg = self.config
         sims = (self._compared(self._tfidf.transform(texts)) @ self._memory).tocsr()
-        votes = np.zeros((len(texts), len(self.labels)))
-        for i in range(len(texts)):
-            lo, hi = sims.indptr[i], sims.indptr[i + 1]
-            cols, vals = sims.indices[lo:hi], sims.data[lo:hi]
-            if len(vals) > cfg.k:
-                top = np.argpartition(-vals, cfg.k)[: cfg.k]
-                cols, vals = cols[top], vals[top]
-            np.add.at(votes[i], self._memory_y[cols], np.maximum(vals, 0.0) ** cfg.power)
-        return np.log(votes + cfg.smoothing)
+        return vote(sims, self._memory_y, len(self.labels), cfg.k, cfg.power, cfg.smoothing)
 
     def _manifest_extra(self) -> dict[str, Any]:
         assert self._keep is not None and self._memory_y is not None
