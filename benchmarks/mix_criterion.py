@@ -24,7 +24,6 @@ Writes benchmarks/results/mix_criterion-<datasets>-<shots>.json (or `--out`).
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -36,39 +35,7 @@ from few_labels import sample_rows  # noqa: E402
 from fewshot_candidates import training_split  # noqa: E402
 from supervised import RESULTS, benchmark_args, benchmark_parser  # noqa: E402
 
-WORD = re.compile(r"[a-z0-9]+")
-
-
-def model_numbers(title: str) -> set[str]:
-    """Tokens that look like model numbers: letters and digits, five characters or more."""
-    return {
-        t
-        for t in WORD.findall(title.lower())
-        if len(t) >= 5 and re.search(r"\d", t) and re.search(r"[a-z]", t)
-    }
-
-
-def product_groups(titles: list[str], max_titles: int = 30) -> np.ndarray:
-    """A group id per title: titles joined by the same text or a model-number token held by
-    at most `max_titles` titles (a common one, "64gb", would chain unrelated products)."""
-    parent = list(range(len(titles)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    holders: dict[str, list[int]] = {}
-    for i, title in enumerate(titles):
-        holders.setdefault("title:" + title.strip().lower(), []).append(i)
-        for token in model_numbers(title):
-            holders.setdefault(token, []).append(i)
-    for key, rows in holders.items():
-        if key.startswith("title:") or len(rows) <= max_titles:
-            for r in rows[1:]:
-                parent[root(r)] = root(rows[0])
-    return np.array([root(i) for i in range(len(titles))])
+from taxonomist.product_groups import product_groups  # noqa: E402
 
 
 def group_development_split(
@@ -101,7 +68,7 @@ def accuracy(model, titles: list[str], categories: list[str], rows: np.ndarray) 
     return round(float((model._logits(chunk).argmax(1) == gold).mean()), 4)
 
 
-def run(dataset: str, shots: int, seed: int, criteria: list[str]) -> dict:
+def run(dataset: str, shots: int, seed: int, variants: dict[str, dict]) -> dict:
     from taxonomist.models import model_class
     from taxonomist.taxonomy import Taxonomy
 
@@ -115,15 +82,15 @@ def run(dataset: str, shots: int, seed: int, criteria: list[str]) -> dict:
     labels = train.category.iloc[labelled].tolist()
     row = {"dataset": dataset, "shots": shots, "seed": seed,
            "development_rows": len(dev_rows), "pool": len(pool_rows)}  # fmt: skip
-    for criterion in criteria:
+    for name, settings in variants.items():
         cls = model_class("fewshot")
-        model = cls(taxonomy, cls.config_class.from_dict({"mix_criterion": criterion}))
+        model = cls(taxonomy, cls.config_class.from_dict(settings))
         start = time.perf_counter()
         model.fit(texts, labels, unlabelled=[titles[i] for i in pool_rows])
         fit_s = time.perf_counter() - start
         categories = train.category.tolist()
         st = model.self_training or {}
-        row[criterion] = {
+        row[name] = {
             "encoder": model.encoder.name,
             "weights": [round(float(w), 3) for w in model.weights],
             **{k: st.get(k) for k in ("share", "smoothing", "prior_shift")},
@@ -139,15 +106,26 @@ def main() -> int:
     parser.add_argument("--shots", type=int, default=10)
     parser.add_argument("--seeds", default="13,14,15,16,17")
     parser.add_argument("--criteria", default="log_loss,brier")
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="JSON {name: fewshot settings} compared instead of --criteria, e.g. "
+        '\'{"plain": {"group_folds": false}, "group_folds": {}}\'',
+    )
     parser.add_argument("--out", default="")
     args = benchmark_args(parser)
     if args is None:
         return 0
-    criteria = args.criteria.split(",")
+    variants = (
+        json.loads(args.variants)
+        if args.variants
+        else {c: {"mix_criterion": c} for c in args.criteria.split(",")}
+    )
+    criteria = list(variants)
     rows = []
     for dataset in args.datasets.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
-            rows.append(run(dataset, args.shots, seed, criteria))
+            rows.append(run(dataset, args.shots, seed, variants))
             print(json.dumps(rows[-1]), flush=True)
     RESULTS.mkdir(exist_ok=True)
     out = Path(args.out) if args.out else (
