@@ -175,6 +175,7 @@ def main() -> int:
                  # the weights the model predicts with (the history's are the labels-only
                  # mix's; results written before the eighth session's end hold those here)
                  "weights": [round(float(w), 2) for w in model.weights],
+                 "members": list(model.members),
                  "cv_accuracy": round(history["cv_accuracy_self_trained"], 4),
                  "cv_candidates": chosen.get("candidates"),
                  "encoder_choice": chosen.get("encoder_choice")}

@@ -93,6 +93,7 @@ def run(dataset: str, shots: int, seed: int, variants: dict[str, dict]) -> dict:
         row[name] = {
             "encoder": model.encoder.name,
             "weights": [round(float(w), 3) for w in model.weights],
+            "members": list(model.members),
             **{k: st.get(k) for k in ("share", "smoothing", "prior_shift")},
             "group_development_accuracy": accuracy(model, titles, categories, dev_rows),
             "pool_accuracy": accuracy(model, titles, categories, pool_sample),

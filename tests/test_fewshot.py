@@ -45,6 +45,14 @@ def test_fewshot_weighs_the_names_by_cross_validation(tmp_path) -> None:
     loaded = load_model(path)
     np.testing.assert_allclose(loaded.predict_proba(probe), model.predict_proba(probe), atol=1e-5)
     assert len(json.loads((path / "manifest.json").read_text("utf-8"))["weights"]) == 3
+    # a model saved before the manifest listed its members: the weights' count names them
+    manifest = json.loads((path / "manifest.json").read_text("utf-8"))
+    assert manifest["members"] == ["prototypes", "linear", "names"]
+    del manifest["members"]
+    (path / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    older = load_model(path)
+    assert older.members == ["prototypes", "linear", "names"]
+    np.testing.assert_allclose(older.predict_proba(probe), model.predict_proba(probe), atol=1e-5)
     # with an unlabelled pool the names also pseudo-label it, at the weight the labels chose
     pool = [f"{b} {c}{i} {w}" for i, (b, c, w) in enumerate(zip(brands * 4, "abcdefgh" * 3,
             ["dishwasher", "fridge", "freezer", "microwave"] * 6))]  # fmt: skip

@@ -283,6 +283,91 @@ def test_the_manifest_says_whether_the_chosen_pseudo_labels_were_spread_from_nam
     assert off.self_training["name_anchors"] is False
 
 
+def test_each_fold_leaves_its_held_out_products_copies_out_of_its_pseudo_labels(monkeypatch):
+    labelled, pool, _, _ = bridged_corpus()
+    # the pool holds a copy of every labelled title, as a catalogue's other sellers do
+    pool = pool + [t for t, _ in labelled]
+    cls = model_class("fewshot")
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+    fit_svc = cls._fit_svc_with_pseudo_labels
+
+    def spy(self, x, y, x_pseudo, y_pseudo, confidence):
+        seen.append((x.toarray(), x_pseudo.toarray()))
+        return fit_svc(self, x, y, x_pseudo, y_pseudo, confidence)
+
+    monkeypatch.setattr(cls, "_fit_svc_with_pseudo_labels", spy)
+
+    def copies_of_held_out_rows(model) -> int:
+        """Pseudo-labels, over the cross-validation fits, that copy a held-out title."""
+        x_all = model._pool_features[1].toarray()
+        count = 0
+        for x, x_pseudo in seen:
+            trained = {r.tobytes() for r in x}
+            held = {r.tobytes() for r in x_all} - trained
+            count += sum(r.tobytes() in held for r in x_pseudo)
+        return count
+
+    model = fit(labelled, pool)
+    record = model.self_training
+    assert record["group_folds"] is True
+    # four folds (four labels a category), four held-out titles each, one copy of each
+    assert record["mean_pool_copies_left_out_per_fold"] == 4
+    assert seen and copies_of_held_out_rows(model) == 0
+    seen.clear()
+    off = fit(labelled, pool, group_folds=False)
+    assert off.self_training["group_folds"] is False
+    assert off.self_training["mean_pool_copies_left_out_per_fold"] == 0
+    assert copies_of_held_out_rows(off) > 0  # without it, the student learns the copies
+
+
+def series_corpus():
+    """`bridged_corpus`'s labelled titles; a pool of titles made of a category's word and a
+    series code (eight letters and digits) that one other pool title shares."""
+    labelled, _, _, _ = bridged_corpus()
+    words = made_up_words()
+    rng = np.random.default_rng(7)
+    alphabet = list("abcdefghjkmnpqrstuvwxyz23456789")
+    codes = {c: ["".join(rng.choice(alphabet, 8)) for _ in range(6)] for c in CLASSES}
+    pool = [f"{code} {w}" for c in CLASSES for code in codes[c] for w in words[c][:2]]
+    return labelled, pool, codes
+
+
+def test_the_pools_memory_votes_with_its_series_and_is_saved(tmp_path):
+    labelled, pool, codes = series_corpus()
+    model = fit(labelled, pool)
+    record = model.self_training
+    assert record["pool_memory_offered"] is True
+    assert record["pool_memory"] == ("memory" in model.members)
+    for candidate in record["candidates"]:  # prototypes, linear, memory (0 without a pool)
+        assert len(candidate["weights"]) == 3
+        assert candidate["share"] or candidate["weights"][2] == 0
+    # a candidate that leans on the memory, as a user overriding the choice might
+    spread = next(c for c in record["candidates"] if c["smoothing"])
+    texts, labels = [t for t, _ in labelled], [c for _, c in labelled]
+    model.use_candidate({**spread, "weights": [0.0, 0.5, 0.5]}, texts, labels)
+    assert model.members == ["prototypes", "linear", "memory"]
+    # a new product of a pool series: its code, and a word from nowhere
+    probe = [f"{codes[c][0]} qqqqqqq" for c in CLASSES]
+    prepared = model.prepare(probe)
+    votes = model._memory_scores(model._tfidf.transform(prepared), prepared)
+    assert votes.argmax(1).tolist() == [model.labels.index(c) for c in CLASSES]
+    # a remembered title does not vote for itself: alone of its series, it gets no vote
+    alone = model.prepare([pool[0]])
+    pool_votes = model._memory_scores(model._tfidf.transform(alone), alone)
+    assert np.ptp(pool_votes) > 0  # its series' other title still votes
+    path = model.save(tmp_path / "m")
+    loaded = load_model(path)
+    assert loaded.members == model.members
+    np.testing.assert_allclose(loaded.predict_proba(probe), model.predict_proba(probe), atol=1e-5)
+    manifest = json.loads((path / "manifest.json").read_text("utf-8"))
+    assert manifest["members"] == ["prototypes", "linear", "memory"]
+    # back to a candidate without pseudo-labels: no memory, none saved
+    none = next(c for c in record["candidates"] if not c["share"])
+    model.use_candidate(none, texts, labels)
+    assert "memory" not in model.members and model._memory is None
+    assert not fit(labelled, pool, pool_memory=False).self_training["pool_memory_offered"]
+
+
 def test_kinds_that_cannot_use_unlabelled_products_refuse_them(tmp_path):
     labelled, pool, _, _ = bridged_corpus()
     with pytest.raises(ConfigError, match="cannot learn from unlabelled"):

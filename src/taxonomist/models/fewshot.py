@@ -11,6 +11,9 @@ lets the examples move it:
 - linear: TF-IDF n-grams + a linear SVM on the examples (the words titles share).
 - names: the categories whose name the title spells out ("... freestanding fridge white"
   names Fridges; `taxonomist.name_match`), a cue the examples need not teach.
+- memory (with unlabelled products): the catalogue's products nearest on rare n-grams
+  (model numbers, series names) vote with their labels and pseudo-labels, as `knn` does
+  with training rows.
 
 The prior strength and the members' temperatures and weights are chosen by
 cross-validation on the labelled products themselves (out-of-fold scores, every example
@@ -35,6 +38,8 @@ from ..errors import ConfigError
 from .base import Model, Progress
 from .config import check_ngram_ranges, check_positive, config_from_dict
 from .ensemble import simplex_grid
+from .knn import unit_rows
+from .pool_memory import POWER, SMOOTHING, PoolMemory
 from .tfidf import TfidfFeatures
 
 
@@ -78,6 +83,18 @@ class FewShotConfig:
         "log_loss" (the rule until the fourteenth session). On product groups held out of
         the pool the log-loss kept labels-only prototypes in the mix that cost pricerunner
         accuracy (`benchmarks/mix_criterion.py`, docs/benchmarks.md).
+    pool_memory: with unlabelled products, a fourth member: the labelled and pseudo-labelled
+        products nearest a title on rare n-grams (found in at most `memory_max_df` of them)
+        vote with their labels, the `memory_k` nearest each (`knn.vote`). A new product of a
+        series the pool holds ("fab28rb1" beside the pool's "fab28lb1") takes its series'
+        label where the SVM's weight on a model-number n-gram is one among many.
+        Cross-validation weighs it (0 where it does not help).
+    group_folds: with unlabelled products, each fold of the self-training cross-validation
+        leaves the pool products of its held-out rows' product groups (the same title, a
+        shared rare model number; `taxonomist.product_groups`) out of its pseudo-labels and
+        memory, so the members are scored on products they hold no copy of, as new
+        products meet them: a memory that remembers a held-out title's copy would look
+        right for it.
     """
 
     encoder: str = "minilm"
@@ -100,6 +117,10 @@ class FewShotConfig:
     shift_pseudo_labels: bool = True
     name_anchors: bool = True
     mix_criterion: str = "brier"
+    pool_memory: bool = True
+    memory_max_df: float = 0.002
+    memory_k: int = 10
+    group_folds: bool = True
 
     def __post_init__(self) -> None:
         if not self.priors or any(p < 0 for p in self.priors):
@@ -112,7 +133,9 @@ class FewShotConfig:
                 f"fewshot.self_training_shares must be in (0, 1], got {self.self_training_shares}"
             )
         check_positive("fewshot", max_unlabelled=self.max_unlabelled)
-        check_positive("fewshot", pool_neighbours=self.pool_neighbours)
+        check_positive("fewshot", pool_neighbours=self.pool_neighbours, memory_k=self.memory_k)
+        if not 0 < self.memory_max_df <= 1:
+            raise ConfigError(f"fewshot.memory_max_df must be in (0, 1], got {self.memory_max_df}")
         if not 0 <= self.pseudo_label_power <= 16:
             raise ConfigError(
                 f"fewshot.pseudo_label_power must be in [0, 16], got {self.pseudo_label_power}"
@@ -200,8 +223,11 @@ class FewShotModel(Model):
         self._coef: np.ndarray | None = None
         self._intercept: np.ndarray | None = None
         self.prior: float = 1.0
+        self.members = ["prototypes", "linear"]  # what `weights` weigh, in order
         self.member_temperatures = np.ones(2)
         self.weights = np.array([0.5, 0.5])
+        self._teacher_members = list(self.members)  # the labels-only model's
+        self._memory: PoolMemory | None = None  # the pool's (`pool_memory`)
         # self-training: the share of pseudo-labels used (0: none), what cross-validation
         # measured, the labels-only members' mix that pseudo-labels, and the pool (in memory
         # only, for a refit)
@@ -311,13 +337,34 @@ class FewShotModel(Model):
             np.concatenate([np.ones(len(y)), weights]),
         )
 
-    def _member_scores(self, texts: list[str], emb: np.ndarray) -> list[np.ndarray]:
-        assert self._prototypes is not None and self._tfidf is not None and self._coef is not None
-        linear = np.asarray(self._tfidf.transform(texts) @ self._coef.T) + self._intercept
-        scores = [emb @ self._prototypes.T, linear]
-        if len(self.weights) == 3:  # the names member (models saved before it have two)
-            scores.append(self.named(texts))
-        return scores
+    def _member_scores(
+        self, texts: list[str], emb: np.ndarray, members: list[str] | None = None
+    ) -> list[np.ndarray]:
+        """Each member's scores (of `members`, default `self.members`), in that order."""
+        prototypes, coef = self._prototypes, self._coef
+        assert prototypes is not None and self._tfidf is not None and coef is not None
+        x = self._tfidf.transform(texts)
+        scores = {
+            "prototypes": lambda: emb @ prototypes.T,
+            "linear": lambda: np.asarray(x @ coef.T) + self._intercept,
+            "names": lambda: self.named(texts),
+            "memory": lambda: self._memory_scores(x, texts),
+        }
+        return [scores[m]() for m in (self.members if members is None else members)]
+
+    def _memory_scores(self, x, texts: list[str]) -> np.ndarray:
+        """The pool memory's log-votes for `texts` (TF-IDF rows `x`; `pool_memory`)."""
+        assert self._memory is not None
+        return self._memory.scores(x, texts, len(self.labels), self.config.memory_k)
+
+    def memory_columns(self, x) -> np.ndarray:
+        """The rare n-grams of the labelled and pool rows `x` that the memory compares on:
+        chosen over the whole pool, whichever of it is pseudo-labelled, so that every
+        candidate is scored on the same n-grams. At least those in two rows: the n-grams
+        (`min_df=2`) are all in two or more."""
+        from .knn import rare_columns
+
+        return rare_columns(x, max(self.config.memory_max_df, 2 / max(1, x.shape[0])))
 
     # -- fitting --------------------------------------------------------------------------
     def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None, unlabelled=None):
@@ -394,6 +441,8 @@ class FewShotModel(Model):
         self.prior = min(scored, key=lambda p: scored[p][0])
         t_linear = fit_temperature(oof_linear, y)
         self.member_temperatures = np.array([scored[self.prior][1], t_linear])
+        self.members = ["prototypes", "linear"]
+        self._memory = None
         members = [
             log_softmax(oof_proto[self.prior], self.member_temperatures[0]),
             log_softmax(oof_linear, t_linear),
@@ -405,6 +454,8 @@ class FewShotModel(Model):
             t_named = fit_temperature(named, y)
             self.member_temperatures = np.append(self.member_temperatures, t_named)
             members.append(log_softmax(named, t_named))
+            self.members.append("names")
+        self._teacher_members = list(self.members)
         self.weights = pool_weights(members, y, cfg.weight_step)
         pooled = sum(w * m for w, m in zip(self.weights, members))
         cv_accuracy = float((np.asarray(pooled).argmax(1) == y).mean())
@@ -454,6 +505,7 @@ class FewShotModel(Model):
         the members' mix. `labels_only_logp`: the labels-only mix, out of fold. Returns the
         history figures and the pool's member scores under the labels-only model fitted on
         every label (what pseudo-labels the pool)."""
+        from .knn import vote
         from .selftrain import (
             best_candidate,
             catalogue_prior,
@@ -471,7 +523,7 @@ class FewShotModel(Model):
             pool = [pool[i] for i in sorted(rng.choice(len(pool), cfg.max_unlabelled, False))]
         self._unlabelled = pool
         pool_emb = self.embed(pool)
-        pool_scores = self._member_scores(pool, pool_emb)
+        pool_scores = self._member_scores(pool, pool_emb, self._teacher_members)
         pool_named = pool_scores[2:]  # the names need no fitting: the same in every fold
         anchors = self._name_anchors(pool_scores)
         # one vocabulary over labelled and unlabelled titles (no labels involved), so each
@@ -538,8 +590,19 @@ class FewShotModel(Model):
         ]
         oof = {k: np.zeros((len(y), len(self.labels))) for k in keys}
         used = {k: 0 for k in keys}
+        groups = self._groups(texts, pool) if cfg.group_folds else None
+        held_out = 0
+        memory = self._memory_folds(x) if cfg.pool_memory else None
+        oof_memory = {k: np.zeros((len(y), len(self.labels))) for k in keys}
         for step, (f, (tfidf, coef, intercept)) in enumerate(sorted(fold_linear.items())):
             test, train = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
+            # the pool's copies of the fold's held-out products (`group_folds`)
+            copies = None if groups is None else np.isin(groups[1], groups[0][test])
+            held_out += 0 if copies is None else int(copies.sum())
+            if memory is not None:
+                sims = (memory[test] @ memory.T).tocsr()  # held-out rows by every row
+                remembered = np.full(memory.shape[0], -1, dtype=np.int32)
+                remembered[train] = y[train]
             protos = self._class_prototypes(emb[train], y[train], names, self.prior)
             linear = np.asarray(tfidf.transform(pool) @ coef.T) + intercept
             for a, u in [(a, u) for u in teachers for a in smoothings]:
@@ -554,7 +617,15 @@ class FewShotModel(Model):
                 )
                 for key in [k for k in keys if k[1:] == (a, u)]:
                     chosen = select_confident(pred, confidence, key[0])
+                    if copies is not None:
+                        chosen = chosen[~copies[chosen]]
                     used[key] += len(chosen)
+                    if memory is not None:
+                        labels = remembered.copy()
+                        labels[len(y) + chosen] = pred[chosen]
+                        oof_memory[key][test] = vote(
+                            sims, labels, len(self.labels), cfg.memory_k, POWER, SMOOTHING
+                        )
                     c, b = self._fit_svc_with_pseudo_labels(
                         x_labelled[train], y[train], x_pool[chosen], pred[chosen],
                         confidence[chosen],
@@ -576,7 +647,11 @@ class FewShotModel(Model):
                     strength * shift,
                     fixed=fixed,
                     criterion=cfg.mix_criterion,
+                    # the memory remembers the pseudo-labels: none, no memory (a weight 0)
+                    memory_oof=oof_memory[(s, a, u)] if memory is not None and s else None,
                 )
+                if memory is not None and not s:
+                    candidates[(s, a, u, strength)]["weights"].append(0.0)
         # as ensemble selection does (`crossval`): pseudo-labels or a shift are taken only if
         # they make no more out-of-fold errors than the labels alone (zh-retail at 20 a
         # category: 30% pseudo-labels cut the log-loss 2.82 -> 2.18 while accuracy fell
@@ -609,6 +684,10 @@ class FewShotModel(Model):
             "errors than the labels alone"
             + (", rows weighted to the catalogue's class mix" if trusted else ""),
             "mix_criterion": cfg.mix_criterion,
+            "group_folds": bool(cfg.group_folds),
+            "mean_pool_copies_left_out_per_fold": held_out / max(1, len(fold_linear)),
+            "pool_memory_offered": memory is not None,
+            "pool_memory": False,
             "candidates": [
                 {
                     "share": s,
@@ -620,6 +699,7 @@ class FewShotModel(Model):
                     "cv_accuracy": c["cv_accuracy"],
                     "cv_accuracy_unweighted": c["cv_accuracy_unweighted"],
                     "linear_temperature": c["linear_temperature"],
+                    "memory_temperature": c["memory_temperature"],
                     "weights": c["weights"],
                     **(
                         {"mean_pseudo_labels_per_fold": used[(s, a, u)] / len(fold_linear)}
@@ -632,9 +712,7 @@ class FewShotModel(Model):
         }
         self._pool_features = (features, x_labelled, x_pool, pool_emb)
         chosen = candidates[best]
-        self.member_temperatures = self.member_temperatures.copy()
-        self.member_temperatures[1] = chosen["linear_temperature"]
-        self.weights = np.array(chosen["weights"])
+        self._use_mix(chosen, self.self_training_share)
         figures = {
             "self_training_share": self.self_training_share,
             "pool_smoothing": self.pool_smoothing,
@@ -646,16 +724,55 @@ class FewShotModel(Model):
         }
         return figures, pool_scores
 
+    def _use_mix(self, candidate: dict[str, Any], share: float) -> None:
+        """The members, temperatures and weights of a self-training `candidate` (its
+        `score_candidate` figures; `share` of pseudo-labels). The memory is a member when
+        it was offered and weighs something."""
+        temperatures, _ = self._labels_only_mix  # type: ignore[misc]
+        members = list(self._teacher_members)
+        temperatures = np.array(temperatures, dtype=np.float64)
+        temperatures[1] = float(candidate["linear_temperature"])
+        weights = [float(w) for w in candidate["weights"]]
+        if len(weights) > len(members):  # the memory was offered: its weight comes last
+            if weights[-1] > 0 and share:
+                members.append("memory")
+                temperatures = np.append(temperatures, float(candidate["memory_temperature"]))
+            else:
+                weights = weights[:-1]
+        self.members, self.member_temperatures = members, temperatures
+        self.weights = np.array(weights, dtype=np.float64)
+        if "memory" not in members:
+            self._memory = None
+        if self.self_training is not None:
+            self.self_training["pool_memory"] = "memory" in members
+
+    def _memory_folds(self, x):
+        """The labelled and pool rows `x` on the memory's n-grams (`memory_columns`), unit
+        rows, for cross-validation; None when no n-gram is rare enough."""
+        keep = self.memory_columns(x)
+        return unit_rows(x[:, keep]).tocsr() if len(keep) else None
+
+    @staticmethod
+    def _groups(texts: list[str], pool: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(product group per labelled title, per pool title), over both together."""
+        from ..product_groups import product_groups
+
+        groups = product_groups(list(texts) + list(pool))
+        return groups[: len(texts)], groups[len(texts) :]
+
     def _name_anchors(self, pool_scores: list[np.ndarray]) -> np.ndarray | None:
         """The names member's rows of `pool_scores` (`_member_scores`), which spreading
         starts from where the members agree (`selftrain.anchor_agreed_names`); None when
         the names are not a member or `name_anchors` is off."""
-        return pool_scores[2] if len(pool_scores) == 3 and self.config.name_anchors else None
+        if "names" not in self._teacher_members or not self.config.name_anchors:
+            return None
+        return pool_scores[self._teacher_members.index("names")]
 
     def _anchors_used(self) -> bool:
         """Whether the chosen pseudo-labels were spread from agreed names (raw shares are
         not spread, so anchors do not touch them)."""
-        return bool(self.config.name_anchors and len(self.weights) == 3 and self.pool_smoothing)
+        names = "names" in self._teacher_members
+        return bool(self.config.name_anchors and names and self.pool_smoothing)
 
     def _apply_self_training(self, texts, y, pool_scores=None) -> None:
         """Pseudo-label the pool with the labels-only members fitted on every label (their
@@ -667,7 +784,7 @@ class FewShotModel(Model):
         temperatures, weights = self._labels_only_mix  # type: ignore[misc]
         assert self._unlabelled is not None
         if pool_scores is None:
-            pool_scores = self._member_scores(self._unlabelled, pool_emb)
+            pool_scores = self._member_scores(self._unlabelled, pool_emb, self._teacher_members)
         pred, confidence = pseudo_labels(
             pool_scores,
             temperatures,
@@ -682,6 +799,13 @@ class FewShotModel(Model):
             x_labelled, y, x_pool[chosen], pred[chosen], confidence[chosen]
         )
         self._tfidf = features
+        if "memory" in self.members:
+            from scipy.sparse import vstack
+
+            keep = self.memory_columns(vstack([x_labelled, x_pool]).tocsr())
+            rows = vstack([x_labelled, x_pool[chosen]]).tocsr()
+            titles = list(texts) + [self._unlabelled[i] for i in chosen]
+            self._memory = PoolMemory.build(keep, rows, np.concatenate([y, pred[chosen]]), titles)
         assert self.self_training is not None
         self.self_training["pseudo_labels"] = int(len(chosen))
 
@@ -706,9 +830,7 @@ class FewShotModel(Model):
         self.prior_shift = float(candidate["prior_shift"])
         self._teacher_bias = self._class_shift if candidate["pseudo_labels_shifted"] else None
         self._bias = (self.prior_shift * self._class_shift).astype(np.float32)
-        self.member_temperatures = self.member_temperatures.copy()
-        self.member_temperatures[1] = float(candidate["linear_temperature"])
-        self.weights = np.array(candidate["weights"], dtype=np.float64)
+        self._use_mix(candidate, self.self_training_share)
         assert self.self_training is not None
         self.self_training.update(
             share=self.self_training_share,
@@ -750,6 +872,7 @@ class FewShotModel(Model):
             "encoder_files": sorted(self.encoder.files()),
             "prior": self.prior,
             "member_temperatures": [float(t) for t in self.member_temperatures],
+            "members": list(self.members),
             "weights": [float(w) for w in self.weights],
             "self_training": self.self_training,
         }
@@ -774,6 +897,7 @@ class FewShotModel(Model):
                     self._bias if self._bias is not None else np.zeros(len(self.labels)),
                     dtype=np.float32,
                 ),
+                **(self._memory.tensors() if self._memory and "memory" in self.members else {}),
             },
             str(directory / "fewshot.safetensors"),
         )
@@ -794,6 +918,12 @@ class FewShotModel(Model):
         self.prior = float(manifest["prior"])
         self.member_temperatures = np.array(manifest["member_temperatures"])
         self.weights = np.array(manifest["weights"])
+        # models saved before the list: prototypes, linear and (a third weight) names
+        default = ["prototypes", "linear", "names"][: len(self.weights)]
+        self.members = list(manifest.get("members", default))
+        self._teacher_members = [m for m in self.members if m != "memory"]
+        if "memory" in self.members:
+            self._memory = PoolMemory.from_tensors(tensors)
         self.self_training = manifest.get("self_training")
         self.self_training_share = float((self.self_training or {}).get("share", 0.0))
         self.pool_smoothing = float((self.self_training or {}).get("smoothing", 0.0))

@@ -49,6 +49,12 @@ less than one they agree on. Chosen on training rows held out of the pool, at 10
 pricerunner's spread labels (USE) went 0.917 -> 0.930 on them, on fashion's 0.899 -> 0.921;
 MiniLM-read pricerunner's moved half a point, zh-retail's (where no pseudo-labels are
 chosen) within a point either way.
+
+The SVM gives a model-number n-gram one weight among many; the pseudo-labelled pool also
+serves as a memory (`pool_memory`), its products nearest a title on rare n-grams voting as
+`knn` votes, a member `score_candidate` weighs with the others. Its out-of-fold votes come
+from the fold's own pseudo-labels, with the pool's copies of the fold's held-out products
+left out (`FewShotConfig.group_folds`), so it is weighed as new products meet it.
 """
 
 from __future__ import annotations
@@ -175,22 +181,30 @@ def score_candidate(
     bias: np.ndarray,
     fixed: tuple[np.ndarray, float] | None = None,
     criterion: str = "brier",
+    memory_oof: np.ndarray | None = None,
 ) -> dict[str, float | list[float]]:
-    """Out-of-fold figures of the prototypes pooled with a linear member plus a class `bias`
-    (log prior shift): the linear member's temperature, and the pooling weights that give
-    the lowest `criterion` ("brier" or "log_loss") with each row weighted by `row_weights`
-    (the catalogue's class mix over the labelled sample's). `fixed`: a member kept at the
-    weight the labels chose (its weighted log-probabilities, that weight); the other two
-    share the rest."""
+    """Out-of-fold figures of the prototypes pooled with a linear member (and the pool's
+    memory, `memory_oof`, when given) plus a class `bias` (log prior shift): the linear
+    member's and the memory's temperatures, and the pooling weights that give the lowest
+    `criterion` ("brier" or "log_loss") with each row weighted by `row_weights` (the
+    catalogue's class mix over the labelled sample's). `fixed`: a member kept at the weight
+    the labels chose (its weighted log-probabilities, that weight); the others share the
+    rest. Weights come in the order prototypes, linear, the fixed member, memory."""
+    from .ensemble import simplex_grid
+
     t_linear = fit_temperature(linear_oof, y)
     members = [prototype_logp, log_softmax(linear_oof, t_linear)]
+    t_memory = 1.0
+    if memory_oof is not None:
+        t_memory = fit_temperature(memory_oof, y)
+        members.append(log_softmax(memory_oof, t_memory))
     rows = np.arange(len(y))
     norm = row_weights / row_weights.sum()
     extra, kept = (0.0, 0.0) if fixed is None else fixed
     free = 1.0 - kept
-    grid: list[tuple[dict[str, float], np.ndarray]] = []  # (figures, pooled) per weight
-    for w in np.linspace(0, 1, int(round(1 / step)) + 1):
-        pooled = log_softmax(free * (w * members[0] + (1 - w) * members[1]) + extra + bias)
+    grid: list[tuple[dict[str, float], np.ndarray, np.ndarray]] = []  # (figures, pooled, w)
+    for w in simplex_grid(len(members), step):
+        pooled = log_softmax(free * sum(wi * m for wi, m in zip(w, members)) + extra + bias)
         # the Brier score, bounded where log-loss is not: one labelled row the candidate is
         # sure is wrong (a mislabelled example) cannot outweigh the rest
         probs = np.exp(pooled)
@@ -199,19 +213,24 @@ def score_candidate(
             "log_loss": float(-(norm * pooled[rows, y]).sum()),
             "brier": float((norm * (probs**2).sum(1)).sum()),
             "wrong": float((norm * (pooled.argmax(1) != y)).sum()),
-            "w": float(w),
         }
-        grid.append((figures, pooled))
-    # as `fewshot.pool_weights`: no mix that makes more errors than either end of the grid
-    ceiling = min(grid[0][0]["wrong"], grid[-1][0]["wrong"]) + 1e-12
-    best, pooled = min((g for g in grid if g[0]["wrong"] <= ceiling), key=lambda g: g[0][criterion])
-    w = best["w"]
+        grid.append((figures, pooled, w))
+    # as `fewshot.pool_weights`: no mix that makes more errors than every member alone
+    # (with two members, than either end of the grid)
+    ceiling = min(g[0]["wrong"] for g in grid if g[2].max() == 1.0) + 1e-12
+    best, pooled, w = min(
+        (g for g in grid if g[0]["wrong"] <= ceiling), key=lambda g: g[0][criterion]
+    )
     right = pooled.argmax(1) == y
+    weights = [free * float(w[0]), free * float(w[1])]
+    weights += [kept] if fixed is not None else []
+    weights += [free * float(w[2])] if memory_oof is not None else []
     return {
         "cv_log_loss": best["log_loss"],
         "cv_brier": best["brier"],
         "cv_accuracy": float((norm * right).sum()),
         "cv_accuracy_unweighted": float(right.mean()),
         "linear_temperature": float(t_linear),
-        "weights": [free * w, free * (1 - w)] + ([kept] if fixed is not None else []),
+        "memory_temperature": float(t_memory),
+        "weights": weights,
     }
