@@ -351,20 +351,31 @@ def test_the_pools_memory_votes_with_its_series_and_is_saved(tmp_path):
     prepared = model.prepare(probe)
     votes = model._memory_scores(model._tfidf.transform(prepared), prepared)
     assert votes.argmax(1).tolist() == [model.labels.index(c) for c in CLASSES]
-    # a remembered title does not vote for itself: alone of its series, it gets no vote
-    alone = model.prepare([pool[0]])
-    pool_votes = model._memory_scores(model._tfidf.transform(alone), alone)
-    assert np.ptp(pool_votes) > 0  # its series' other title still votes
+    # a pool title: not its own vote but its series' other title's (`test_pool_memory`)
+    own = model.prepare([pool[0]])
+    own_votes = model._memory_scores(model._tfidf.transform(own), own)
+    assert own_votes.argmax(1).tolist() == [model.labels.index(CLASSES[0])]
     path = model.save(tmp_path / "m")
     loaded = load_model(path)
     assert loaded.members == model.members
     np.testing.assert_allclose(loaded.predict_proba(probe), model.predict_proba(probe), atol=1e-5)
     manifest = json.loads((path / "manifest.json").read_text("utf-8"))
     assert manifest["members"] == ["prototypes", "linear", "memory"]
+    # refitted on every label in this process: the memory is rebuilt with the student
+    model.refit_full(texts, labels)
+    assert model.members[-1] == "memory" and model._memory is not None
+    # a loaded model has no pool to rebuild it from: the others take its weight
+    loaded.refit_full(texts, labels)
+    assert loaded.members == ["prototypes", "linear"] and loaded._memory is None
+    assert loaded.weights.sum() == pytest.approx(1.0)
     # back to a candidate without pseudo-labels: no memory, none saved
     none = next(c for c in record["candidates"] if not c["share"])
     model.use_candidate(none, texts, labels)
     assert "memory" not in model.members and model._memory is None
+    from safetensors.numpy import load_file
+
+    saved = load_file(str(model.save(tmp_path / "none") / "fewshot.safetensors"))
+    assert not [name for name in saved if name.startswith("memory")]
     assert not fit(labelled, pool, pool_memory=False).self_training["pool_memory_offered"]
 
 

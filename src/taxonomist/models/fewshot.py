@@ -364,7 +364,7 @@ class FewShotModel(Model):
         (`min_df=2`) are all in two or more."""
         from .knn import rare_columns
 
-        return rare_columns(x, max(self.config.memory_max_df, 2 / max(1, x.shape[0])))
+        return rare_columns(x, self.config.memory_max_df, at_least=2)
 
     # -- fitting --------------------------------------------------------------------------
     def _fit(self, texts, y, valid_texts, valid_y, progress: Progress | None, unlabelled=None):
@@ -603,6 +603,8 @@ class FewShotModel(Model):
                 sims = (memory[test] @ memory.T).tocsr()  # held-out rows by every row
                 remembered = np.full(memory.shape[0], -1, dtype=np.int32)
                 remembered[train] = y[train]
+                if groups is not None:  # nor the labelled copies of the held-out products
+                    remembered[train[np.isin(groups[0][train], groups[0][test])]] = -1
             protos = self._class_prototypes(emb[train], y[train], names, self.prior)
             linear = np.asarray(tfidf.transform(pool) @ coef.T) + intercept
             for a, u in [(a, u) for u in teachers for a in smoothings]:
@@ -734,17 +736,30 @@ class FewShotModel(Model):
         temperatures[1] = float(candidate["linear_temperature"])
         weights = [float(w) for w in candidate["weights"]]
         if len(weights) > len(members):  # the memory was offered: its weight comes last
-            if weights[-1] > 0 and share:
-                members.append("memory")
-                temperatures = np.append(temperatures, float(candidate["memory_temperature"]))
-            else:
-                weights = weights[:-1]
+            members.append("memory")
+            temperatures = np.append(temperatures, float(candidate["memory_temperature"]))
         self.members, self.member_temperatures = members, temperatures
         self.weights = np.array(weights, dtype=np.float64)
-        if "memory" not in members:
-            self._memory = None
+        # no pseudo-labels, nothing to remember (cross-validation gives it 0 there)
+        if "memory" not in members or not (weights[-1] > 0 and share):
+            self._drop_memory()
+        elif self.self_training is not None:
+            self.self_training["pool_memory"] = True
+
+    def _drop_memory(self) -> None:
+        """No memory member: its weight, if any, shared by the others in proportion (when
+        no n-gram is rare enough to compare on, or no pool is left to rebuild it from)."""
+        if "memory" in self.members:
+            i = self.members.index("memory")
+            dropped = self.weights[i]
+            self.weights = np.delete(self.weights, i)
+            if dropped > 0 and self.weights.sum() > 0:
+                self.weights = self.weights / self.weights.sum()
+            self.member_temperatures = np.delete(self.member_temperatures, i)
+            self.members = [m for m in self.members if m != "memory"]
+        self._memory = None
         if self.self_training is not None:
-            self.self_training["pool_memory"] = "memory" in members
+            self.self_training["pool_memory"] = False
 
     def _memory_folds(self, x):
         """The labelled and pool rows `x` on the memory's n-grams (`memory_columns`), unit
@@ -757,7 +772,9 @@ class FewShotModel(Model):
         """(product group per labelled title, per pool title), over both together."""
         from ..product_groups import product_groups
 
-        groups = product_groups(list(texts) + list(pool))
+        titles = list(texts) + list(pool)
+        # a token in 30 of 300 titles is no model number: a small catalogue joins by fewer
+        groups = product_groups(titles, max_titles=min(30, max(2, len(titles) // 100)))
         return groups[: len(texts)], groups[len(texts) :]
 
     def _name_anchors(self, pool_scores: list[np.ndarray]) -> np.ndarray | None:
@@ -803,9 +820,13 @@ class FewShotModel(Model):
             from scipy.sparse import vstack
 
             keep = self.memory_columns(vstack([x_labelled, x_pool]).tocsr())
-            rows = vstack([x_labelled, x_pool[chosen]]).tocsr()
-            titles = list(texts) + [self._unlabelled[i] for i in chosen]
-            self._memory = PoolMemory.build(keep, rows, np.concatenate([y, pred[chosen]]), titles)
+            if not len(keep):  # a refit on other rows can leave no n-gram rare enough
+                self._drop_memory()
+            else:
+                rows = vstack([x_labelled, x_pool[chosen]]).tocsr()
+                titles = list(texts) + [self._unlabelled[i] for i in chosen]
+                labels = np.concatenate([y, pred[chosen]])
+                self._memory = PoolMemory.build(keep, rows, labels, titles)
         assert self.self_training is not None
         self.self_training["pseudo_labels"] = int(len(chosen))
 
@@ -856,6 +877,8 @@ class FewShotModel(Model):
             pool_emb = self._pool_features[3]
             self._pool_features = (features, x[: len(texts)], x[len(texts) :], pool_emb)
             self._apply_self_training(texts, y)
+        else:  # no pool in this process (a loaded model): the memory cannot follow the refit
+            self._drop_memory()
 
     def _logits(self, texts):
         scores = self._member_scores(texts, self.embed(texts))
@@ -883,6 +906,7 @@ class FewShotModel(Model):
         from safetensors.numpy import save_file
 
         assert self._tfidf is not None and self._prototypes is not None
+        assert ("memory" in self.members) == (self._memory is not None), "memory out of step"
         for name, source in self.encoder.files().items():
             shutil.copyfile(source, directory / name)
         vocab = json.dumps(self._tfidf.vocabulary(), ensure_ascii=False)
@@ -897,7 +921,7 @@ class FewShotModel(Model):
                     self._bias if self._bias is not None else np.zeros(len(self.labels)),
                     dtype=np.float32,
                 ),
-                **(self._memory.tensors() if self._memory and "memory" in self.members else {}),
+                **(self._memory.tensors() if self._memory is not None else {}),
             },
             str(directory / "fewshot.safetensors"),
         )

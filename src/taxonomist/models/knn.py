@@ -69,11 +69,11 @@ def unit_rows(matrix):
     return normalize(matrix, copy=False).astype(np.float32)
 
 
-def rare_columns(features, max_df: float) -> np.ndarray:
-    """The columns of `features` (rows: products) non-zero in at most `max_df` of the rows
-    (and at least in one row's worth: a tiny catalogue keeps its n-grams)."""
+def rare_columns(features, max_df: float, at_least: int = 1) -> np.ndarray:
+    """The columns of `features` (rows: products) non-zero in at most `max_df` of the rows,
+    or in `at_least` rows where that is more (a tiny catalogue keeps its n-grams)."""
     rows_with = np.bincount(features.indices, minlength=features.shape[1])
-    most = max(1, int(max_df * features.shape[0]))
+    most = max(at_least, int(max_df * features.shape[0]))
     return np.flatnonzero(rows_with <= most).astype(np.int32)
 
 
