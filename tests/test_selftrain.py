@@ -216,6 +216,25 @@ def test_the_mix_is_chosen_by_the_criterion_asked_for():
     assert score_candidate(*args) == by_brier  # the default
 
 
+def test_a_candidates_mix_keeps_to_the_labels_only_accuracy_where_it_can():
+    # two noisy members on 30 rows, where the lowest-Brier mix is not the most accurate
+    rng = np.random.default_rng(1)
+    y = rng.integers(3, size=30)
+    student = rng.normal(size=(30, 3)) * 1.5 + 1.5 * np.eye(3)[y]
+    prototypes = rng.normal(size=(30, 3)) * 0.7 + np.eye(3)[y]
+    prototypes -= np.log(np.exp(prototypes).sum(1, keepdims=True))
+    args = (prototypes, student, y, 0.1, np.ones(len(y)), np.zeros(3))
+    free = score_candidate(*args)
+    accuracies = {
+        score_candidate(*args, floor=f)["cv_accuracy"] for f in np.linspace(0, 1, 31)
+    }
+    most = max(accuracies)
+    assert most > free["cv_accuracy"]  # a mix more accurate than the lowest-Brier one
+    held = score_candidate(*args, floor=most)
+    assert held["cv_accuracy"] >= most and held["cv_brier"] > free["cv_brier"]
+    assert score_candidate(*args, floor=2.0) == free  # out of reach: as without a floor
+
+
 def test_smoothed_pseudo_labels_follow_the_pools_neighbours():
     from scipy import sparse
 

@@ -636,7 +636,8 @@ class FewShotModel(Model):
             if progress:
                 progress("self-training cross-validation", step + 1, len(fold_linear))
         fixed = None if names_logp is None else (weights[2] * names_logp, float(weights[2]))
-        candidates = {}
+        candidates: dict[tuple[float, float, float, float], dict[str, Any]] = {}
+        floor = None  # the labels-only model's out-of-fold accuracy, once scored
         for s, a, u in [(0.0, 0.0, 0.0), *keys]:
             linear_oof = oof_linear if s == 0 else oof[(s, a, u)]
             for strength in sorted(set(cfg.prior_shifts)) if trusted else [0.0]:
@@ -651,9 +652,12 @@ class FewShotModel(Model):
                     criterion=cfg.mix_criterion,
                     # the memory remembers the pseudo-labels: none, no memory (a weight 0)
                     memory_oof=oof_memory[(s, a, u)] if memory is not None and s else None,
+                    floor=floor,
                 )
                 if memory is not None and not s:
                     candidates[(s, a, u, strength)]["weights"].append(0.0)
+                if floor is None:
+                    floor = float(candidates[(s, a, u, strength)]["cv_accuracy"])
         # as ensemble selection does (`crossval`): pseudo-labels or a shift are taken only if
         # they make no more out-of-fold errors than the labels alone (zh-retail at 20 a
         # category: 30% pseudo-labels cut the log-loss 2.82 -> 2.18 while accuracy fell
