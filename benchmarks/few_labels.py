@@ -75,6 +75,7 @@ def accuracy(pred, gold) -> float:
 
 def main() -> int:
     from taxonomist.encoders import EmbeddingCache, EncoderSet, build_cached_encoder
+    from taxonomist.languages import CHINESE_FEWSHOT
     from taxonomist.models import model_class
     from taxonomist.taxonomy import Taxonomy
     from taxonomist.zeroshot import ZeroShotClassifier
@@ -104,8 +105,9 @@ def main() -> int:
         overrides: dict = {"encoder": encoder_name}
         if args.priors:
             overrides["priors"] = tuple(float(p) for p in args.priors.split(","))
-        if chinese:
+        if chinese:  # as the language plan sets a Chinese catalogue's `fewshot`
             overrides["cjk_char_ngrams"] = (1, 3)
+            overrides.update(CHINESE_FEWSHOT)
         gold = test.category.tolist()
         texts = test.title.tolist()
         print(f"{dataset}: {len(train)} train rows, {len(test)} test rows", flush=True)

@@ -45,6 +45,12 @@ def test_resolve_kind_adapts_members_and_keeps_user_choices():
     assert members["head"]["encoder"] == "use"
     # fewshot starts from name prototypes, as zero-shot does, and keeps E5
     assert plan.adapt("fewshot", {})["encoder"] == "e5"
+    # and, for a mostly Chinese catalogue, no pool memory or group folds (no model numbers)
+    fewshot = plan.adapt("fewshot", {})
+    assert fewshot["pool_memory"] is False and fewshot["group_folds"] is False
+    assert plan.adapt("fewshot", {"pool_memory": True})["pool_memory"] is True
+    assert "pool_memory" not in plan_for(["red shirt"]).adapt("fewshot", {})
+    assert plan.as_manifest()["fewshot"] == {"pool_memory": False, "group_folds": False}
     _, chosen = resolve_kind("balanced", None, {"encoder": "fake"}, plan)
     assert dict(chosen.members)["head"]["encoder"] == "fake"  # the user's encoder wins
     _, english = resolve_kind("fast", None, {}, plan_for(["red shirt"]))

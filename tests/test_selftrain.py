@@ -225,9 +225,7 @@ def test_a_candidates_mix_keeps_to_the_labels_only_accuracy_where_it_can():
     prototypes -= np.log(np.exp(prototypes).sum(1, keepdims=True))
     args = (prototypes, student, y, 0.1, np.ones(len(y)), np.zeros(3))
     free = score_candidate(*args)
-    accuracies = {
-        score_candidate(*args, floor=f)["cv_accuracy"] for f in np.linspace(0, 1, 31)
-    }
+    accuracies = {score_candidate(*args, floor=f)["cv_accuracy"] for f in np.linspace(0, 1, 31)}
     most = max(accuracies)
     assert most > free["cv_accuracy"]  # a mix more accurate than the lowest-Brier one
     held = score_candidate(*args, floor=most)

@@ -35,6 +35,13 @@ CHINESE_ENCODER = "use"
 # `fewshot` starts from category-name prototypes, as zero-shot does: it keeps E5, with which
 # its learning curve was measured
 CHINESE_FEWSHOT_ENCODER = "e5"
+# `fewshot`'s pool memory and group folds read model numbers: Latin letters and digits. A
+# Chinese title's rare character n-grams are no identifiers, and its product groups are
+# its exact copies. On zh-retail's group development rows (5 draws each at 5/10/20/50 a
+# category, `benchmarks/results/pool_memory-zh-retail-*.json`) the memory cost 3.6 / 0.65
+# / 0.10 / 0.14 points and the group folds 0.40 / 1.07 / 0.10 / 0.28: a mostly Chinese
+# catalogue goes without both
+CHINESE_FEWSHOT = {"pool_memory": False, "group_folds": False}
 ENGLISH_DEFAULTS = frozenset({"minilm", "minilm-int8", "default", "all-minilm-l6-v2"})
 
 
@@ -44,7 +51,7 @@ class LanguagePlan:
 
     `tfidf`: extra settings for the `linear` and `knn` members; `linear`/`knn`: settings for
     one of them only; `encoder`: the head's encoder replacing an English default, or None;
-    `fewshot_encoder`: the same for `fewshot`.
+    `fewshot_encoder`: the same for `fewshot`; `fewshot`: other settings for it.
     """
 
     shares: dict[str, float]
@@ -53,6 +60,7 @@ class LanguagePlan:
     knn: dict[str, Any] = field(default_factory=dict)
     encoder: str | None = None
     fewshot_encoder: str | None = None
+    fewshot: dict[str, Any] = field(default_factory=dict)
 
     def adapt(self, kind: str, config: dict[str, Any]) -> dict[str, Any]:
         """`config` (a member's preset settings) with this plan's choices for `kind`."""
@@ -60,6 +68,8 @@ class LanguagePlan:
         if kind in ("linear", "knn", "fewshot"):
             config.update(self.tfidf)
             config.update(self.linear if kind == "linear" else self.knn if kind == "knn" else {})
+        if kind == "fewshot":  # a setting the user chose stays
+            config = {**self.fewshot, **config}
         encoder = {"head": self.encoder, "fewshot": self.fewshot_encoder}.get(kind)
         if encoder:
             english = str(config.get("encoder", "minilm"))
@@ -75,6 +85,7 @@ class LanguagePlan:
             "knn": dict(self.knn),
             "head_encoder": self.encoder,
             "fewshot_encoder": self.fewshot_encoder,
+            "fewshot": dict(self.fewshot),
         }
 
 
@@ -102,4 +113,5 @@ def plan_for(texts: Sequence[ModelInput]) -> LanguagePlan:
         linear={"C": CHINESE_LINEAR_C} if chinese >= 0.5 else {},
         encoder=routed(CHINESE_ENCODER),
         fewshot_encoder=routed(CHINESE_FEWSHOT_ENCODER),
+        fewshot=dict(CHINESE_FEWSHOT) if chinese >= 0.5 else {},
     )
