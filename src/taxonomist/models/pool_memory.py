@@ -50,12 +50,12 @@ class PoolMemory:
         """Log-votes (titles, labels) of the `k` remembered products nearest each of
         `titles` (TF-IDF rows `x`), none of them a product with the same title."""
         sims = (unit_rows(x[:, self.keep]) @ self.remembered).tocsr()
+        keys = [title_key(t) for t in titles]
         same: dict[int, list[int]] = {}
-        wanted = {title_key(t) for t in titles}
-        for row in np.flatnonzero(np.isin(self.keys, list(wanted))):
+        for row in np.flatnonzero(np.isin(self.keys, keys)):
             same.setdefault(int(self.keys[row]), []).append(int(row))
-        for i, title in enumerate(titles):
-            rows = same.get(title_key(title))
+        for i, key in enumerate(keys):
+            rows = same.get(key)
             if rows:
                 lo, hi = sims.indptr[i], sims.indptr[i + 1]
                 sims.data[lo:hi][np.isin(sims.indices[lo:hi], rows)] = 0.0
